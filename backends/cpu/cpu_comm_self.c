@@ -1,0 +1,96 @@
+/* cpu_comm_self.c: the communicator layer for a world of one process.
+ *
+ * Linked when the build has no MPI. Every group has one member, so every
+ * collective is a copy or nothing: SUM, AVG and MAX over one rank are the
+ * identity, a gather or scatter of one block moves it from send to recv, and
+ * a broadcast from rank 0 to itself does nothing. Point-to-point traffic has
+ * no peer, which is a configuration error (pipeline stages > 1 without MPI),
+ * so send and recv stop the program with a message saying so.
+ * The interface is described in cpu_internal.h. */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* HAVE_BLAS and friends, when built by configure */
+#endif
+#include "cpu/cpu_internal.h"
+#include "core/error.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct mt_comm {
+    int color, key; /* as given to split (world: 0, 0); kept for messages */
+};
+
+static mt_comm *comm_new(int color, int key)
+{
+    mt_comm *c = malloc(sizeof *c);
+    if (!c) mt_die("cpu comm: out of memory allocating a communicator");
+    c->color = color;
+    c->key = key;
+    return c;
+}
+
+const char *mt_cpu_comm_kind(void) { return "self"; }
+
+mt_comm *mt_cpu_comm_world_create(void) { return comm_new(0, 0); }
+
+mt_comm *mt_cpu_comm_split(mt_comm *parent, int color, int key)
+{
+    MT_ASSERT(parent != NULL);
+    return comm_new(color, key);
+}
+
+void mt_cpu_comm_destroy(mt_comm *c) { free(c); }
+
+int mt_cpu_comm_rank(const mt_comm *c)
+{
+    (void)c;
+    return 0;
+}
+
+int mt_cpu_comm_size(const mt_comm *c)
+{
+    (void)c;
+    return 1;
+}
+
+void mt_cpu_comm_all_reduce(mt_comm *c, void *buf, size_t count, enum mt_dtype t,
+                            enum mt_redop op)
+{
+    /* SUM, AVG (divide by 1) and MAX of a single contribution: identity. */
+    (void)c, (void)buf, (void)count, (void)t, (void)op;
+}
+
+void mt_cpu_comm_all_gather(mt_comm *c, void *recv, const void *send, size_t count_per_rank,
+                            enum mt_dtype t)
+{
+    (void)c;
+    if (recv != send) memcpy(recv, send, count_per_rank * mt_dtype_size(t));
+}
+
+void mt_cpu_comm_reduce_scatter(mt_comm *c, void *recv, const void *send,
+                                size_t count_per_rank, enum mt_dtype t, enum mt_redop op)
+{
+    (void)c, (void)op;
+    if (recv != send) memcpy(recv, send, count_per_rank * mt_dtype_size(t));
+}
+
+void mt_cpu_comm_broadcast(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
+{
+    (void)c, (void)buf, (void)count, (void)t;
+    MT_ASSERT(root == 0);
+}
+
+void mt_cpu_comm_send(mt_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
+{
+    (void)c, (void)buf, (void)t;
+    mt_die("send of %zu elements to rank %d: this build has no MPI, so the world is one "
+           "process and there is no peer (rebuild with --with-mpi and run under mpiexec)",
+           count, peer);
+}
+
+void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
+{
+    (void)c, (void)buf, (void)t;
+    mt_die("recv of %zu elements from rank %d: this build has no MPI, so the world is one "
+           "process and there is no peer (rebuild with --with-mpi and run under mpiexec)",
+           count, peer);
+}

@@ -1,0 +1,169 @@
+/* bench_step.c: tokens/s of the training step (forward, backward, AdamW) on
+ * each backend, and the fraction of the sgemm limit the step reaches.
+ *
+ * The sgemm limit: every GEMM one step issues is recorded (shapes,
+ * transposes, strides, beta) and replayed alone on the same backend; the sum
+ * of those times is the step's GEMM time at the library's speed, and
+ * limit / step time is the fraction reached. Run through `make bench`:
+ *   ./bench/bench_step [--config teaching|124m|both] [--steps N] [--ref-steps N]
+ */
+#include "backend/backend.h"
+#include "core/io.h"
+#include "core/rng.h"
+#include "model/gpt.h"
+#include "optim/optimizer.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rec {
+    int n, cap;
+    struct mt_gemm_args *g;
+};
+
+static void record(void *user, const struct mt_gemm_args *g)
+{
+    struct rec *r = user;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        r->g = realloc(r->g, (size_t)r->cap * sizeof *r->g);
+    }
+    r->g[r->n++] = *g;
+}
+
+struct shape {
+    const char *name;
+    struct mt_gpt_config cfg;
+    int B, T;
+};
+
+static void random_batch(struct mt_rng *rng, int32_t *x, int n, int V)
+{
+    for (int i = 0; i < n; i++) x[i] = (int32_t)mt_rng_below(rng, (uint64_t)V);
+}
+
+/* Seconds per training step over `steps` steps (after one warm-up step). */
+static double time_steps(mt_backend *be, const struct shape *s, int steps, struct rec *rec)
+{
+    struct mt_gpt m;
+    mt_gpt_init(&m, &s->cfg, be, s->B, s->T);
+    mt_gpt_init_weights(&m, 1234);
+    struct mt_adamw o;
+    struct mt_adamw_config oc = {0.9f, 0.999f, 1e-8f, 0.01f, 1.0f};
+    mt_adamw_init(&o, &oc, be, &m.table);
+    int N = s->B * s->T;
+    int32_t *tok = malloc((size_t)N * sizeof *tok), *tgt = malloc((size_t)N * sizeof *tgt);
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 1, 9);
+    random_batch(&rng, tok, N, s->cfg.vocab_size);
+    random_batch(&rng, tgt, N, s->cfg.vocab_size);
+    double t = 0;
+    for (int i = 0; i <= steps; i++) {
+        if (i == 1) t = mt_now();
+        if (i == 0 && rec) mt_backend_set_gemm_hook(record, rec);
+        mt_gpt_forward(&m, tok, tgt, s->B, s->T);
+        mt_gpt_backward(&m, 1.0f);
+        mt_adamw_step(&o, m.params, m.grads, 1e-4f, 1.0f);
+        if (i == 0) mt_backend_set_gemm_hook(NULL, NULL);
+        mt_synchronize(be);
+    }
+    double per = steps > 0 ? (mt_now() - t) / steps : 0;
+    free(tok);
+    free(tgt);
+    mt_adamw_free(&o);
+    mt_gpt_free(&m);
+    return per;
+}
+
+/* Replays the recorded GEMMs on scratch buffers; returns seconds for one
+ * pass (best of `reps`) and the FLOPs. */
+static double replay(mt_backend *be, const struct rec *r, int reps, double *flops)
+{
+    size_t maxa = 0, maxb = 0, maxc = 0;
+    *flops = 0;
+    for (int i = 0; i < r->n; i++) {
+        const struct mt_gemm_args *g = &r->g[i];
+        size_t ra = g->ta == MT_TRANS_N ? (size_t)g->m : (size_t)g->k;
+        size_t rb = g->tb == MT_TRANS_N ? (size_t)g->k : (size_t)g->n;
+        size_t sa = (size_t)(g->batch - 1) * (size_t)g->stride_a + ra * (size_t)g->lda;
+        size_t sb = (size_t)(g->batch - 1) * (size_t)g->stride_b + rb * (size_t)g->ldb;
+        size_t sc = (size_t)(g->batch - 1) * (size_t)g->stride_c + (size_t)g->m * (size_t)g->ldc;
+        if (sa > maxa) maxa = sa;
+        if (sb > maxb) maxb = sb;
+        if (sc > maxc) maxc = sc;
+        *flops += 2.0 * g->m * (double)g->n * g->k * g->batch;
+    }
+    float *a = mt_alloc(be, maxa * 4), *b = mt_alloc(be, maxb * 4), *c = mt_alloc(be, maxc * 4);
+    float *h = malloc((maxa > maxb ? maxa : maxb) * 4);
+    for (size_t i = 0; i < (maxa > maxb ? maxa : maxb); i++) h[i] = 0.01f * (float)(i % 97);
+    mt_upload(be, a, h, maxa * 4);
+    mt_upload(be, b, h, maxb * 4);
+    mt_memset0(be, c, maxc * 4);
+    double best = 1e30;
+    for (int rep = 0; rep < reps; rep++) {
+        mt_synchronize(be);
+        double t = mt_now();
+        for (int i = 0; i < r->n; i++) {
+            struct mt_gemm_args g = r->g[i];
+            g.a = a;
+            g.b = b;
+            g.c = c;
+            mt_gemm(be, &g);
+        }
+        mt_synchronize(be);
+        double dt = mt_now() - t;
+        if (dt < best) best = dt;
+    }
+    mt_dealloc(be, a);
+    mt_dealloc(be, b);
+    mt_dealloc(be, c);
+    free(h);
+    return best;
+}
+
+static void run_shape(const struct shape *s, int steps, int ref_steps)
+{
+    char err[256];
+    mt_backend *cpu = mt_backend_init("cpu", err, sizeof err);
+    mt_backend *ref = mt_backend_init("cpu-ref", err, sizeof err);
+    const double tokens = (double)s->B * s->T;
+    struct rec rec = {0};
+    double t_cpu = time_steps(cpu, s, steps, &rec);
+    double flops;
+    double t_gemm = replay(cpu, &rec, 3, &flops);
+    printf("%-9s cpu      %9.1f tokens/s  (%.1f ms/step)\n", s->name, tokens / t_cpu, 1e3 * t_cpu);
+    printf("%-9s sgemm    %9.1f GFLOP/s over the step's %d GEMMs (%.1f GFLOP); limit %.1f tokens/s\n",
+           s->name, flops / t_gemm / 1e9, rec.n, flops / 1e9, tokens / t_gemm);
+    printf("%-9s fraction of the sgemm limit reached: %.1f%%\n", s->name, 100.0 * t_gemm / t_cpu);
+    if (ref_steps > 0) {
+        double t_ref = time_steps(ref, s, ref_steps, NULL);
+        printf("%-9s cpu-ref  %9.1f tokens/s  (%.1f ms/step)\n", s->name, tokens / t_ref, 1e3 * t_ref);
+        printf("%-9s speed-up cpu / cpu-ref: %.1fx\n", s->name, t_ref / t_cpu);
+    }
+    fflush(stdout);
+    free(rec.g);
+    mt_backend_free(cpu);
+    mt_backend_free(ref);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = "both";
+    int steps = 5, ref_steps = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ref-steps") && i + 1 < argc) ref_steps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--config teaching|124m|both] [--steps N] [--ref-steps N]\n", argv[0]);
+            return 2;
+        }
+    }
+    const char *ct = getenv("OPENBLAS_CORETYPE"), *omp = getenv("OMP_NUM_THREADS");
+    printf("bench_step: OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%s\n", ct ? ct : "(unset)", omp ? omp : "(unset)");
+    struct shape teaching = {"teaching", {4, 128, 4, 512, 64, 256, 256, 0.02f}, 12, 64};
+    struct shape gpt124m = {"124M", {12, 768, 12, 3072, 1024, 50257, 50304, 0.02f}, 4, 64};
+    if (!strcmp(config, "teaching") || !strcmp(config, "both")) run_shape(&teaching, steps * 4, ref_steps * 4);
+    if (!strcmp(config, "124m") || !strcmp(config, "both")) run_shape(&gpt124m, steps, ref_steps);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* main.c: the megatron-c program: subcommand dispatch. */
+#include "train/commands.h"
+#include <stdio.h>
+#include <string.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: megatron-c <command> [flags]\n"
+            "\n"
+            "commands:\n"
+            "  train      train a GPT (no flags: the teaching default on tiny Shakespeare)\n"
+            "  generate   continue a prompt with a trained checkpoint\n"
+            "  tokenize   print the token ids of standard input (--decode: the reverse)\n"
+            "  version    print the version\n"
+            "\n"
+            "'megatron-c <command> --help' lists the flags of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") == 0) return mt_cmd_train(argc, argv);
+    if (strcmp(cmd, "generate") == 0) return mt_cmd_generate(argc, argv);
+    if (strcmp(cmd, "tokenize") == 0) return mt_cmd_tokenize(argc, argv);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("megatron-c %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "megatron-c: error: unknown command '%s'\n  hint: run 'megatron-c --help'\n", cmd);
+    return 1;
+}

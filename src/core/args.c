@@ -1,0 +1,160 @@
+/* args.c: see args.h */
+#include "core/args.h"
+#include "core/error.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mt_args_find(const struct mt_arg_spec *specs, int nspecs, const char *name)
+{
+    for (int i = 0; i < nspecs; i++)
+        if (strcmp(specs[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* Levenshtein distance, for "did you mean" hints. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+static void set_value(const struct mt_arg_spec *s, void *dst, const char *v, const char *cmd)
+{
+    char *base = (char *)dst + s->offset;
+    char *end = NULL;
+    char hint[160];
+    snprintf(hint, sizeof hint, "see 'megatron-c %s --help'", cmd);
+    errno = 0;
+    switch (s->type) {
+    case MT_ARG_INT:
+    case MT_ARG_LONG: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end || errno)
+            mt_user_error(hint, "--%s expects an integer, got '%s'", s->name, v);
+        if (s->type == MT_ARG_INT) {
+            if (x < -2147483647LL || x > 2147483647LL)
+                mt_user_error(hint, "--%s value %s is out of range", s->name, v);
+            *(int *)base = (int)x;
+        } else {
+            *(long *)base = (long)x;
+        }
+        break;
+    }
+    case MT_ARG_FLOAT: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x))
+            mt_user_error(hint, "--%s expects a finite number, got '%s'", s->name, v);
+        *(float *)base = (float)x;
+        break;
+    }
+    case MT_ARG_STRING: *(const char **)base = v; break;
+    case MT_ARG_WORDS: break; /* handled by the caller */
+    case MT_ARG_BOOL:
+        if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) *(int *)base = 1;
+        else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) *(int *)base = 0;
+        else mt_user_error(hint, "--%s is a switch; it takes no value (got '%s')", s->name, v);
+        break;
+    }
+}
+
+void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsigned char *given,
+                   int argc, char **argv, int first, const char *cmd, const char *synopsis)
+{
+    char hint[200];
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            mt_args_usage(stdout, specs, nspecs, cmd, synopsis);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
+            snprintf(hint, sizeof hint, "flags start with '--'; see 'megatron-c %s --help'", cmd);
+            mt_user_error(hint, "unexpected argument '%s' for 'megatron-c %s'", a, cmd);
+        }
+        char name[128];
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, a + 2, len);
+        name[len] = 0;
+        /* Megatron accepts underscores in a few flag names; accept both */
+        for (char *p = name; *p; p++)
+            if (*p == '_') *p = '-';
+        int k = mt_args_find(specs, nspecs, name);
+        if (k < 0) {
+            int best = -1, bestd = 4;
+            for (int j = 0; j < nspecs; j++) {
+                int d = edit_distance(name, specs[j].name);
+                if (d < bestd) bestd = d, best = j;
+            }
+            if (best >= 0)
+                snprintf(hint, sizeof hint, "did you mean --%s? see 'megatron-c %s --help'",
+                         specs[best].name, cmd);
+            else
+                snprintf(hint, sizeof hint, "see 'megatron-c %s --help' for the flags", cmd);
+            mt_user_error(hint, "unknown flag '--%s' for 'megatron-c %s'", name, cmd);
+        }
+        const struct mt_arg_spec *s = &specs[k];
+        if (given) given[k] = 1;
+        if (s->type == MT_ARG_BOOL) {
+            set_value(s, dst, eq ? eq + 1 : "1", cmd);
+            continue;
+        }
+        if (s->type == MT_ARG_WORDS) {
+            struct mt_words *w = (struct mt_words *)((char *)dst + s->offset);
+            if (eq) {
+                /* --flag=a keeps a single word; point at the text after '=' */
+                argv[i] = (char *)eq + 1;
+                w->n = 1;
+                w->v = &argv[i];
+                continue;
+            }
+            int j = i + 1;
+            while (j < argc && strncmp(argv[j], "--", 2) != 0) j++;
+            if (j == i + 1) {
+                snprintf(hint, sizeof hint, "write --%s %s", s->name, s->metavar ? s->metavar : "VALUE");
+                mt_user_error(hint, "flag '--%s' needs a value", s->name);
+            }
+            w->n = j - (i + 1);
+            w->v = &argv[i + 1];
+            i = j - 1;
+            continue;
+        }
+        const char *v;
+        if (eq) v = eq + 1;
+        else if (i + 1 < argc) v = argv[++i];
+        else {
+            snprintf(hint, sizeof hint, "write --%s %s", s->name, s->metavar ? s->metavar : "VALUE");
+            mt_user_error(hint, "flag '--%s' needs a value", s->name);
+        }
+        set_value(s, dst, v, cmd);
+    }
+}
+
+void mt_args_usage(FILE *f, const struct mt_arg_spec *specs, int nspecs, const char *cmd,
+                   const char *synopsis)
+{
+    fprintf(f, "usage: megatron-c %s [flags]\n", cmd);
+    if (synopsis) fprintf(f, "%s\n", synopsis);
+    fprintf(f, "\nflags:\n");
+    for (int i = 0; i < nspecs; i++) {
+        char left[96];
+        if (specs[i].type == MT_ARG_BOOL) snprintf(left, sizeof left, "--%s", specs[i].name);
+        else snprintf(left, sizeof left, "--%s %s", specs[i].name, specs[i].metavar);
+        if (strlen(left) > 34) fprintf(f, "  %s\n  %-34s %s\n", left, "", specs[i].help);
+        else fprintf(f, "  %-34s %s\n", left, specs[i].help);
+    }
+}

@@ -1,0 +1,121 @@
+/* io.c: see io.h */
+#include "core/io.h"
+#include "core/error.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+char *mt_read_file(const char *path, size_t *len, const char *what)
+{
+    char hint[256];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(hint, sizeof hint, "check the path given to %s", what ? what : "the command");
+        mt_user_error(hint, "cannot open %s: %s", path, strerror(errno));
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) mt_die("out of memory reading %s", path);
+    for (;;) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) mt_die("out of memory reading %s (%zu bytes so far)", path, n);
+            buf = nb;
+        }
+    }
+    if (ferror(f)) mt_user_error(NULL, "error reading %s: %s", path, strerror(errno));
+    fclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+int mt_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int mt_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int mt_mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof tmp) return -1;
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
+    return mt_is_dir(tmp) ? 0 : -1;
+}
+
+void mt_fwrite_all(FILE *f, const void *p, size_t n, const char *path)
+{
+    if (n && fwrite(p, 1, n, f) != n)
+        mt_user_error("check free disk space and permissions", "cannot write %s: %s", path,
+                      strerror(errno));
+}
+
+uint32_t mt_crc32(uint32_t crc, const void *p, size_t n)
+{
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    const unsigned char *b = p;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+double mt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *mt_data_dir(void)
+{
+    static char buf[4096];
+    const char *env = getenv("MT_DATA_DIR");
+    if (env && *env) return env;
+    const char *candidates[] = {
+#ifdef MT_SRCDATADIR
+        MT_SRCDATADIR,
+#endif
+#ifdef MT_PKGDATADIR
+        MT_PKGDATADIR,
+#endif
+        "data"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        snprintf(buf, sizeof buf, "%s/tinyshakespeare/input.txt", candidates[i]);
+        if (mt_file_exists(buf)) return candidates[i];
+    }
+    mt_user_error("set MT_DATA_DIR to the data/ directory of megatron-c, or give --data-path",
+                  "cannot find the data shipped with megatron-c");
+}

@@ -1,0 +1,89 @@
+/* tokenizer.c: the tokenizer registry and the CharLevel tokenizer
+ * (GPT2BPETokenizer lives in bpe.c). */
+#include "data/tokenizer.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "data/bpe.h"
+#include <stdlib.h>
+#include <string.h>
+
+static void grow(int32_t **ids, size_t need, size_t *cap)
+{
+    if (need <= *cap) return;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    int32_t *p = realloc(*ids, c * sizeof **ids);
+    if (!p) mt_die("out of memory while tokenizing (%zu tokens)", need);
+    *ids = p;
+    *cap = c;
+}
+
+/* CharLevel: token id = byte value. Like GPT-NeoX's CharLevelTokenizer but
+ * over bytes, so any UTF-8 text round-trips exactly. */
+static void char_encode(const struct mt_tokenizer *t, const char *text, size_t len,
+                        int32_t **ids, size_t *n, size_t *cap)
+{
+    (void)t;
+    grow(ids, *n + len, cap);
+    for (size_t i = 0; i < len; i++) (*ids)[(*n)++] = (unsigned char)text[i];
+}
+
+static size_t char_decode_token(const struct mt_tokenizer *t, int32_t id, char *buf)
+{
+    (void)t;
+    if (id < 0 || id > 255) return 0;
+    buf[0] = (char)id;
+    return 1;
+}
+
+static void char_free(struct mt_tokenizer *t) { (void)t; }
+
+const char *mt_tokenizer_types(void) { return "GPT2BPETokenizer, CharLevel"; }
+
+void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *vocab_file,
+                       const char *merge_file)
+{
+    memset(t, 0, sizeof *t);
+    if (strcmp(type, "GPT2BPETokenizer") == 0) {
+        /* without --vocab-file / --merge-file: the GPT-2 files shipped in data/ */
+        char vbuf[4200], mbuf[4200];
+        if (!vocab_file) {
+            snprintf(vbuf, sizeof vbuf, "%s/gpt2-vocab/encoder.json", mt_data_dir());
+            vocab_file = vbuf;
+        }
+        if (!merge_file) {
+            snprintf(mbuf, sizeof mbuf, "%s/gpt2-vocab/vocab.bpe", mt_data_dir());
+            merge_file = mbuf;
+        }
+        mt_bpe_tokenizer_open(t, vocab_file, merge_file);
+        return;
+    }
+    if (strcmp(type, "CharLevel") == 0) {
+        t->type = "CharLevel";
+        t->vocab_size = 256;
+        t->eod = -1;
+        t->encode = char_encode;
+        t->decode_token = char_decode_token;
+        t->free = char_free;
+        return;
+    }
+    char hint[160];
+    snprintf(hint, sizeof hint, "known tokenizer types: %s", mt_tokenizer_types());
+    mt_user_error(hint, "unknown --tokenizer-type '%s'", type);
+}
+
+void mt_tokenizer_close(struct mt_tokenizer *t)
+{
+    if (t->free) t->free(t);
+    memset(t, 0, sizeof *t);
+}
+
+int32_t *mt_tokenizer_encode_all(const struct mt_tokenizer *t, const char *text, size_t len,
+                                 size_t *n_out)
+{
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    t->encode(t, text, len, &ids, &n, &cap);
+    *n_out = n;
+    return ids;
+}

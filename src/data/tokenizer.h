@@ -1,0 +1,40 @@
+/* tokenizer.h: the tokenizer interface used by training, generation and
+ * evaluation. Implementations: CharLevel (one token per byte, vocabulary
+ * 256: no vocabulary file, any text and any prompt encode) and
+ * GPT2BPETokenizer (GPT-2's byte-level BPE from encoder.json + vocab.bpe,
+ * data/bpe.c; the shipped files are in data/gpt2-vocab/). */
+#ifndef MT_TOKENIZER_H
+#define MT_TOKENIZER_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest token in bytes over all tokenizers: GPT-2's longest is 128 bytes.
+ * Buffers handed to decode_token must hold this many. */
+#define MT_TOKEN_MAX_BYTES 128
+
+struct mt_tokenizer {
+    const char *type;  /* Megatron's --tokenizer-type name, e.g. "CharLevel" */
+    int vocab_size;    /* real vocabulary (before padding) */
+    int eod;           /* end-of-document id, or -1 */
+    void *impl;
+    /* appends the ids of text[0..len) to *ids (realloc'd, *n updated) */
+    void (*encode)(const struct mt_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                   size_t *n, size_t *cap);
+    /* writes the bytes of one token into buf (MT_TOKEN_MAX_BYTES bytes); returns the
+     * count (0 for an id outside the vocabulary) */
+    size_t (*decode_token)(const struct mt_tokenizer *t, int32_t id, char *buf);
+    void (*free)(struct mt_tokenizer *t);
+};
+
+/* Opens a tokenizer by Megatron type name. vocab_file / merge_file may be
+ * NULL where the type needs none. Exits with a user error on failure. */
+void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *vocab_file,
+                       const char *merge_file);
+void mt_tokenizer_close(struct mt_tokenizer *t);
+/* Convenience: encodes a whole buffer into a freshly malloc'd array. */
+int32_t *mt_tokenizer_encode_all(const struct mt_tokenizer *t, const char *text, size_t len,
+                                 size_t *n_out);
+/* Known type names, comma separated, for messages. */
+const char *mt_tokenizer_types(void);
+
+#endif

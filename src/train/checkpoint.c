@@ -1,0 +1,331 @@
+/* checkpoint.c: see checkpoint.h for the format. */
+#include "train/checkpoint.h"
+#include "core/error.h"
+#include "core/io.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char MAGIC[8] = {'M', 'T', 'C', 'K', 'P', 'T', '\r', '\n'};
+static const char TRAILER[8] = {'M', 'T', 'C', 'K', 'E', 'N', 'D', '\n'};
+static const char *HINT_CORRUPT =
+    "the checkpoint is damaged or incomplete; load an earlier iteration with --ckpt-step "
+    "or start without --load";
+
+/* ---- key/value metadata --------------------------------------------------- */
+
+void mt_kv_set(struct mt_kv *kv, const char *key, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    MT_ASSERT(!strchr(key, '=') && !strchr(key, '\n') && !strchr(buf, '\n'));
+    for (int i = 0; i < kv->n; i++)
+        if (strcmp(kv->key[i], key) == 0) {
+            free(kv->val[i]);
+            kv->val[i] = strdup(buf);
+            return;
+        }
+    if (kv->n == kv->cap) {
+        kv->cap = kv->cap ? 2 * kv->cap : 32;
+        kv->key = realloc(kv->key, (size_t)kv->cap * sizeof *kv->key);
+        kv->val = realloc(kv->val, (size_t)kv->cap * sizeof *kv->val);
+        if (!kv->key || !kv->val) mt_die("out of memory");
+    }
+    kv->key[kv->n] = strdup(key);
+    kv->val[kv->n] = strdup(buf);
+    kv->n++;
+}
+
+const char *mt_kv_get(const struct mt_kv *kv, const char *key)
+{
+    for (int i = 0; i < kv->n; i++)
+        if (strcmp(kv->key[i], key) == 0) return kv->val[i];
+    return NULL;
+}
+
+void mt_kv_free(struct mt_kv *kv)
+{
+    for (int i = 0; i < kv->n; i++) {
+        free(kv->key[i]);
+        free(kv->val[i]);
+    }
+    free(kv->key);
+    free(kv->val);
+    memset(kv, 0, sizeof *kv);
+}
+
+/* ---- paths ------------------------------------------------------------------ */
+
+const char *mt_ckpt_path(const char *dir, long iteration)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/iter_%07ld/model_optim_rng.mtc", dir, iteration);
+    return path;
+}
+
+long mt_ckpt_latest(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/latest_checkpointed_iteration.txt", dir);
+    if (!mt_file_exists(path)) return -1;
+    size_t len;
+    char *s = mt_read_file(path, &len, "--load");
+    char *end;
+    errno = 0;
+    long it = strtol(s, &end, 10);
+    while (*end == '\n' || *end == ' ' || *end == '\r') end++;
+    if (strncmp(s, "release", 7) == 0) it = 0, end = s + len;
+    if (end == s || *end || errno || it < 0)
+        mt_user_error("the file should hold one iteration number, as Megatron writes it",
+                      "%s: cannot parse '%.40s' as an iteration", path, s);
+    free(s);
+    return it;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void put_u32(FILE *f, uint32_t x, const char *p) { mt_fwrite_all(f, &x, 4, p); }
+static void put_u64(FILE *f, uint64_t x, const char *p) { mt_fwrite_all(f, &x, 8, p); }
+
+void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
+                  const struct mt_param_table *table, const struct mt_ckpt_group *groups,
+                  int ngroups, mt_backend *be)
+{
+    char sub[4096], tmp[4200], tracker[4200], tracker_tmp[4300];
+    snprintf(sub, sizeof sub, "%s/iter_%07ld", dir, iteration);
+    if (mt_mkdir_p(sub) != 0)
+        mt_user_error("check that --save points to a writable directory",
+                      "cannot create checkpoint directory %s: %s", sub, strerror(errno));
+    const char *final_path = mt_ckpt_path(dir, iteration);
+    snprintf(tmp, sizeof tmp, "%s.tmp", final_path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        mt_user_error("check that --save points to a writable directory", "cannot create %s: %s",
+                      tmp, strerror(errno));
+    mt_fwrite_all(f, MAGIC, 8, tmp);
+    put_u32(f, MT_CKPT_VERSION, tmp);
+    put_u32(f, 0, tmp);
+    /* metadata block */
+    size_t mlen = 0;
+    for (int i = 0; i < meta->n; i++) mlen += strlen(meta->key[i]) + strlen(meta->val[i]) + 2;
+    put_u64(f, mlen, tmp);
+    for (int i = 0; i < meta->n; i++) fprintf(f, "%s=%s\n", meta->key[i], meta->val[i]);
+    /* tensors */
+    put_u32(f, (uint32_t)(table->n * ngroups), tmp);
+    size_t maxn = 0;
+    for (int i = 0; i < table->n; i++)
+        if (table->p[i].numel > maxn) maxn = table->p[i].numel;
+    float *host = malloc(maxn * sizeof(float));
+    if (!host) mt_die("out of memory");
+    for (int g = 0; g < ngroups; g++)
+        for (int i = 0; i < table->n; i++) {
+            const struct mt_param *p = &table->p[i];
+            char name[256];
+            snprintf(name, sizeof name, "%s%s", groups[g].prefix, p->name);
+            put_u32(f, (uint32_t)strlen(name), tmp);
+            mt_fwrite_all(f, name, strlen(name), tmp);
+            put_u32(f, 0, tmp); /* dtype f32 */
+            put_u32(f, (uint32_t)p->ndim, tmp);
+            for (int d = 0; d < p->ndim; d++) put_u64(f, (uint64_t)p->shape[d], tmp);
+            size_t nbytes = p->numel * sizeof(float);
+            put_u64(f, nbytes, tmp);
+            mt_download(be, host, groups[g].base + p->offset, nbytes);
+            mt_fwrite_all(f, host, nbytes, tmp);
+            put_u32(f, mt_crc32(0, host, nbytes), tmp);
+        }
+    free(host);
+    mt_fwrite_all(f, TRAILER, 8, tmp);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0)
+        mt_user_error("check free disk space", "cannot finish writing %s: %s", tmp,
+                      strerror(errno));
+    if (rename(tmp, final_path) != 0)
+        mt_user_error(NULL, "cannot rename %s to %s: %s", tmp, final_path, strerror(errno));
+
+    snprintf(tracker, sizeof tracker, "%s/latest_checkpointed_iteration.txt", dir);
+    snprintf(tracker_tmp, sizeof tracker_tmp, "%s.tmp", tracker);
+    f = fopen(tracker_tmp, "w");
+    if (!f) mt_user_error(NULL, "cannot create %s: %s", tracker_tmp, strerror(errno));
+    fprintf(f, "%ld", iteration);
+    if (fclose(f) != 0 || rename(tracker_tmp, tracker) != 0)
+        mt_user_error(NULL, "cannot write %s: %s", tracker, strerror(errno));
+}
+
+/* ---- reading --------------------------------------------------------------------- */
+
+struct reader {
+    FILE *f;
+    const char *path;
+    long pos;
+};
+
+static void get(struct reader *r, void *p, size_t n, const char *field)
+{
+    if (fread(p, 1, n, r->f) != n)
+        mt_user_error(HINT_CORRUPT, "%s is truncated: %s (%zu bytes at offset %ld) is missing",
+                      r->path, field, n, r->pos);
+    r->pos += (long)n;
+}
+
+static uint32_t get_u32(struct reader *r, const char *field)
+{
+    uint32_t x;
+    get(r, &x, 4, field);
+    return x;
+}
+
+static uint64_t get_u64(struct reader *r, const char *field)
+{
+    uint64_t x;
+    get(r, &x, 8, field);
+    return x;
+}
+
+static void open_reader(struct reader *r, const char *path)
+{
+    r->path = path;
+    r->pos = 0;
+    r->f = fopen(path, "rb");
+    if (!r->f)
+        mt_user_error("check --load: it must be a directory written by --save",
+                      "cannot open checkpoint %s: %s", path, strerror(errno));
+    char magic[8];
+    get(r, magic, 8, "magic number");
+    if (memcmp(magic, MAGIC, 8) != 0)
+        mt_user_error("this is not a megatron-c checkpoint (Megatron-LM .pt files are not read)",
+                      "%s: wrong magic number", path);
+    uint32_t version = get_u32(r, "version");
+    if (version != MT_CKPT_VERSION) {
+        char hint[128];
+        snprintf(hint, sizeof hint, "this build reads version %d; use the megatron-c that wrote it",
+                 MT_CKPT_VERSION);
+        mt_user_error(hint, "%s: unsupported checkpoint version %u", path, version);
+    }
+    get_u32(r, "reserved field");
+}
+
+static void read_meta_block(struct reader *r, struct mt_kv *meta)
+{
+    uint64_t mlen = get_u64(r, "metadata length");
+    if (mlen > (64u << 20))
+        mt_user_error(HINT_CORRUPT, "%s: metadata length %llu is implausible", r->path,
+                      (unsigned long long)mlen);
+    char *buf = malloc(mlen + 1);
+    if (!buf) mt_die("out of memory");
+    get(r, buf, mlen, "metadata");
+    buf[mlen] = 0;
+    char *line = buf;
+    while (*line) {
+        char *nl = strchr(line, '\n');
+        if (!nl) mt_user_error(HINT_CORRUPT, "%s: metadata is not newline-terminated", r->path);
+        *nl = 0;
+        char *eq = strchr(line, '=');
+        if (!eq) mt_user_error(HINT_CORRUPT, "%s: malformed metadata line '%.60s'", r->path, line);
+        *eq = 0;
+        mt_kv_set(meta, line, "%s", eq + 1);
+        line = nl + 1;
+    }
+    free(buf);
+}
+
+void mt_ckpt_read_meta(const char *path, struct mt_kv *meta)
+{
+    struct reader r;
+    open_reader(&r, path);
+    read_meta_block(&r, meta);
+    fclose(r.f);
+}
+
+unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *table,
+                              const struct mt_ckpt_group *groups, int ngroups, mt_backend *be)
+{
+    struct reader r;
+    struct mt_kv meta = {0};
+    open_reader(&r, path);
+    read_meta_block(&r, &meta);
+    mt_kv_free(&meta);
+    uint32_t nt = get_u32(&r, "tensor count");
+    /* seen[g * table->n + i]: tensor i of group g was loaded */
+    unsigned char *seen = calloc((size_t)table->n * (size_t)ngroups + 1, 1);
+    size_t maxn = 0;
+    for (int i = 0; i < table->n; i++)
+        if (table->p[i].numel > maxn) maxn = table->p[i].numel;
+    float *host = malloc(maxn * sizeof(float) + 1);
+    if (!seen || !host) mt_die("out of memory");
+    for (uint32_t t = 0; t < nt; t++) {
+        char name[512];
+        uint32_t nl = get_u32(&r, "tensor name length");
+        if (nl == 0 || nl >= sizeof name)
+            mt_user_error(HINT_CORRUPT, "%s: tensor %u has a bad name length %u", path, t, nl);
+        get(&r, name, nl, "tensor name");
+        name[nl] = 0;
+        uint32_t dtype = get_u32(&r, name), ndim = get_u32(&r, name);
+        if (dtype != 0 || ndim < 1 || ndim > 4)
+            mt_user_error(HINT_CORRUPT, "%s: tensor %s has dtype %u / ndim %u (expected f32, 1-4 dims)",
+                          path, name, dtype, ndim);
+        int64_t dims[4];
+        for (uint32_t d = 0; d < ndim; d++) dims[d] = (int64_t)get_u64(&r, name);
+        uint64_t nbytes = get_u64(&r, name);
+        /* find the group and table entry */
+        int gi = -1, pi = -1;
+        for (int g = 0; g < ngroups && gi < 0; g++) {
+            size_t pl = strlen(groups[g].prefix);
+            if (strncmp(name, groups[g].prefix, pl) == 0) {
+                pi = mt_params_find(table, name + pl);
+                if (pi >= 0) gi = g;
+            }
+        }
+        if (gi < 0) {
+            /* a tensor this model does not have: skip over it (with a check that
+             * the file really holds its bytes) unless it belongs to the model */
+            if (strncmp(name, "model/", 6) == 0) {
+                mt_user_error("the checkpoint was written for a different model configuration",
+                              "%s: tensor %s does not exist in this model", path, name);
+            }
+            if (fseek(r.f, (long)nbytes + 4, SEEK_CUR) != 0)
+                mt_user_error(HINT_CORRUPT, "%s is truncated inside tensor %s", path, name);
+            r.pos += (long)nbytes + 4;
+            continue;
+        }
+        const struct mt_param *p = &table->p[pi];
+        int shape_ok = (int)ndim == p->ndim;
+        for (int d = 0; shape_ok && d < p->ndim; d++) shape_ok = dims[d] == p->shape[d];
+        if (!shape_ok || nbytes != p->numel * sizeof(float)) {
+            char hint[200];
+            snprintf(hint, sizeof hint, "the model here has %s of shape (%lld, %lld)", p->name,
+                     (long long)p->shape[0], (long long)(p->ndim > 1 ? p->shape[1] : 1));
+            mt_user_error(hint, "%s: tensor %s has shape (%lld, %lld) in the checkpoint", path,
+                          name, (long long)dims[0], (long long)(ndim > 1 ? dims[1] : 1));
+        }
+        get(&r, host, nbytes, name);
+        uint32_t crc = get_u32(&r, name);
+        if (crc != mt_crc32(0, host, nbytes))
+            mt_user_error(HINT_CORRUPT, "%s: checksum mismatch in tensor %s", path, name);
+        mt_upload(be, groups[gi].base + p->offset, host, nbytes);
+        seen[gi * table->n + pi] = 1;
+    }
+    char trailer[8];
+    get(&r, trailer, 8, "end marker");
+    if (memcmp(trailer, TRAILER, 8) != 0)
+        mt_user_error(HINT_CORRUPT, "%s: bad end marker (trailing data or damage)", path);
+    fclose(r.f);
+    unsigned mask = 0;
+    for (int g = 0; g < ngroups; g++) {
+        int all = 1;
+        for (int i = 0; i < table->n; i++)
+            if (!seen[g * table->n + i]) {
+                all = 0;
+                if (groups[g].required)
+                    mt_user_error(HINT_CORRUPT, "%s: tensor %s%s is missing", path,
+                                  groups[g].prefix, table->p[i].name);
+            }
+        if (all) mask |= 1u << g;
+    }
+    free(seen);
+    free(host);
+    return mask;
+}

@@ -1,0 +1,61 @@
+/* checkpoint.h: megatron-c checkpoints.
+ *
+ * Layout (as Megatron's): DIR/latest_checkpointed_iteration.txt holds the
+ * iteration; DIR/iter_0000100/model_optim_rng.mtc holds everything, as whole
+ * (unsharded) tensors so that any parallel layout can load it.
+ *
+ * File format, version 1 (all integers little-endian):
+ *   magic "MTCKPT\r\n" (8 bytes), u32 version = 1, u32 reserved = 0
+ *   u64 meta_len, meta_len bytes of "key=value\n" lines (configuration,
+ *       iteration, consumed samples, optimizer step, RNG state, ...)
+ *   u32 ntensors, then per tensor:
+ *       u32 name_len, name (e.g. "model/decoder.layers.0.mlp.linear_fc1.weight",
+ *       "optim/exp_avg/...", "optim/exp_avg_sq/..."), u32 dtype (0 = f32),
+ *       u32 ndim, ndim x i64 dims, u64 nbytes, data, u32 crc32(data)
+ *   trailer "MTCKEND\n" (8 bytes)
+ * Files are written to a temporary name and renamed, and the tracker file
+ * is updated last, so an interrupted save never replaces a good checkpoint. */
+#ifndef MT_CHECKPOINT_H
+#define MT_CHECKPOINT_H
+#include "backend/backend.h"
+#include "model/params.h"
+
+#define MT_CKPT_VERSION 1
+
+/* Metadata: an ordered list of key/value strings. */
+struct mt_kv {
+    int n, cap;
+    char **key, **val;
+};
+void mt_kv_set(struct mt_kv *kv, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *mt_kv_get(const struct mt_kv *kv, const char *key); /* NULL if absent */
+void mt_kv_free(struct mt_kv *kv);
+
+/* One group of tensors stored in the checkpoint: prefix + table names. */
+struct mt_ckpt_group {
+    const char *prefix;   /* "model/", "optim/exp_avg/", "optim/exp_avg_sq/" */
+    float *base;          /* device flat buffer with the table's offsets */
+    int required;         /* on load: missing tensors are an error */
+};
+
+/* Writes DIR/iter_%07ld/model_optim_rng.mtc and then the tracker file. */
+void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
+                  const struct mt_param_table *table, const struct mt_ckpt_group *groups,
+                  int ngroups, mt_backend *be);
+
+/* Reads the tracker; returns the iteration, or -1 if DIR has no tracker. */
+long mt_ckpt_latest(const char *dir);
+/* Path of the checkpoint file of an iteration (static buffer). */
+const char *mt_ckpt_path(const char *dir, long iteration);
+
+/* Reads the metadata of a checkpoint file (exits with a message naming the
+ * file and field on any defect). */
+void mt_ckpt_read_meta(const char *path, struct mt_kv *meta);
+/* Reads the tensors into the groups' buffers, checking names, shapes and
+ * CRCs against the table. Groups with required = 0 and absent tensors are
+ * left untouched; returns the number of groups fully loaded as a bit mask. */
+unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *table,
+                              const struct mt_ckpt_group *groups, int ngroups, mt_backend *be);
+
+#endif

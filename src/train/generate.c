@@ -1,0 +1,92 @@
+/* generate.c: `megatron-c generate`, text generation from a checkpoint with a
+ * KV cache. Deterministic for a fixed --seed; greedy at --temperature 0. */
+#include "core/args.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/tokenizer.h"
+#include "model/gpt.h"
+#include "train/checkpoint.h"
+#include "train/commands.h"
+#include "train/run.h"
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gen_args {
+    const char *load, *prompt, *backend, *vocab_file, *merge_file;
+    long ckpt_step, seed;
+    int max_new_tokens, top_k;
+    float temperature, top_p;
+};
+
+#define F(field) offsetof(struct gen_args, field)
+static const struct mt_arg_spec SPECS[] = {
+    {"load", MT_ARG_STRING, F(load), "DIR", "checkpoint directory (required)"},
+    {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "iteration to load (default: the latest)"},
+    {"prompt", MT_ARG_STRING, F(prompt), "TEXT", "text to continue (default: a newline)"},
+    {"max-new-tokens", MT_ARG_INT, F(max_new_tokens), "N", "tokens to generate (100)"},
+    {"temperature", MT_ARG_FLOAT, F(temperature), "X", "sampling temperature; 0 = greedy (1.0)"},
+    {"top-k", MT_ARG_INT, F(top_k), "K", "sample from the K most likely tokens (0 = all)"},
+    {"top-p", MT_ARG_FLOAT, F(top_p), "P", "nucleus sampling threshold (0 or 1 = off)"},
+    {"seed", MT_ARG_LONG, F(seed), "N", "random seed (1234)"},
+    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref (cpu)"},
+    {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
+    {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", "tokenizer merges (BPE)"},
+};
+#undef F
+#define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
+
+int mt_cmd_generate(int argc, char **argv)
+{
+    struct gen_args a = {.backend = "cpu", .ckpt_step = -1, .seed = 1234, .max_new_tokens = 100,
+                         .temperature = 1.0f, .prompt = "\n"};
+    mt_args_parse(SPECS, NSPECS, &a, NULL, argc, argv, 2, "generate",
+                  "Continues --prompt with text from a trained checkpoint and prints it.");
+    if (!a.load) mt_user_error("write --load DIR, the --save directory of a training run",
+                               "generate needs --load");
+    if (a.max_new_tokens < 0) mt_user_error(NULL, "--max-new-tokens must not be negative");
+    if (a.temperature < 0) mt_user_error(NULL, "--temperature must not be negative");
+    if (a.top_k < 0) mt_user_error(NULL, "--top-k must not be negative");
+    if (a.top_p < 0 || a.top_p > 1) mt_user_error(NULL, "--top-p must lie in [0, 1]");
+
+    long it = a.ckpt_step >= 0 ? a.ckpt_step : mt_ckpt_latest(a.load);
+    if (it < 0)
+        mt_user_error("train with --save DIR first, then generate with --load DIR",
+                      "no checkpoint in %s (no latest_checkpointed_iteration.txt)", a.load);
+    char path[4200];
+    snprintf(path, sizeof path, "%s", mt_ckpt_path(a.load, it));
+    struct mt_kv kv = {0};
+    mt_ckpt_read_meta(path, &kv);
+    struct mt_model_desc d;
+    mt_model_desc_from_kv(&d, &kv, path);
+
+    struct mt_tokenizer tok;
+    mt_tokenizer_open(&tok, d.tokenizer_type, a.vocab_file, a.merge_file);
+    if (tok.vocab_size != d.gpt.vocab_size)
+        mt_user_error("use the vocabulary the model was trained with",
+                      "the tokenizer has %d tokens but checkpoint %s was trained with %d",
+                      tok.vocab_size, path, d.gpt.vocab_size);
+    char err[256];
+    mt_backend *be = mt_backend_init(a.backend, err, sizeof err);
+    if (!be) mt_user_error("use --backend cpu or --backend cpu-ref", "%s", err);
+    struct mt_gpt m;
+    mt_gpt_init(&m, &d.gpt, be, 1, d.gpt.max_position_embeddings);
+    const struct mt_ckpt_group groups[] = {{"model/", m.params, 1}};
+    mt_ckpt_read_tensors(path, &m.table, groups, 1, be);
+
+    size_t np;
+    int32_t *prompt = mt_tokenizer_encode_all(&tok, a.prompt, strlen(a.prompt), &np);
+    if (np == 0) mt_user_error("give a non-empty --prompt", "the prompt encodes to no tokens");
+    struct mt_rng rng;
+    mt_rng_seed(&rng, (uint64_t)a.seed, 3);
+    fputs(a.prompt, stdout);
+    mt_generate(&m, &tok, prompt, (int)np, a.max_new_tokens, a.temperature, a.top_k, a.top_p,
+                &rng, stdout);
+    fputc('\n', stdout);
+    free(prompt);
+    mt_gpt_free(&m);
+    mt_backend_free(be);
+    mt_tokenizer_close(&tok);
+    mt_kv_free(&kv);
+    return 0;
+}

@@ -1,0 +1,51 @@
+#!/bin/sh
+# Bad input: each case must exit non-zero with a message naming the problem.
+. "$(dirname "$0")/common.sh"
+B=$MT_BIN
+
+expect_error "unknown flag" "unknown flag '--num-layer'" $B train --num-layer 2
+expect_error "unknown flag suggests" "did you mean --num-layers" $B train --num-layer 2
+expect_error "unknown command" "unknown command 'trian'" $B trian
+expect_error "malformed number" "--lr expects a finite number, got 'fast'" $B train --lr fast
+expect_error "missing value" "'--seq-length' needs a value" $B train --seq-length
+expect_error "heads do not divide hidden" "--hidden-size (30) is not divisible by --num-attention-heads (4)" \
+  $B train --hidden-size 30 --num-attention-heads 4
+expect_error "seq above max positions" "--seq-length (128) is larger than --max-position-embeddings (64)" \
+  $B train --seq-length 128 --max-position-embeddings 64
+expect_error "missing data file" "cannot open $TMP/nope.txt" $B train $TINY --data-path "$TMP/nope.txt" --train-iters 1
+: > "$TMP/empty.txt"
+expect_error "empty data file" "data file $TMP/empty.txt is empty" $B train $TINY --data-path "$TMP/empty.txt" --train-iters 1
+printf 'tiny' > "$TMP/small.txt"
+expect_error "too little data" "too few tokens" $B train $TINY --data-path "$TMP/small.txt" --train-iters 1
+expect_error "required flags" "--num-layers is required" $B train --data-path "$MT_DATA_DIR/tinyshakespeare/input.txt"
+expect_error "batch not a multiple" "--global-batch-size (6) is not a multiple of --micro-batch-size (4)" \
+  $B train $TINY --global-batch-size 6 --train-iters 1
+expect_error "unknown backend" "unknown backend 'gpu'" $B train $TINY --backend gpu --train-iters 1
+expect_error "parallel without MPI" "needs 2 processes" $B train $TINY --tensor-model-parallel-size 2 --train-iters 1
+expect_error "diverging training" "are not finite" $B train $TINY --train-iters 20 --lr 1e30 --clip-grad 0
+
+# checkpoints: make a good one, then damage copies of it
+$B train $TINY --train-iters 2 --save "$TMP/ck" >/dev/null 2>"$TMP/err" || { cat "$TMP/err"; exit 99; }
+f="$TMP/ck/iter_0000002/model_optim_rng.mtc"
+[ -f "$f" ] || { echo "checkpoint not written"; exit 99; }
+mkdir -p "$TMP/trunc/iter_0000002" "$TMP/magic/iter_0000002" "$TMP/crc/iter_0000002"
+size=$(wc -c < "$f")
+head -c $((size / 2)) "$f" > "$TMP/trunc/iter_0000002/model_optim_rng.mtc"
+echo 2 > "$TMP/trunc/latest_checkpointed_iteration.txt"
+expect_error "truncated checkpoint" "is truncated" $B train $TINY --train-iters 4 --load "$TMP/trunc"
+{ printf 'NOTACKPT'; tail -c +9 "$f"; } > "$TMP/magic/iter_0000002/model_optim_rng.mtc"
+echo 2 > "$TMP/magic/latest_checkpointed_iteration.txt"
+expect_error "wrong magic" "wrong magic number" $B train $TINY --train-iters 4 --load "$TMP/magic"
+# flip one byte well inside the tensor data
+cp "$f" "$TMP/crc/iter_0000002/model_optim_rng.mtc"
+printf '\377' | dd of="$TMP/crc/iter_0000002/model_optim_rng.mtc" bs=1 seek=$((size - 100)) conv=notrunc 2>/dev/null
+echo 2 > "$TMP/crc/latest_checkpointed_iteration.txt"
+expect_error "corrupted checkpoint" "checksum mismatch" $B train $TINY --train-iters 4 --load "$TMP/crc"
+expect_error "config mismatch names fields" "--num-layers: 3 in this run, 2 in the checkpoint" \
+  $B train $TINY --num-layers 3 --hidden-size 64 --train-iters 4 --load "$TMP/ck"
+expect_error "config mismatch names every field" "--hidden-size: 64 in this run, 32 in the checkpoint" \
+  $B train $TINY --num-layers 3 --hidden-size 64 --train-iters 4 --load "$TMP/ck"
+expect_error "load missing dir" "does not exist" $B train $TINY --train-iters 4 --load "$TMP/none"
+expect_error "generate without checkpoint" "no checkpoint in $TMP" $B generate --load "$TMP"
+expect_error "bad tracker" "cannot parse" sh -c "mkdir -p '$TMP/bt' && echo garbage > '$TMP/bt/latest_checkpointed_iteration.txt' && $B generate --load '$TMP/bt'"
+finish
