@@ -21,7 +21,7 @@ expect_error "required flags" "--num-layers is required" $B train --data-path "$
 expect_error "batch not a multiple" "--global-batch-size (6) is not a multiple of --micro-batch-size (4)" \
   $B train $TINY --global-batch-size 6 --train-iters 1
 expect_error "unknown backend" "unknown backend 'gpu'" $B train $TINY --backend gpu --train-iters 1
-expect_error "parallel without MPI" "needs 2 processes" $B train $TINY --tensor-model-parallel-size 2 --train-iters 1
+expect_error "layout larger than the world" "world size 1 is not divisible by tensor-model-parallel-size 2" $B train $TINY --tensor-model-parallel-size 2 --train-iters 1
 expect_error "diverging training" "are not finite" $B train $TINY --train-iters 20 --lr 1e30 --clip-grad 0
 
 # checkpoints: make a good one, then damage copies of it

@@ -157,6 +157,13 @@ static void cpu_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum m
     mt_cpu_comm_recv(c, buf, count, t, peer);
 }
 
+static void cpu_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf,
+                         int src, size_t count, enum mt_dtype t)
+{
+    (void)be;
+    mt_cpu_comm_sendrecv(c, sbuf, dst, rbuf, src, count, t);
+}
+
 /* ---- the two vtable instances ------------------------------------------- */
 
 #define CPU_SHARED_MEMBERS \
@@ -166,7 +173,7 @@ static void cpu_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum m
     .comm_split = cpu_comm_split, .comm_free = cpu_comm_free, .comm_rank = cpu_comm_rank, \
     .comm_size = cpu_comm_size, .all_reduce = cpu_all_reduce, .all_gather = cpu_all_gather, \
     .reduce_scatter = cpu_reduce_scatter, .broadcast = cpu_broadcast, .send = cpu_send, \
-    .recv = cpu_recv
+    .recv = cpu_recv, .sendrecv = cpu_sendrecv
 
 static const struct mt_backend_i cpu_iface = {
     CPU_SHARED_MEMBERS,

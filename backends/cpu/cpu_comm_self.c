@@ -5,7 +5,8 @@
  * identity, a gather or scatter of one block moves it from send to recv, and
  * a broadcast from rank 0 to itself does nothing. Point-to-point traffic has
  * no peer, which is a configuration error (pipeline stages > 1 without MPI),
- * so send and recv stop the program with a message saying so.
+ * so send and recv stop the program with a message saying so; sendrecv with
+ * rank 0 (itself) as both peers is a copy.
  * The interface is described in cpu_internal.h. */
 #ifdef HAVE_CONFIG_H
 #include "config.h" /* HAVE_BLAS and friends, when built by configure */
@@ -93,4 +94,16 @@ void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int 
     mt_die("recv of %zu elements from rank %d: this build has no MPI, so the world is one "
            "process and there is no peer (rebuild with --with-mpi and run under mpiexec)",
            count, peer);
+}
+
+void mt_cpu_comm_sendrecv(mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+                          size_t count, enum mt_dtype t)
+{
+    (void)c;
+    if (dst != 0 || src != 0)
+        mt_die("sendrecv of %zu elements (to rank %d, from rank %d): this build has no MPI, so "
+               "the world is one process and the only peer is rank 0 itself (rebuild with "
+               "--with-mpi and run under mpiexec)",
+               count, dst, src);
+    if (rbuf != sbuf && count) memcpy(rbuf, sbuf, count * mt_dtype_size(t));
 }

@@ -5,7 +5,8 @@
  *   cpu_ops.c       fast compute members (OpenMP, cblas_sgemm if HAVE_BLAS)   mt_cpu_*
  *   cpu_ref_ops.c   reference compute members (plain loops, the oracle)      mt_cpu_ref_*
  *   cpu_comm_self.c communicator layer for a world of one
- *   cpu_comm_mpi.c  communicator layer over MPI (later; linked instead of _self)
+ *   cpu_comm_mpi.c  communicator layer over MPI (linked instead of _self when
+ *                   configure found mpicc)
  *
  * Nothing outside backends/cpu/ and tests/ includes this file; src/ reaches
  * the backend through backend/backend.h and mt_backend_init("cpu"). */
@@ -119,5 +120,10 @@ void mt_cpu_comm_reduce_scatter(mt_comm *c, void *recv, const void *send,
 void mt_cpu_comm_broadcast(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int root);
 void mt_cpu_comm_send(mt_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer);
 void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer);
+/* Sends count elements of sbuf to dst while receiving count elements from src
+ * into rbuf (MPI_Sendrecv); sbuf and rbuf must not overlap. dst and src may be
+ * this rank (the self layer accepts nothing else). */
+void mt_cpu_comm_sendrecv(mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+                          size_t count, enum mt_dtype t);
 
 #endif /* MT_CPU_INTERNAL_H */

@@ -3,6 +3,7 @@
  * defaults, then the call goes to the backend. */
 #include "backend/backend.h"
 #include "core/error.h"
+#include "core/io.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -299,6 +300,25 @@ double mt_count_nonfinite(mt_backend *be, const float *x, size_t n)
 
 /* ---- communicators ------------------------------------------------------- */
 
+/* Bytes this process sent (its payload: a collective of n bytes counts n) and
+ * seconds spent in collectives and point-to-point calls, for the log line. */
+static double comm_seconds;
+static uint64_t comm_bytes;
+
+void mt_comm_stats(uint64_t *bytes, double *seconds)
+{
+    *bytes = comm_bytes;
+    *seconds = comm_seconds;
+}
+
+#define TIMED(nbytes, call) \
+    do { \
+        double t0_ = mt_now(); \
+        call; \
+        comm_seconds += mt_now() - t0_; \
+        comm_bytes += (uint64_t)(nbytes); \
+    } while (0)
+
 mt_comm *mt_comm_world(mt_backend *be) { return be->iface->comm_world(be); }
 
 mt_comm *mt_comm_split(mt_backend *be, mt_comm *parent, int color, int key)
@@ -327,38 +347,70 @@ void mt_all_reduce(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_
                    enum mt_redop op)
 {
     if (count == 0 || be->iface->comm_size(c) == 1) return; /* Megatron _reduce: no-op */
-    be->iface->all_reduce(be, c, buf, count, t, op);
+    TIMED(count * mt_dtype_size(t), be->iface->all_reduce(be, c, buf, count, t, op));
 }
 
 void mt_all_gather(mt_backend *be, mt_comm *c, void *recv, const void *send,
                    size_t count_per_rank, enum mt_dtype t)
 {
     if (count_per_rank == 0) return;
-    be->iface->all_gather(be, c, recv, send, count_per_rank, t);
+    TIMED(count_per_rank * mt_dtype_size(t), be->iface->all_gather(be, c, recv, send, count_per_rank, t));
 }
 
 void mt_reduce_scatter(mt_backend *be, mt_comm *c, void *recv, const void *send,
                        size_t count_per_rank, enum mt_dtype t, enum mt_redop op)
 {
     if (count_per_rank == 0) return;
-    be->iface->reduce_scatter(be, c, recv, send, count_per_rank, t, op);
+    TIMED(count_per_rank * mt_dtype_size(t) * (size_t)be->iface->comm_size(c),
+          be->iface->reduce_scatter(be, c, recv, send, count_per_rank, t, op));
 }
 
 void mt_broadcast(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
 {
     if (count == 0 || be->iface->comm_size(c) == 1) return;
     MT_ASSERT(root >= 0 && root < be->iface->comm_size(c));
-    be->iface->broadcast(be, c, buf, count, t, root);
+    TIMED(count * mt_dtype_size(t), be->iface->broadcast(be, c, buf, count, t, root));
 }
 
 void mt_send(mt_backend *be, mt_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
 {
     MT_ASSERT(peer >= 0 && peer < be->iface->comm_size(c));
-    be->iface->send(be, c, buf, count, t, peer);
+    TIMED(count * mt_dtype_size(t), be->iface->send(be, c, buf, count, t, peer));
 }
 
 void mt_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
 {
     MT_ASSERT(peer >= 0 && peer < be->iface->comm_size(c));
-    be->iface->recv(be, c, buf, count, t, peer);
+    TIMED(0, be->iface->recv(be, c, buf, count, t, peer));
+}
+
+void mt_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+                 size_t count, enum mt_dtype t)
+{
+    const int size = be->iface->comm_size(c), rank = be->iface->comm_rank(c);
+    MT_ASSERT(dst >= 0 && dst < size && src >= 0 && src < size);
+    if (be->iface->sendrecv) {
+        TIMED(count * mt_dtype_size(t), be->iface->sendrecv(be, c, sbuf, dst, rbuf, src, count, t));
+        return;
+    }
+    /* default: the lower rank sends first, which is deadlock-free for a pair
+     * exchanging with each other (the pipeline's only use) */
+    if (rank < dst) {
+        be->iface->send(be, c, sbuf, count, t, dst);
+        be->iface->recv(be, c, rbuf, count, t, src);
+    } else {
+        be->iface->recv(be, c, rbuf, count, t, src);
+        be->iface->send(be, c, sbuf, count, t, dst);
+    }
+}
+
+double mt_all_reduce_scalar(mt_backend *be, mt_comm *c, double v, enum mt_redop op)
+{
+    if (be->iface->comm_size(c) == 1) return v;
+    double *d = mt_alloc(be, sizeof(double));
+    mt_upload(be, d, &v, sizeof v);
+    mt_all_reduce(be, c, d, 1, MT_DTYPE_F64, op);
+    mt_download(be, &v, d, sizeof v);
+    mt_dealloc(be, d);
+    return v;
 }

@@ -179,6 +179,12 @@ struct mt_backend_i {
                  int peer);
     void (*recv)(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t,
                  int peer);
+    /* Sends sbuf to dst and receives rbuf from src at the same time (MPI_Sendrecv,
+     * ncclGroupStart/End): the pipeline's send-forward-recv-backward steps use it
+     * so that two stages sending to each other cannot deadlock. (optional):
+     * the wrapper's default orders a plain send and recv by rank. */
+    void (*sendrecv)(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf,
+                     int src, size_t count, enum mt_dtype t);
 };
 
 /* Elements per block of the fixed-order reductions (sum_squares). */
@@ -268,6 +274,12 @@ void mt_broadcast(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_d
 void mt_send(mt_backend *be, mt_comm *c, const void *buf, size_t count, enum mt_dtype t,
              int peer);
 void mt_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer);
+/* All-reduce of one host value (through a device scalar). */
+double mt_all_reduce_scalar(mt_backend *be, mt_comm *c, double v, enum mt_redop op);
+/* Cumulative bytes sent and seconds spent in communication by this process. */
+void mt_comm_stats(uint64_t *bytes, double *seconds);
+void mt_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+                 size_t count, enum mt_dtype t);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,9 @@ static void usage(FILE *f)
             "commands:\n"
             "  train      train a GPT (no flags: the teaching default on tiny Shakespeare)\n"
             "  generate   continue a prompt with a trained checkpoint\n"
+            "  eval       zero-shot WikiText perplexity or LAMBADA accuracy of a checkpoint\n"
             "  tokenize   print the token ids of standard input (--decode: the reverse)\n"
+            "  preprocess tokenize a corpus into Megatron's .bin/.idx dataset format\n"
             "  version    print the version\n"
             "\n"
             "'megatron-c <command> --help' lists the flags of a command.\n");
@@ -32,7 +34,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "train") == 0) return mt_cmd_train(argc, argv);
     if (strcmp(cmd, "generate") == 0) return mt_cmd_generate(argc, argv);
+    if (strcmp(cmd, "eval") == 0) return mt_cmd_eval(argc, argv);
     if (strcmp(cmd, "tokenize") == 0) return mt_cmd_tokenize(argc, argv);
+    if (strcmp(cmd, "preprocess") == 0) return mt_cmd_preprocess(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;

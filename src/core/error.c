@@ -4,6 +4,12 @@
 #include <stdlib.h>
 
 static mt_abort_hook_fn abort_hook;
+static char error_prefix[64]; /* "" or e.g. "[rank 3] " (mt_set_error_prefix) */
+
+void mt_set_error_prefix(const char *prefix)
+{
+    snprintf(error_prefix, sizeof error_prefix, "%s", prefix ? prefix : "");
+}
 
 void mt_set_abort_hook(mt_abort_hook_fn fn) { abort_hook = fn; }
 
@@ -17,8 +23,8 @@ void mt_exit(int status)
 
 void mt_assert_fail(const char *cond, const char *file, int line)
 {
-    fprintf(stderr, "megatron-c: internal error: assertion `%s' failed at %s:%d\n", cond, file,
-            line);
+    fprintf(stderr, "%smegatron-c: internal error: assertion `%s' failed at %s:%d\n",
+            error_prefix, cond, file, line);
     fflush(stderr);
     if (abort_hook) abort_hook(134);
     abort();
@@ -27,7 +33,7 @@ void mt_assert_fail(const char *cond, const char *file, int line)
 void mt_die(const char *fmt, ...)
 {
     va_list ap;
-    fputs("megatron-c: fatal: ", stderr);
+    fprintf(stderr, "%smegatron-c: fatal: ", error_prefix);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -39,19 +45,19 @@ void mt_user_error(const char *hint, const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout);
-    fputs("megatron-c: error: ", stderr);
+    fprintf(stderr, "%smegatron-c: error: ", error_prefix);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    if (hint && *hint) fprintf(stderr, "  hint: %s\n", hint);
+    if (hint && *hint) fprintf(stderr, "%s  hint: %s\n", error_prefix, hint);
     mt_exit(1);
 }
 
 void mt_warn(const char *fmt, ...)
 {
     va_list ap;
-    fputs("megatron-c: warning: ", stderr);
+    fprintf(stderr, "%smegatron-c: warning: ", error_prefix);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);

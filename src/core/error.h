@@ -27,6 +27,11 @@ MT_PRINTF(1, 2) void mt_warn(const char *fmt, ...);
  * aborts the other ranks so that nothing hangs. */
 typedef void (*mt_abort_hook_fn)(int status);
 void mt_set_abort_hook(mt_abort_hook_fn fn);
+/* Text put in front of every line that error.c prints (errors, hints,
+ * warnings, assertion failures); NULL or "" for none. The MPI layer sets
+ * "[rank R] " in a world of more than one rank so that each message names
+ * the rank it came from. The string is copied (at most 63 bytes kept). */
+void mt_set_error_prefix(const char *prefix);
 /* Exit through the hook (used by mt_die / mt_user_error). */
 MT_NORETURN void mt_exit(int status);
 

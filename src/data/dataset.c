@@ -2,6 +2,7 @@
 #include "data/dataset.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/gpt_dataset.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,28 +30,15 @@ int mt_dataset_stream(struct mt_dataset *d, struct mt_stream_range *r, const cha
 
 int mt_split_ranges(const char *split, size_t ntok, size_t begin[3], size_t end[3])
 {
-    double w[3] = {0, 0, 0}, sum = 0;
-    const char *p = split;
-    int k = 0;
-    while (*p && k < 3) {
-        char *e;
-        w[k] = strtod(p, &e);
-        if (e == p || w[k] < 0) return -1;
-        sum += w[k++];
-        p = e;
-        while (*p == ' ') p++;
-        if (*p == ',' || *p == '/') p++;
-        else if (*p) return -1;
-    }
-    if (*p || k == 0 || sum <= 0) return -1;
-    /* Megatron get_split_indices: cumulative rounding of the proportions */
-    size_t b = 0;
+    /* Megatron's exact bookend rounding (gpt_dataset.c); an absent split
+     * (weight 0) is an empty range here */
+    int present[3];
+    uint64_t b[3], e[3];
+    char err[200];
+    if (mt_gpt_split(split, ntok, present, b, e, err, sizeof err) != 0) return -1;
     for (int i = 0; i < 3; i++) {
-        size_t e = i == 2 ? ntok : b + (size_t)((double)ntok * w[i] / sum + 0.5);
-        if (e > ntok) e = ntok;
-        begin[i] = b;
-        end[i] = e;
-        b = e;
+        begin[i] = present[i] ? (size_t)b[i] : (i ? end[i - 1] : 0);
+        end[i] = present[i] ? (size_t)e[i] : begin[i];
     }
     return 0;
 }

@@ -4,7 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mt_params_init(struct mt_param_table *t) { memset(t, 0, sizeof *t); }
+void mt_params_init(struct mt_param_table *t, int tp, int tp_rank)
+{
+    memset(t, 0, sizeof *t);
+    t->tp = tp;
+    t->tp_rank = tp_rank;
+}
 
 void mt_params_free(struct mt_param_table *t)
 {
@@ -13,7 +18,7 @@ void mt_params_free(struct mt_param_table *t)
 }
 
 int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int64_t cols,
-                  float init_std, float init_value)
+                  float init_std, float init_value, int split_dim)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 64;
@@ -24,22 +29,22 @@ int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int6
     memset(p, 0, sizeof *p);
     MT_ASSERT(strlen(name) < MT_PARAM_NAME_MAX);
     strcpy(p->name, name);
-    if (rows > 0) {
-        p->ndim = 2;
-        p->shape[0] = rows;
-        p->shape[1] = cols;
-    } else {
-        p->ndim = 1;
-        p->shape[0] = cols;
-        p->shape[1] = 1;
+    p->ndim = rows > 0 ? 2 : 1;
+    p->shape[0] = rows > 0 ? rows : cols;
+    p->shape[1] = rows > 0 ? cols : 1;
+    p->split_dim = t->tp > 1 ? split_dim : -1;
+    p->local_shape[0] = p->shape[0];
+    p->local_shape[1] = p->shape[1];
+    if (p->split_dim >= 0) {
+        MT_ASSERT(p->shape[p->split_dim] % t->tp == 0);
+        p->local_shape[p->split_dim] /= t->tp;
     }
-    p->numel = (size_t)p->shape[0] * (size_t)p->shape[1];
+    p->numel = (size_t)p->local_shape[0] * (size_t)p->local_shape[1];
     /* Megatron: no weight decay on biases and 1-D parameters (norms). */
     p->no_weight_decay = p->ndim == 1;
     p->init_std = init_std;
     p->init_value = init_value;
-    /* keep every tensor 16-element aligned (64 bytes) so that kernels can
-     * assume aligned rows of each tensor start */
+    /* every tensor starts 16-element (64-byte) aligned; the gaps stay zero */
     p->offset = (t->total + 15) & ~(size_t)15;
     t->total = p->offset + p->numel;
     return t->n++;
@@ -50,4 +55,39 @@ int mt_params_find(const struct mt_param_table *t, const char *name)
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->p[i].name, name) == 0) return i;
     return -1;
+}
+
+size_t mt_param_global_numel(const struct mt_param *p)
+{
+    return (size_t)p->shape[0] * (size_t)p->shape[1];
+}
+
+void mt_param_shard(const struct mt_param *p, int tp, int tp_rank, const float *global,
+                    float *local)
+{
+    if (p->split_dim < 0 || tp == 1) {
+        memcpy(local, global, mt_param_global_numel(p) * sizeof *local);
+    } else if (p->split_dim == 0) {
+        /* a contiguous block of rows */
+        memcpy(local, global + (size_t)tp_rank * p->numel, p->numel * sizeof *local);
+    } else {
+        /* a block of columns of every row */
+        const size_t R = (size_t)p->shape[0], Cg = (size_t)p->shape[1], Cl = Cg / (size_t)tp;
+        for (size_t r = 0; r < R; r++)
+            memcpy(local + r * Cl, global + r * Cg + (size_t)tp_rank * Cl, Cl * sizeof *local);
+    }
+}
+
+void mt_param_unshard(const struct mt_param *p, int tp, const float *blocks, float *global)
+{
+    if (p->split_dim < 0 || tp == 1 || p->split_dim == 0) {
+        /* replicated: block 0; dim 0: the blocks are already in row order */
+        memcpy(global, blocks, mt_param_global_numel(p) * sizeof *global);
+        return;
+    }
+    const size_t R = (size_t)p->shape[0], Cg = (size_t)p->shape[1], Cl = Cg / (size_t)tp;
+    for (int k = 0; k < tp; k++)
+        for (size_t r = 0; r < R; r++)
+            memcpy(global + r * Cg + (size_t)k * Cl, blocks + (size_t)k * p->numel + r * Cl,
+                   Cl * sizeof *global);
 }

@@ -26,11 +26,31 @@ void mt_adamw_free(struct mt_adamw *o)
     memset(o, 0, sizeof *o);
 }
 
-double mt_grad_norm(mt_backend *be, const struct mt_param_table *table, const float *grads)
+static int counted(const struct mt_param_table *t, const struct mt_param *p)
 {
-    /* The alignment gaps between tensors are zero in the gradient buffer, so
-     * one fixed-order pass over the whole buffer is the global norm. */
-    return sqrt(mt_sum_squares(be, grads, table->total));
+    return !p->shared && (p->split_dim >= 0 || t->tp_rank == 0);
+}
+
+double mt_grad_norm(mt_backend *be, const struct mt_param_table *t, const float *grads,
+                    mt_comm *comm)
+{
+    /* one fixed-order pass per run of consecutive counted tensors (the
+     * alignment gaps inside a run are zero); serially that is one run */
+    double sq = 0.0;
+    int i = 0;
+    while (i < t->n) {
+        if (!counted(t, &t->p[i])) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j + 1 < t->n && counted(t, &t->p[j + 1])) j++;
+        size_t begin = t->p[i].offset, end = t->p[j].offset + t->p[j].numel;
+        sq += mt_sum_squares(be, grads + begin, end - begin);
+        i = j + 1;
+    }
+    if (comm) sq = mt_all_reduce_scalar(be, comm, sq, MT_REDOP_SUM);
+    return sqrt(sq);
 }
 
 float mt_clip_coeff(double norm, float max_norm)
@@ -44,7 +64,7 @@ double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr, 
 {
     const struct mt_param_table *t = o->table;
     /* the norm of the unscaled gradients */
-    double norm = mt_grad_norm(o->be, t, grads) * (double)grad_scale;
+    double norm = mt_grad_norm(o->be, t, grads, o->norm_comm) * (double)grad_scale;
     float coeff = mt_clip_coeff(norm, o->cfg.clip_grad);
     o->step++;
     struct mt_adamw_args a = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,

@@ -16,14 +16,20 @@ struct mt_adamw {
     const struct mt_param_table *table;
     float *m, *v; /* flat moments (device), same offsets as the parameters */
     int step;     /* number of updates applied so far */
+    mt_comm *norm_comm; /* model-parallel group (tp x pp) the norm is summed over; NULL: none */
 };
 
 void mt_adamw_init(struct mt_adamw *o, const struct mt_adamw_config *cfg, mt_backend *be,
                    const struct mt_param_table *table);
 void mt_adamw_free(struct mt_adamw *o);
 
-/* Global L2 norm of the flat gradient buffer (deterministic order). */
-double mt_grad_norm(mt_backend *be, const struct mt_param_table *table, const float *grads);
+/* Global L2 norm of the gradients (deterministic order). Each tensor counts
+ * once in the whole model: replicated tensors only on tensor-parallel rank 0,
+ * and a stage's shared copy of the tied embedding not at all (Megatron's
+ * param_is_not_tensor_parallel_duplicate / param_is_not_shared); the squares
+ * are then summed over comm (the model-parallel group; NULL: none). */
+double mt_grad_norm(mt_backend *be, const struct mt_param_table *table, const float *grads,
+                    mt_comm *comm);
 /* Megatron clip coefficient: max_norm / (norm + 1e-6) when below 1, else 1. */
 float mt_clip_coeff(double norm, float max_norm);
 

@@ -92,31 +92,86 @@ long mt_ckpt_latest(const char *dir)
 static void put_u32(FILE *f, uint32_t x, const char *p) { mt_fwrite_all(f, &x, 4, p); }
 static void put_u64(FILE *f, uint64_t x, const char *p) { mt_fwrite_all(f, &x, 8, p); }
 
-void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
-                  const struct mt_param_table *table, const struct mt_ckpt_group *groups,
-                  int ngroups, mt_backend *be)
+struct mt_ckpt_writer {
+    FILE *f;
+    char dir[4096], tmp[4300], final_path[4200];
+    long iteration;
+    uint32_t left; /* tensors still to write */
+};
+
+struct mt_ckpt_writer *mt_ckpt_writer_open(const char *dir, long iteration,
+                                           const struct mt_kv *meta, uint32_t ntensors)
 {
-    char sub[4096], tmp[4200], tracker[4200], tracker_tmp[4300];
+    struct mt_ckpt_writer *w = calloc(1, sizeof *w);
+    if (!w) mt_die("out of memory");
+    char sub[4200];
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
+    w->iteration = iteration;
+    w->left = ntensors;
     snprintf(sub, sizeof sub, "%s/iter_%07ld", dir, iteration);
     if (mt_mkdir_p(sub) != 0)
         mt_user_error("check that --save points to a writable directory",
                       "cannot create checkpoint directory %s: %s", sub, strerror(errno));
-    const char *final_path = mt_ckpt_path(dir, iteration);
-    snprintf(tmp, sizeof tmp, "%s.tmp", final_path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
+    snprintf(w->final_path, sizeof w->final_path, "%s", mt_ckpt_path(dir, iteration));
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->final_path);
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f)
         mt_user_error("check that --save points to a writable directory", "cannot create %s: %s",
-                      tmp, strerror(errno));
-    mt_fwrite_all(f, MAGIC, 8, tmp);
-    put_u32(f, MT_CKPT_VERSION, tmp);
-    put_u32(f, 0, tmp);
-    /* metadata block */
+                      w->tmp, strerror(errno));
+    mt_fwrite_all(w->f, MAGIC, 8, w->tmp);
+    put_u32(w->f, MT_CKPT_VERSION, w->tmp);
+    put_u32(w->f, 0, w->tmp);
     size_t mlen = 0;
     for (int i = 0; i < meta->n; i++) mlen += strlen(meta->key[i]) + strlen(meta->val[i]) + 2;
-    put_u64(f, mlen, tmp);
-    for (int i = 0; i < meta->n; i++) fprintf(f, "%s=%s\n", meta->key[i], meta->val[i]);
-    /* tensors */
-    put_u32(f, (uint32_t)(table->n * ngroups), tmp);
+    put_u64(w->f, mlen, w->tmp);
+    for (int i = 0; i < meta->n; i++) fprintf(w->f, "%s=%s\n", meta->key[i], meta->val[i]);
+    put_u32(w->f, ntensors, w->tmp);
+    return w;
+}
+
+void mt_ckpt_writer_tensor(struct mt_ckpt_writer *w, const char *name, const struct mt_param *p,
+                           const float *data)
+{
+    MT_ASSERT(w->left > 0);
+    w->left--;
+    put_u32(w->f, (uint32_t)strlen(name), w->tmp);
+    mt_fwrite_all(w->f, name, strlen(name), w->tmp);
+    put_u32(w->f, 0, w->tmp); /* dtype f32 */
+    put_u32(w->f, (uint32_t)p->ndim, w->tmp);
+    for (int d = 0; d < p->ndim; d++) put_u64(w->f, (uint64_t)p->shape[d], w->tmp);
+    size_t nbytes = mt_param_global_numel(p) * sizeof(float);
+    put_u64(w->f, nbytes, w->tmp);
+    mt_fwrite_all(w->f, data, nbytes, w->tmp);
+    put_u32(w->f, mt_crc32(0, data, nbytes), w->tmp);
+}
+
+void mt_ckpt_writer_close(struct mt_ckpt_writer *w)
+{
+    char tracker[4200], tracker_tmp[4300];
+    MT_ASSERT(w->left == 0);
+    mt_fwrite_all(w->f, TRAILER, 8, w->tmp);
+    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0 || fclose(w->f) != 0)
+        mt_user_error("check free disk space", "cannot finish writing %s: %s", w->tmp,
+                      strerror(errno));
+    if (rename(w->tmp, w->final_path) != 0)
+        mt_user_error(NULL, "cannot rename %s to %s: %s", w->tmp, w->final_path, strerror(errno));
+    snprintf(tracker, sizeof tracker, "%s/latest_checkpointed_iteration.txt", w->dir);
+    snprintf(tracker_tmp, sizeof tracker_tmp, "%s.tmp", tracker);
+    FILE *f = fopen(tracker_tmp, "w");
+    if (!f) mt_user_error(NULL, "cannot create %s: %s", tracker_tmp, strerror(errno));
+    fprintf(f, "%ld", w->iteration);
+    if (fclose(f) != 0 || rename(tracker_tmp, tracker) != 0)
+        mt_user_error(NULL, "cannot write %s: %s", tracker, strerror(errno));
+    free(w);
+}
+
+void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
+                  const struct mt_param_table *table, const struct mt_ckpt_group *groups,
+                  int ngroups, mt_backend *be)
+{
+    MT_ASSERT(table->tp == 1);
+    struct mt_ckpt_writer *w = mt_ckpt_writer_open(dir, iteration, meta,
+                                                   (uint32_t)(table->n * ngroups));
     size_t maxn = 0;
     for (int i = 0; i < table->n; i++)
         if (table->p[i].numel > maxn) maxn = table->p[i].numel;
@@ -127,32 +182,11 @@ void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
             const struct mt_param *p = &table->p[i];
             char name[256];
             snprintf(name, sizeof name, "%s%s", groups[g].prefix, p->name);
-            put_u32(f, (uint32_t)strlen(name), tmp);
-            mt_fwrite_all(f, name, strlen(name), tmp);
-            put_u32(f, 0, tmp); /* dtype f32 */
-            put_u32(f, (uint32_t)p->ndim, tmp);
-            for (int d = 0; d < p->ndim; d++) put_u64(f, (uint64_t)p->shape[d], tmp);
-            size_t nbytes = p->numel * sizeof(float);
-            put_u64(f, nbytes, tmp);
-            mt_download(be, host, groups[g].base + p->offset, nbytes);
-            mt_fwrite_all(f, host, nbytes, tmp);
-            put_u32(f, mt_crc32(0, host, nbytes), tmp);
+            mt_download(be, host, groups[g].base + p->offset, p->numel * sizeof(float));
+            mt_ckpt_writer_tensor(w, name, p, host);
         }
     free(host);
-    mt_fwrite_all(f, TRAILER, 8, tmp);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0)
-        mt_user_error("check free disk space", "cannot finish writing %s: %s", tmp,
-                      strerror(errno));
-    if (rename(tmp, final_path) != 0)
-        mt_user_error(NULL, "cannot rename %s to %s: %s", tmp, final_path, strerror(errno));
-
-    snprintf(tracker, sizeof tracker, "%s/latest_checkpointed_iteration.txt", dir);
-    snprintf(tracker_tmp, sizeof tracker_tmp, "%s.tmp", tracker);
-    f = fopen(tracker_tmp, "w");
-    if (!f) mt_user_error(NULL, "cannot create %s: %s", tracker_tmp, strerror(errno));
-    fprintf(f, "%ld", iteration);
-    if (fclose(f) != 0 || rename(tracker_tmp, tracker) != 0)
-        mt_user_error(NULL, "cannot write %s: %s", tracker, strerror(errno));
+    mt_ckpt_writer_close(w);
 }
 
 /* ---- reading --------------------------------------------------------------------- */
@@ -241,8 +275,10 @@ void mt_ckpt_read_meta(const char *path, struct mt_kv *meta)
 }
 
 unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *table,
+                              const struct mt_param_table *known,
                               const struct mt_ckpt_group *groups, int ngroups, mt_backend *be)
 {
+    if (!known) known = table;
     struct reader r;
     struct mt_kv meta = {0};
     open_reader(&r, path);
@@ -253,9 +289,9 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
     unsigned char *seen = calloc((size_t)table->n * (size_t)ngroups + 1, 1);
     size_t maxn = 0;
     for (int i = 0; i < table->n; i++)
-        if (table->p[i].numel > maxn) maxn = table->p[i].numel;
-    float *host = malloc(maxn * sizeof(float) + 1);
-    if (!seen || !host) mt_die("out of memory");
+        if (mt_param_global_numel(&table->p[i]) > maxn) maxn = mt_param_global_numel(&table->p[i]);
+    float *host = malloc(maxn * sizeof(float) + 1), *shard = malloc(maxn * sizeof(float) + 1);
+    if (!seen || !host || !shard) mt_die("out of memory");
     for (uint32_t t = 0; t < nt; t++) {
         char name[512];
         uint32_t nl = get_u32(&r, "tensor name length");
@@ -280,9 +316,9 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
             }
         }
         if (gi < 0) {
-            /* a tensor this model does not have: skip over it (with a check that
-             * the file really holds its bytes) unless it belongs to the model */
-            if (strncmp(name, "model/", 6) == 0) {
+            /* not held here: another stage's tensor, an optimizer group not
+             * asked for, or (error) a tensor the model does not have at all */
+            if (strncmp(name, "model/", 6) == 0 && mt_params_find(known, name + 6) < 0) {
                 mt_user_error("the checkpoint was written for a different model configuration",
                               "%s: tensor %s does not exist in this model", path, name);
             }
@@ -294,7 +330,7 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
         const struct mt_param *p = &table->p[pi];
         int shape_ok = (int)ndim == p->ndim;
         for (int d = 0; shape_ok && d < p->ndim; d++) shape_ok = dims[d] == p->shape[d];
-        if (!shape_ok || nbytes != p->numel * sizeof(float)) {
+        if (!shape_ok || nbytes != mt_param_global_numel(p) * sizeof(float)) {
             char hint[200];
             snprintf(hint, sizeof hint, "the model here has %s of shape (%lld, %lld)", p->name,
                      (long long)p->shape[0], (long long)(p->ndim > 1 ? p->shape[1] : 1));
@@ -305,7 +341,9 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
         uint32_t crc = get_u32(&r, name);
         if (crc != mt_crc32(0, host, nbytes))
             mt_user_error(HINT_CORRUPT, "%s: checksum mismatch in tensor %s", path, name);
-        mt_upload(be, groups[gi].base + p->offset, host, nbytes);
+        /* whole tensor in the file; this rank keeps its shard */
+        mt_param_shard(p, table->tp, table->tp_rank, host, shard);
+        mt_upload(be, groups[gi].base + p->offset, shard, p->numel * sizeof(float));
         seen[gi * table->n + pi] = 1;
     }
     char trailer[8];
@@ -327,5 +365,6 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
     }
     free(seen);
     free(host);
+    free(shard);
     return mask;
 }

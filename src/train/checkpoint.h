@@ -19,6 +19,7 @@
 #define MT_CHECKPOINT_H
 #include "backend/backend.h"
 #include "model/params.h"
+#include <stdint.h>
 
 #define MT_CKPT_VERSION 1
 
@@ -39,7 +40,18 @@ struct mt_ckpt_group {
     int required;         /* on load: missing tensors are an error */
 };
 
-/* Writes DIR/iter_%07ld/model_optim_rng.mtc and then the tracker file. */
+/* Streaming writer (one process writes; parallel runs gather whole tensors
+ * to it). Writes DIR/iter_%07ld/model_optim_rng.mtc.tmp, renamed by close. */
+struct mt_ckpt_writer;
+struct mt_ckpt_writer *mt_ckpt_writer_open(const char *dir, long iteration,
+                                           const struct mt_kv *meta, uint32_t ntensors);
+/* name = prefix + parameter name; p gives the global shape; data is host */
+void mt_ckpt_writer_tensor(struct mt_ckpt_writer *w, const char *name, const struct mt_param *p,
+                           const float *data);
+/* Finishes the file and then updates the tracker file. */
+void mt_ckpt_writer_close(struct mt_ckpt_writer *w);
+
+/* Serial save: every tensor of table (whole tensors: tp = 1) in each group. */
 void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
                   const struct mt_param_table *table, const struct mt_ckpt_group *groups,
                   int ngroups, mt_backend *be);
@@ -52,10 +64,14 @@ const char *mt_ckpt_path(const char *dir, long iteration);
 /* Reads the metadata of a checkpoint file (exits with a message naming the
  * file and field on any defect). */
 void mt_ckpt_read_meta(const char *path, struct mt_kv *meta);
-/* Reads the tensors into the groups' buffers, checking names, shapes and
- * CRCs against the table. Groups with required = 0 and absent tensors are
- * left untouched; returns the number of groups fully loaded as a bit mask. */
+/* Reads the tensors of table (this rank's shards) into the groups' buffers,
+ * checking names, global shapes and CRCs. Tensors of the model that this
+ * rank does not hold (other pipeline stages) are skipped; `known` (may be
+ * NULL = table) lists every tensor the model has, and a model tensor outside
+ * it is an error. Groups with required = 0 may be absent; returns a bit
+ * mask of the groups fully loaded. */
 unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *table,
+                              const struct mt_param_table *known,
                               const struct mt_ckpt_group *groups, int ngroups, mt_backend *be);
 
 #endif

@@ -72,7 +72,7 @@ int mt_cmd_generate(int argc, char **argv)
     struct mt_gpt m;
     mt_gpt_init(&m, &d.gpt, be, 1, d.gpt.max_position_embeddings);
     const struct mt_ckpt_group groups[] = {{"model/", m.params, 1}};
-    mt_ckpt_read_tensors(path, &m.table, groups, 1, be);
+    mt_ckpt_read_tensors(path, &m.table, NULL, groups, 1, be);
 
     size_t np;
     int32_t *prompt = mt_tokenizer_encode_all(&tok, a.prompt, strlen(a.prompt), &np);

@@ -9,9 +9,12 @@
 #include "core/io.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "data/gpt_dataset.h"
 #include "data/tokenizer.h"
 #include "model/gpt.h"
 #include "optim/optimizer.h"
+#include "parallel/grid.h"
+#include "parallel/pipeline.h"
 #include "train/checkpoint.h"
 #include "train/commands.h"
 #include "train/run.h"
@@ -48,6 +51,7 @@ struct train_args {
     const char *split, *tokenizer_type, *vocab_file, *merge_file;
     const char *backend;
     int tp, pp;
+    long ddp_bucket_size;
     int sample_tokens;
     float sample_temperature;
     int no_progress;
@@ -89,7 +93,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"no-load-optim", MT_ARG_BOOL, F(no_load_optim), NULL, "do not load the optimizer state"},
     {"no-load-rng", MT_ARG_BOOL, F(no_load_rng), NULL, "do not load the RNG state"},
     {"finetune", MT_ARG_BOOL, F(finetune), NULL, "load weights only; start at iteration 0"},
-    {"data-path", MT_ARG_WORDS, F(data_path), "FILE", "training text (default: the shipped tiny Shakespeare)"},
+    {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
     {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", "CharLevel"},
     {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
@@ -97,6 +101,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref (cpu)"},
     {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
     {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
+    {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
     {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
@@ -230,13 +235,9 @@ static void validate(struct train_args *a)
         mt_user_error(NULL, "--eval-interval, --eval-iters and --save-interval must not be negative");
     if (a->save_interval > 0 && !a->save)
         mt_user_error("add --save DIR", "--save-interval needs --save");
-    if (a->tp != 1 || a->pp != 1) {
-        if (a->tp < 1 || a->pp < 1) mt_user_error(NULL, "parallel sizes must be positive");
-        mt_user_error("this build runs a world of one process: tensor and pipeline parallelism need "
-                      "an MPI launch (mpiexec) of a build configured with --with-mpi",
-                      "--tensor-model-parallel-size %d x --pipeline-model-parallel-size %d needs %d "
-                      "processes, but this is a single process", a->tp, a->pp, a->tp * a->pp);
-    }
+    if (a->tp < 1 || a->pp < 1)
+        mt_user_error(NULL, "--tensor-model-parallel-size and --pipeline-model-parallel-size must be positive");
+    if (a->ddp_bucket_size < 0) mt_user_error(NULL, "--ddp-bucket-size must not be negative");
     if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
 }
 
@@ -271,6 +272,9 @@ static void progress_show(struct progress *p, long it, long total, long it0, flo
 struct run {
     struct train_args a;
     mt_backend *be;
+    struct mt_groups grp;
+    int printer;           /* world rank 0 prints; the others stay quiet */
+    int n_micro;           /* micro-batches per iteration on this data-parallel rank */
     struct mt_tokenizer tok;
     int32_t *all_tokens;
     size_t ntok;
@@ -278,10 +282,14 @@ struct run {
     struct mt_dataset train_ds, valid_ds;
     int has_valid;
     struct mt_loader train_loader, valid_loader;
+    struct mt_gpt_data gdata; /* Megatron .bin/.idx datasets */
+    int has_gdata;
     struct mt_model_desc desc;
     struct mt_gpt model;
     struct mt_adamw opt;
     struct mt_lr_schedule sched;
+    struct mt_pp_action *sched_actions;
+    int n_actions;
     long iteration;
     uint64_t consumed;
     int32_t *tokens, *targets;
@@ -290,13 +298,46 @@ struct run {
     const char *data_name;
 };
 
+#define SAY(...) \
+    do { \
+        if (r->printer) { \
+            progress_clear(&r->prog); \
+            printf(__VA_ARGS__); \
+            fflush(stdout); \
+        } \
+    } while (0)
+
+/* --data-path is a text file (tokenized here, split by --split) or, as in
+ * Megatron, one or more .bin/.idx prefixes with optional weights. */
 static void load_data(struct run *r)
 {
-    if (r->a.data_path.n > 1)
-        mt_user_error("give one text file to --data-path", "--data-path takes one file here, got %d words",
-                      r->a.data_path.n);
-    const char *path = r->a.data_path.n ? r->a.data_path.v[0] : NULL;
-    static char def[4200];
+    struct mt_words *dp = &r->a.data_path;
+    static char def[4200], idx[4300];
+    const char *path = dp->n ? dp->v[0] : NULL;
+    if (path) snprintf(idx, sizeof idx, "%s.idx", path);
+    if (dp->n > 1 || (path && !mt_file_exists(path) && mt_file_exists(idx))) {
+        const struct train_args *a = &r->a;
+        const uint64_t gbs = (uint64_t)a->global_batch_size, ei = (uint64_t)a->eval_iters;
+        const uint64_t nvalid = (a->eval_interval > 0 ? (uint64_t)(a->train_iters / a->eval_interval) + 1 : 1);
+        /* Megatron's get_train_valid_test_num_samples */
+        const uint64_t ns[3] = {(uint64_t)a->train_iters * gbs, nvalid * ei * gbs, ei * gbs};
+        char err[1024];
+        if (mt_gpt_data_build(&r->gdata, dp->n, dp->v, a->split, a->seq_length, (uint64_t)a->seed, ns,
+                              r->tok.vocab_size, err, sizeof err) != 0)
+            mt_user_error("--data-path takes PREFIX (of PREFIX.bin/.idx written by `megatron-c preprocess`) "
+                          "or W1 PREFIX1 W2 PREFIX2 ...", "%s", err);
+        r->has_gdata = 1;
+        r->train_ds = r->gdata.split[0];
+        r->has_valid = r->a.eval_iters > 0 && r->gdata.present[1] && r->gdata.split[1].num_samples > 0;
+        if (r->has_valid) r->valid_ds = r->gdata.split[1];
+        r->data_name = path;
+        r->ntok = 0;
+        if (r->printer) mt_gpt_data_describe(&r->gdata, stdout);
+        /* the datasets are already shuffled (Megatron's shuffle_index) */
+        mt_loader_init(&r->train_loader, &r->train_ds, (uint64_t)r->a.seed, 0);
+        if (r->has_valid) mt_loader_init(&r->valid_loader, &r->valid_ds, (uint64_t)r->a.seed, 0);
+        return;
+    }
     if (!path) {
         snprintf(def, sizeof def, "%s/tinyshakespeare/input.txt", mt_data_dir());
         path = def;
@@ -322,15 +363,19 @@ static void load_data(struct run *r)
     }
     r->has_valid = r->a.eval_iters > 0 &&
                    mt_dataset_stream(&r->valid_ds, &r->range[1], "valid", r->a.seq_length) == 0;
-    if (r->a.eval_iters > 0 && !r->has_valid)
+    if (r->a.eval_iters > 0 && !r->has_valid && r->printer)
         mt_warn("the validation split of %s holds fewer than %d tokens: no validation",
                 path, r->a.seq_length + 1);
     mt_loader_init(&r->train_loader, &r->train_ds, (uint64_t)r->a.seed, 1);
     if (r->has_valid) mt_loader_init(&r->valid_loader, &r->valid_ds, (uint64_t)r->a.seed, 0);
 }
 
+/* ---- checkpoints: whole tensors, gathered to world rank 0 ------------------- */
+
 static void save_checkpoint(struct run *r)
 {
+    mt_backend *be = r->be;
+    const struct mt_groups *G = &r->grp;
     struct mt_kv kv = {0};
     mt_model_desc_to_kv(&r->desc, &kv);
     mt_kv_set(&kv, "seq_length", "%d", r->a.seq_length);
@@ -345,16 +390,65 @@ static void save_checkpoint(struct run *r)
     mt_kv_set(&kv, "lr_warmup_iters", "%ld", r->a.lr_warmup_iters);
     mt_kv_set(&kv, "lr_decay_iters", "%ld", r->a.lr_decay_iters);
     mt_kv_set(&kv, "data_path", "%s", r->data_name);
-    mt_kv_set(&kv, "backend", "%s", mt_backend_name(r->be));
+    mt_kv_set(&kv, "backend", "%s", mt_backend_name(be));
+    mt_kv_set(&kv, "saved_layout", "tp=%d pp=%d dp=%d", G->tp_size, G->pp_size, G->dp_size);
     mt_kv_set(&kv, "megatron_c_version", "%s", PACKAGE_VERSION);
-    const struct mt_ckpt_group groups[] = {{"model/", r->model.params, 1},
-                                           {"optim/exp_avg/", r->opt.m, 1},
-                                           {"optim/exp_avg_sq/", r->opt.v, 1}};
-    mt_ckpt_save(r->a.save, r->iteration, &kv, &r->model.table, groups, 3, r->be);
+
+    /* every rank walks the global table in the same order: the owner stage's
+     * tp group gathers the shards, its (tp 0, dp 0) rank sends the whole
+     * tensor to world rank 0, which writes it */
+    struct mt_param_table gt;
+    /* 12 tensors per layer plus 6 at most outside the layers */
+    int *owner = malloc(((size_t)r->desc.gpt.num_layers * 12 + 8) * sizeof *owner);
+    if (!owner) mt_die("out of memory");
+    mt_gpt_global_table(&r->desc.gpt, G->pp_size, &gt, owner);
+    size_t maxn = 0;
+    for (int i = 0; i < gt.n; i++)
+        if (gt.p[i].numel > maxn) maxn = gt.p[i].numel;
+    float *host = malloc(maxn * sizeof(float)), *blocks_h = malloc(maxn * sizeof(float));
+    float *dev = mt_alloc(be, maxn * sizeof(float));
+    if (!host || !blocks_h) mt_die("out of memory");
+    float *bases[3] = {r->model.params, r->opt.m, r->opt.v};
+    const char *prefixes[3] = {"model/", "optim/exp_avg/", "optim/exp_avg_sq/"};
+    struct mt_ckpt_writer *w = NULL;
+    if (G->world_rank == 0) w = mt_ckpt_writer_open(r->a.save, r->iteration, &kv, (uint32_t)(3 * gt.n));
+    for (int grp = 0; grp < 3; grp++)
+        for (int i = 0; i < gt.n; i++) {
+            const struct mt_param *gp = &gt.p[i];
+            const int stage = owner[i];
+            const int src = mt_grid_rank(G->tp_size, G->dp_size, 0, 0, stage);
+            if (G->pp_rank == stage && G->dp_rank == 0) {
+                const struct mt_param *p =
+                    &r->model.table.p[mt_params_find(&r->model.table, gp->name)];
+                mt_all_gather(be, G->tp, dev, bases[grp] + p->offset, p->numel, MT_DTYPE_F32);
+                if (G->tp_rank == 0) {
+                    /* the owner knows the split: it assembles the whole tensor */
+                    mt_download(be, blocks_h, dev, gp->numel * sizeof(float));
+                    mt_param_unshard(p, G->tp_size, blocks_h, host);
+                    if (src != 0) {
+                        mt_upload(be, dev, host, gp->numel * sizeof(float));
+                        mt_send(be, G->world, dev, gp->numel, MT_DTYPE_F32, 0);
+                    }
+                }
+            }
+            if (G->world_rank == 0) {
+                if (src != 0) {
+                    mt_recv(be, G->world, dev, gp->numel, MT_DTYPE_F32, src);
+                    mt_download(be, host, dev, gp->numel * sizeof(float));
+                }
+                char name[256];
+                snprintf(name, sizeof name, "%s%s", prefixes[grp], gp->name);
+                mt_ckpt_writer_tensor(w, name, gp, host);
+            }
+        }
+    if (w) mt_ckpt_writer_close(w);
+    mt_dealloc(be, dev);
+    free(host);
+    free(blocks_h);
+    free(owner);
+    mt_params_free(&gt);
     mt_kv_free(&kv);
-    progress_clear(&r->prog);
-    printf(" saved checkpoint at iteration %7ld to %s\n", r->iteration, r->a.save);
-    fflush(stdout);
+    SAY(" saved checkpoint at iteration %7ld to %s\n", r->iteration, r->a.save);
 }
 
 static int kv_long(const struct mt_kv *kv, const char *key, long *out)
@@ -368,6 +462,7 @@ static int kv_long(const struct mt_kv *kv, const char *key, long *out)
     return 1;
 }
 
+/* Every rank reads the (shared) checkpoint file itself and keeps its shards. */
 static void load_checkpoint(struct run *r)
 {
     long it = r->a.ckpt_step >= 0 ? r->a.ckpt_step : mt_ckpt_latest(r->a.load);
@@ -377,69 +472,193 @@ static void load_checkpoint(struct run *r)
                           "--load directory %s does not exist", r->a.load);
         /* Megatron: a --load directory without a tracker starts from scratch
          * (the usual --save DIR --load DIR launch script on its first run) */
-        mt_warn("no checkpoint in %s (no latest_checkpointed_iteration.txt): starting from scratch",
-                r->a.load);
+        if (r->printer)
+            mt_warn("no checkpoint in %s (no latest_checkpointed_iteration.txt): starting from scratch",
+                    r->a.load);
         return;
     }
-    const char *path = mt_ckpt_path(r->a.load, it);
-    char pathbuf[4200];
-    snprintf(pathbuf, sizeof pathbuf, "%s", path);
+    char path[4200];
+    snprintf(path, sizeof path, "%s", mt_ckpt_path(r->a.load, it));
     struct mt_kv kv = {0};
-    mt_ckpt_read_meta(pathbuf, &kv);
+    mt_ckpt_read_meta(path, &kv);
     struct mt_model_desc ck;
-    mt_model_desc_from_kv(&ck, &kv, pathbuf);
-    mt_model_desc_check(&r->desc, &ck, pathbuf);
+    mt_model_desc_from_kv(&ck, &kv, path);
+    mt_model_desc_check(&r->desc, &ck, path);
     int with_optim = !r->a.finetune && !r->a.no_load_optim;
     const struct mt_ckpt_group groups[] = {{"model/", r->model.params, 1},
                                            {"optim/exp_avg/", r->opt.m, with_optim},
                                            {"optim/exp_avg_sq/", r->opt.v, with_optim}};
-    mt_ckpt_read_tensors(pathbuf, &r->model.table, groups, with_optim ? 3 : 1, r->be);
+    struct mt_param_table known;
+    mt_gpt_global_table(&r->desc.gpt, 1, &known, NULL);
+    mt_ckpt_read_tensors(path, &r->model.table, &known, groups, with_optim ? 3 : 1, r->be);
+    mt_params_free(&known);
     if (!r->a.finetune) {
         long iter = 0, consumed = 0, step = 0;
         if (!kv_long(&kv, "iteration", &iter) || !kv_long(&kv, "consumed_train_samples", &consumed) ||
             !kv_long(&kv, "optimizer_step", &step))
             mt_user_error("the checkpoint is damaged", "%s: iteration, consumed_train_samples or "
-                          "optimizer_step is missing", pathbuf);
+                          "optimizer_step is missing", path);
         r->iteration = iter;
         r->consumed = (uint64_t)consumed;
         if (with_optim) r->opt.step = (int)step;
         long gbs;
-        if (kv_long(&kv, "global_batch_size", &gbs) && gbs != r->a.global_batch_size)
+        if (kv_long(&kv, "global_batch_size", &gbs) && gbs != r->a.global_batch_size && r->printer)
             mt_warn("--global-batch-size is %d here but was %ld when %s was saved",
-                    r->a.global_batch_size, gbs, pathbuf);
+                    r->a.global_batch_size, gbs, path);
     }
-    printf(" loaded checkpoint %s at iteration %ld (consumed samples %llu)\n", pathbuf,
-           r->iteration, (unsigned long long)r->consumed);
+    const char *layout = mt_kv_get(&kv, "saved_layout");
+    SAY(" loaded checkpoint %s at iteration %ld (consumed samples %llu%s%s)\n", path, r->iteration,
+        (unsigned long long)r->consumed, layout ? ", saved under " : "", layout ? layout : "");
     mt_kv_free(&kv);
+}
+
+/* ---- one iteration: the pipeline schedule, then finalize the gradients ------ */
+
+/* Global sample counter of micro-batch k of this data-parallel rank
+ * (Megatron's sampler: chunks of mbs x dp, rank d takes [d*mbs, (d+1)*mbs)). */
+static uint64_t micro_counter(const struct run *r, uint64_t base, int k)
+{
+    const uint64_t mbs = (uint64_t)r->a.micro_batch_size;
+    return base + (uint64_t)k * mbs * (uint64_t)r->grp.dp_size + (uint64_t)r->grp.dp_rank * mbs;
+}
+
+/* Runs this stage's actions. Forward and backward micro-batches are counted
+ * here (1F1B finishes them in order), so the combined send/receive steps
+ * know which buffers they move. Returns the sum of the micro-batch losses
+ * (last stage; 0 elsewhere). */
+static double run_schedule(struct run *r, struct mt_loader *loader, uint64_t base, int n_micro,
+                           int backward, const struct mt_pp_action *act, int nact)
+{
+    mt_backend *be = r->be;
+    struct mt_gpt *m = &r->model;
+    const int mbs = r->a.micro_batch_size, T = r->a.seq_length;
+    const size_t nc = (size_t)mbs * T * r->desc.gpt.hidden_size;
+    const int prev = r->grp.pp_rank - 1, next = r->grp.pp_rank + 1;
+    mt_comm *pp = r->grp.pp;
+    int nf = 0, nb = 0;
+    double loss = 0.0;
+    for (int i = 0; i < nact; i++) {
+        const int fslot = nf % m->nslots, lslot = (nf + m->nslots - 1) % m->nslots;
+        switch (act[i].kind) {
+        case MT_PP_RECV_FWD: mt_recv(be, pp, mt_gpt_stage_input(m, fslot), nc, MT_DTYPE_F32, prev); break;
+        case MT_PP_FWD:
+            mt_loader_batch(loader, micro_counter(r, base, nf), mbs, r->tokens, r->targets);
+            loss += mt_gpt_stage_forward(m, fslot, r->tokens, r->targets, mbs, T);
+            nf++;
+            break;
+        case MT_PP_SEND_FWD: mt_send(be, pp, mt_gpt_stage_output(m, lslot), nc, MT_DTYPE_F32, next); break;
+        case MT_PP_RECV_BWD: mt_recv(be, pp, mt_gpt_stage_dinput(m), nc, MT_DTYPE_F32, next); break;
+        case MT_PP_BWD:
+            MT_ASSERT(backward);
+            mt_gpt_stage_backward(m, nb % m->nslots, 1.0f / (float)n_micro);
+            nb++;
+            break;
+        case MT_PP_SEND_BWD: mt_send(be, pp, mt_gpt_stage_dinput(m), nc, MT_DTYPE_F32, prev); break;
+        case MT_PP_SEND_FWD_RECV_BWD:
+            mt_sendrecv(be, pp, mt_gpt_stage_output(m, lslot), next, mt_gpt_stage_dinput(m), next, nc,
+                        MT_DTYPE_F32);
+            break;
+        case MT_PP_SEND_BWD_RECV_FWD:
+            mt_sendrecv(be, pp, mt_gpt_stage_dinput(m), prev, mt_gpt_stage_input(m, fslot), prev, nc,
+                        MT_DTYPE_F32);
+            break;
+        }
+    }
+    MT_ASSERT(nf == n_micro && nb == (backward ? n_micro : 0));
+    return loss;
+}
+
+/* Forward-only schedule (validation): each micro-batch goes down the stages. */
+static int forward_only_actions(const struct run *r, struct mt_pp_action *act, int n_micro)
+{
+    int n = 0;
+    for (int k = 0; k < n_micro; k++) {
+        if (r->grp.pp_rank > 0) act[n++] = (struct mt_pp_action){MT_PP_RECV_FWD, k, -1};
+        act[n++] = (struct mt_pp_action){MT_PP_FWD, k, -1};
+        if (r->grp.pp_rank < r->grp.pp_size - 1) act[n++] = (struct mt_pp_action){MT_PP_SEND_FWD, k, -1};
+    }
+    return n;
+}
+
+/* The mean over micro-batches and data-parallel ranks of the last stage's
+ * losses, on every rank. */
+static double reduce_loss(struct run *r, double loss_sum, int n_micro)
+{
+    double v = r->model.last ? loss_sum / n_micro : 0.0;
+    v = mt_all_reduce_scalar(r->be, r->grp.pp, v, MT_REDOP_SUM);
+    return mt_all_reduce_scalar(r->be, r->grp.dp, v, MT_REDOP_AVG);
+}
+
+/* Megatron finalize_model_grads: the tied embedding's two copies (first and
+ * last stage) sum their gradients; data-parallel replicas average theirs in
+ * buckets over the flat buffer. */
+static void finalize_grads(struct run *r)
+{
+    mt_backend *be = r->be;
+    struct mt_gpt *m = &r->model;
+    if (r->grp.embd) {
+        const struct mt_param *p = &m->table.p[mt_params_find(&m->table, "embedding.word_embeddings.weight")];
+        mt_all_reduce(be, r->grp.embd, m->grads + p->offset, p->numel, MT_DTYPE_F32, MT_REDOP_SUM);
+    }
+    if (r->grp.dp_size > 1) {
+        size_t bucket = r->a.ddp_bucket_size > 0 ? (size_t)r->a.ddp_bucket_size
+                                                 : (size_t)(40 << 20) > (size_t)r->grp.dp_size << 20
+                                                       ? (size_t)(40 << 20) : (size_t)r->grp.dp_size << 20;
+        for (size_t off = 0; off < m->table.total; off += bucket) {
+            size_t n = m->table.total - off < bucket ? m->table.total - off : bucket;
+            mt_all_reduce(be, r->grp.dp, m->grads + off, n, MT_DTYPE_F32, MT_REDOP_AVG);
+        }
+    }
 }
 
 static double evaluate(struct run *r)
 {
-    const int mbs = r->a.micro_batch_size, n_micro = r->a.global_batch_size / mbs;
+    const int n_micro = r->n_micro;
+    struct mt_pp_action *act = malloc((size_t)n_micro * 3 * sizeof *act);
+    if (!act) mt_die("out of memory");
+    int nact = forward_only_actions(r, act, n_micro);
     double sum = 0.0;
-    long count = 0;
-    uint64_t counter = 0;
     for (long e = 0; e < r->a.eval_iters; e++)
-        for (int k = 0; k < n_micro; k++) {
-            mt_loader_batch(&r->valid_loader, counter, mbs, r->tokens, r->targets);
-            counter += (uint64_t)mbs;
-            sum += mt_gpt_forward(&r->model, r->tokens, r->targets, mbs, r->a.seq_length);
-            count++;
-        }
-    return sum / (double)count;
+        sum += reduce_loss(r, run_schedule(r, &r->valid_loader, (uint64_t)e * r->a.global_batch_size,
+                                           n_micro, 0, act, nact), n_micro);
+    free(act);
+    return sum / (double)r->a.eval_iters;
 }
 
 static void log_eval(struct run *r, double val)
 {
-    progress_clear(&r->prog);
-    printf(" validation loss at iteration %ld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
-           r->iteration, val, exp(fmin(20.0, val)));
-    fflush(stdout);
+    SAY(" validation loss at iteration %ld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
+        r->iteration, val, exp(fmin(20.0, val)));
     if (r->json) {
         fprintf(r->json, "{\"iteration\": %ld, \"val_loss\": %.9g, \"val_ppl\": %.9g}\n",
                 r->iteration, val, exp(fmin(20.0, val)));
         fflush(r->json);
     }
+}
+
+static void setup_parallel(struct run *r)
+{
+    struct train_args *a = &r->a;
+    char err[256];
+    if (mt_groups_init(&r->grp, r->be, a->tp, a->pp, err, sizeof err) != 0) {
+        int ws = mt_comm_size(r->be, mt_comm_world(r->be));
+        char hint[200];
+        snprintf(hint, sizeof hint, "launch a multiple of %d processes with mpiexec -n N%s", a->tp * a->pp,
+                 ws == 1 ? " (a build without MPI runs one process: ./configure --with-mpi)" : "");
+        mt_user_error(hint, "%s", err);
+    }
+    r->printer = r->grp.world_rank == 0;
+    const int dp = r->grp.dp_size;
+    if (a->global_batch_size % (a->micro_batch_size * dp) != 0) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "use a multiple of %d, e.g. %d", a->micro_batch_size * dp,
+                 a->micro_batch_size * dp * 2);
+        mt_user_error(hint, "--global-batch-size (%d) is not divisible by --micro-batch-size (%d) x "
+                      "data-parallel size (%d)", a->global_batch_size, a->micro_batch_size, dp);
+    }
+    r->n_micro = a->global_batch_size / (a->micro_batch_size * dp);
+    if (mt_gpt_check_parallel(&r->desc.gpt, a->tp, a->pp, err, sizeof err) != 0)
+        mt_user_error("choose sizes that divide evenly", "%s", err);
 }
 
 int mt_cmd_train(int argc, char **argv)
@@ -459,7 +678,6 @@ int mt_cmd_train(int argc, char **argv)
     r->be = mt_backend_init(a->backend, err, sizeof err);
     if (!r->be) mt_user_error("use --backend cpu or --backend cpu-ref", "%s", err);
     mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file);
-    load_data(r);
 
     struct mt_gpt_config *g = &r->desc.gpt;
     g->num_layers = a->num_layers;
@@ -472,20 +690,32 @@ int mt_cmd_train(int argc, char **argv)
     g->init_method_std = a->init_method_std;
     r->desc.make_vocab_size_divisible_by = a->make_vocab_divisible_by;
     r->desc.tokenizer_type = r->tok.type;
+    /* the layout is checked before any work */
+    setup_parallel(r);
+    load_data(r);
 
-    const int mbs = a->micro_batch_size, T = a->seq_length;
-    const int n_micro = a->global_batch_size / mbs;
-    mt_gpt_init(&r->model, g, r->be, mbs, T);
+    const int mbs = a->micro_batch_size, T = a->seq_length, n_micro = r->n_micro;
+    const struct mt_groups *G = &r->grp;
+    struct mt_gpt_par par = {G->tp, G->tp_size, G->tp_rank, G->pp_size, G->pp_rank};
+    /* 1F1B keeps at most (stages - stage) micro-batches in flight */
+    int nslots = G->pp_size - G->pp_rank < n_micro ? G->pp_size - G->pp_rank : n_micro;
+    mt_gpt_init_parallel(&r->model, g, r->be, mbs, T, &par, nslots);
     struct mt_adamw_config oc = {a->adam_beta1, a->adam_beta2, a->adam_eps, a->weight_decay,
                                  a->clip_grad};
     mt_adamw_init(&r->opt, &oc, r->be, &r->model.table);
+    r->opt.norm_comm = G->mp;
     r->sched = (struct mt_lr_schedule){a->lr, a->min_lr, (int)a->lr_warmup_iters,
                                        (int)a->lr_decay_iters,
                                        (enum mt_lr_decay)mt_lr_decay_parse(a->lr_decay_style)};
+    int cap = MT_PP_MAX_ACTIONS(n_micro);
+    r->sched_actions = malloc((size_t)cap * sizeof *r->sched_actions);
+    if (!r->sched_actions) mt_die("out of memory");
+    r->n_actions = mt_pp_schedule_1f1b(r->sched_actions, cap, G->pp_size, G->pp_rank, n_micro);
+    MT_ASSERT(r->n_actions > 0);
     mt_gpt_init_weights(&r->model, (uint64_t)a->seed);
     if (a->load) load_checkpoint(r);
 
-    if (a->log_json) {
+    if (a->log_json && r->printer) {
         r->json = fopen(a->log_json, r->iteration > 0 ? "a" : "w");
         if (!r->json) mt_user_error("check the path given to --log-json", "cannot open %s for writing",
                                     a->log_json);
@@ -494,31 +724,32 @@ int mt_cmd_train(int argc, char **argv)
     r->targets = malloc((size_t)mbs * T * sizeof(int32_t));
     if (!r->tokens || !r->targets) mt_die("out of memory");
 
-    printf("megatron-c train: GPT %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), "
-           "%.2fM parameters\n", g->num_layers, g->hidden_size, g->num_heads, T, g->vocab_size,
-           g->padded_vocab_size, (double)r->model.table.total / 1e6);
-    printf(" data: %s (%s tokenizer, %zu tokens; %zu train / %zu valid samples)\n", r->data_name,
-           r->tok.type, r->ntok, r->train_ds.num_samples, r->has_valid ? r->valid_ds.num_samples : 0);
-    printf(" backend %s | micro batch %d x %d accumulation steps = global batch %d | %ld iterations\n",
-           mt_backend_name(r->be), mbs, n_micro, a->global_batch_size, a->train_iters);
-    fflush(stdout);
+    SAY("megatron-c train: GPT %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), "
+        "%.2fM parameters\n", g->num_layers, g->hidden_size, g->num_heads, T, g->vocab_size,
+        g->padded_vocab_size, (double)mt_gpt_param_count(g) / 1e6);
+    if (!r->has_gdata)
+        SAY(" data: %s (%s tokenizer, %zu tokens; %zu train / %zu valid samples)\n", r->data_name,
+            r->tok.type, r->ntok, r->train_ds.num_samples, r->has_valid ? r->valid_ds.num_samples : 0);
+    SAY(" backend %s | %d process%s: tensor-parallel %d x pipeline-parallel %d x data-parallel %d | "
+        "micro batch %d x %d micro-batches x %d = global batch %d | %ld iterations\n",
+        mt_backend_name(r->be), G->world_size, G->world_size > 1 ? "es" : "", G->tp_size,
+        G->pp_size, G->dp_size, mbs, n_micro, G->dp_size, a->global_batch_size, a->train_iters);
 
-    r->prog.on = !a->no_progress && isatty(2) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0;
+    r->prog.on = r->printer && !a->no_progress && isatty(2) && getenv("TERM") &&
+                 strcmp(getenv("TERM"), "dumb") != 0;
     r->prog.t0 = mt_now();
     const long it0 = r->iteration;
-    double loss_sum = 0.0, t_interval = mt_now();
+    double loss_sum = 0.0, t_interval = mt_now(), comm_s0;
+    uint64_t comm_b0;
+    mt_comm_stats(&comm_b0, &comm_s0);
     long n_interval = 0;
-    int last_saved = -1;
+    long last_saved = -1;
     while (r->iteration < a->train_iters) {
         const float lr = mt_lr_at(&r->sched, r->iteration); /* Megatron: lr of step k-1 */
-        double loss = 0.0;
-        for (int k = 0; k < n_micro; k++) {
-            mt_loader_batch(&r->train_loader, r->consumed + (uint64_t)k * mbs, mbs, r->tokens,
-                            r->targets);
-            loss += mt_gpt_forward(&r->model, r->tokens, r->targets, mbs, T);
-            mt_gpt_backward(&r->model, 1.0f / (float)n_micro);
-        }
-        loss /= n_micro;
+        double loss = run_schedule(r, &r->train_loader, r->consumed, n_micro, 1, r->sched_actions,
+                                   r->n_actions);
+        finalize_grads(r);
+        loss = reduce_loss(r, loss, n_micro);
         double norm = mt_adamw_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f);
         if (!isfinite(loss) || !isfinite(norm)) {
             progress_clear(&r->prog);
@@ -533,25 +764,37 @@ int mt_cmd_train(int argc, char **argv)
         n_interval++;
 
         if (r->iteration % a->log_interval == 0 || r->iteration == a->train_iters) {
-            double dt = mt_now() - t_interval;
+            double dt = mt_now() - t_interval, comm_s;
+            uint64_t comm_b;
+            mt_comm_stats(&comm_b, &comm_s);
             double ms = 1000.0 * dt / (double)n_interval;
             double tps = (double)n_interval * a->global_batch_size * T / dt;
             double avg = loss_sum / (double)n_interval;
-            progress_clear(&r->prog);
-            printf(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
-                   "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E | "
-                   "grad norm: %.3f |\n", r->iteration, a->train_iters, (unsigned long long)r->consumed,
-                   ms, tps, lr, a->global_batch_size, avg, norm);
-            fflush(stdout);
+            double comm_ms = 1000.0 * (comm_s - comm_s0) / (double)n_interval;
+            double comm_mb = (double)(comm_b - comm_b0) / (double)n_interval / 1e6;
+            if (G->world_size > 1)
+                SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
+                    "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E | "
+                    "grad norm: %.3f | comm (ms): %.1f | comm sent (MB): %.2f |\n", r->iteration,
+                    a->train_iters, (unsigned long long)r->consumed, ms, tps, lr, a->global_batch_size,
+                    avg, norm, comm_ms, comm_mb);
+            else
+                SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
+                    "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E | "
+                    "grad norm: %.3f |\n", r->iteration, a->train_iters, (unsigned long long)r->consumed,
+                    ms, tps, lr, a->global_batch_size, avg, norm);
             if (r->json) {
                 fprintf(r->json, "{\"iteration\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                        "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu}\n",
-                        r->iteration, avg, lr, norm, tps, ms, (unsigned long long)r->consumed);
+                        "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
+                        "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, avg, lr, norm, tps, ms,
+                        (unsigned long long)r->consumed, comm_ms, comm_mb);
                 fflush(r->json);
             }
             loss_sum = 0;
             n_interval = 0;
             t_interval = mt_now();
+            comm_s0 = comm_s;
+            comm_b0 = comm_b;
         }
         if (r->has_valid && a->eval_interval > 0 && r->iteration % a->eval_interval == 0 &&
             r->iteration != a->train_iters) {
@@ -562,17 +805,17 @@ int mt_cmd_train(int argc, char **argv)
         if (a->save && a->save_interval > 0 && r->iteration % a->save_interval == 0) {
             double t = mt_now();
             save_checkpoint(r);
-            last_saved = (int)r->iteration;
+            last_saved = r->iteration;
             t_interval += mt_now() - t;
         }
         progress_show(&r->prog, r->iteration, a->train_iters, it0, (float)loss);
     }
     progress_clear(&r->prog);
     if (r->has_valid) log_eval(r, evaluate(r));
-    if (a->save && last_saved != (int)r->iteration) save_checkpoint(r);
-    printf(" training done: %ld iterations in %.1f s\n", r->iteration - it0, mt_now() - r->prog.t0);
+    if (a->save && last_saved != r->iteration) save_checkpoint(r);
+    SAY(" training done: %ld iterations in %.1f s\n", r->iteration - it0, mt_now() - r->prog.t0);
 
-    if (a->sample_tokens > 0) {
+    if (a->sample_tokens > 0 && G->world_size == 1) {
         /* a short sample from the trained model, continuing a newline */
         struct mt_gpt gen;
         mt_gpt_init(&gen, g, r->be, 1, a->max_pos);
@@ -593,11 +836,14 @@ int mt_cmd_train(int argc, char **argv)
     if (r->json) fclose(r->json);
     free(r->tokens);
     free(r->targets);
+    free(r->sched_actions);
     mt_loader_free(&r->train_loader);
     if (r->has_valid) mt_loader_free(&r->valid_loader);
     free(r->all_tokens);
+    if (r->has_gdata) mt_gpt_data_free(&r->gdata);
     mt_adamw_free(&r->opt);
     mt_gpt_free(&r->model);
+    mt_groups_free(&r->grp, r->be);
     mt_tokenizer_close(&r->tok);
     mt_backend_free(r->be);
     return 0;

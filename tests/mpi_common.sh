@@ -1,0 +1,53 @@
+# mpi_common.sh: sourced by the MPI tests, after common.sh.
+#
+#   mpi_require              exit 77 (skip) unless the build linked the MPI
+#                            communicator (MT_HAVE_MPI=yes, exported by
+#                            make check) and configure found a launcher
+#                            (MPIEXEC)
+#   mpi_run N CMD...         CMD on N ranks under $MPIEXEC, killed after
+#                            $MT_MPI_TIMEOUT seconds (default 60); exit
+#                            status 124 means it was killed
+#   now_ms                   wall clock in milliseconds (seconds * 1000
+#                            where date has no %N)
+#
+# One OpenMP thread per rank: the tests start up to 4 ranks on small machines.
+# HYDRA_LAUNCHER=fork keeps MPICH's launcher off ssh on one machine.
+: "${MT_HAVE_MPI:=no}"
+: "${MPIEXEC:=}"
+OMP_NUM_THREADS=1; export OMP_NUM_THREADS
+HYDRA_LAUNCHER=${HYDRA_LAUNCHER:-fork}; export HYDRA_LAUNCHER
+: "${MT_TESTS:=$(cd "$(dirname "$0")" && pwd)}"
+
+mpi_require() {
+  if [ "$MT_HAVE_MPI" != yes ]; then
+    echo "SKIP: this build has no MPI (configure found no mpicc, or --without-mpi)"; exit 77
+  fi
+  if [ -z "$MPIEXEC" ]; then
+    echo "SKIP: configure found no mpiexec/mpirun (set MPIEXEC=...)"; exit 77
+  fi
+}
+
+# Open MPI refuses to run as root or to put more ranks than cores on a machine
+# unless told to; MPICH needs nothing.
+MT_MPIEXEC_FLAGS=${MT_MPIEXEC_FLAGS:-}
+if [ -n "$MPIEXEC" ] && $MPIEXEC --version 2>&1 | grep -q "Open MPI"; then
+  MT_MPIEXEC_FLAGS="$MT_MPIEXEC_FLAGS --oversubscribe"
+  [ "$(id -u)" = 0 ] && MT_MPIEXEC_FLAGS="$MT_MPIEXEC_FLAGS --allow-run-as-root"
+fi
+
+mpi_run() {
+  _n=$1; shift
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "${MT_MPI_TIMEOUT:-60}" $MPIEXEC $MT_MPIEXEC_FLAGS -n "$_n" "$@"
+  else
+    $MPIEXEC $MT_MPIEXEC_FLAGS -n "$_n" "$@"
+  fi
+}
+
+now_ms() {
+  _t=$(date +%s%N 2>/dev/null)
+  case $_t in
+    *N|'') echo $(( $(date +%s) * 1000 )) ;;
+    *) echo $(( _t / 1000000 )) ;;
+  esac
+}
