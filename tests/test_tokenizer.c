@@ -16,6 +16,7 @@
  * $MT_DATA_DIR, else MT_SRCDIR/data. */
 #include "tap.h"
 #include "core/io.h"
+#include "core/json.h"
 #include "data/bpe.h"
 #include "data/tokenizer.h"
 #include <stdint.h>
@@ -49,31 +50,10 @@ static int find_srcdir(const char *argv0)
 
 /* ---- a tiny reader for the case files' JSON lines --------------------------- */
 
-static void put_utf8(uint32_t cp, char *out, size_t *n)
-{
-    if (cp < 0x80) out[(*n)++] = (char)cp;
-    else if (cp < 0x800) {
-        out[(*n)++] = (char)(0xC0 | cp >> 6);
-        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out[(*n)++] = (char)(0xE0 | cp >> 12);
-        out[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        out[(*n)++] = (char)(0xF0 | cp >> 18);
-        out[(*n)++] = (char)(0x80 | (cp >> 12 & 0x3F));
-        out[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
-    }
-}
-
 static unsigned hexval(const char *s, int k)
 {
     unsigned v = 0;
-    for (int i = 0; i < k; i++) {
-        char c = s[i];
-        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 32) - 'a' + 10);
-    }
+    for (int i = 0; i < k; i++) v = v << 4 | (unsigned)mt_json_hexval(s[i]);
     return v;
 }
 
@@ -81,41 +61,12 @@ static unsigned hexval(const char *s, int k)
  * room for the whole line). Returns the length, or -1 when absent. */
 static long json_str_field(const char *line, const char *key, char *out)
 {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return -1;
-    p += strlen(pat);
-    while (*p == ' ') p++;
-    if (*p != '"') return -1;
-    p++;
-    size_t n = 0;
-    while (*p && *p != '"') {
-        if (*p != '\\') {
-            out[n++] = *p++;
-            continue;
-        }
-        char e = p[1];
-        p += 2;
-        switch (e) {
-        case 'n': out[n++] = '\n'; break;
-        case 't': out[n++] = '\t'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 'b': out[n++] = '\b'; break;
-        case 'f': out[n++] = '\f'; break;
-        case 'u': {
-            uint32_t cp = hexval(p, 4);
-            p += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF && p[0] == '\\' && p[1] == 'u') {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (hexval(p + 2, 4) - 0xDC00);
-                p += 6;
-            }
-            put_utf8(cp, out, &n);
-            break;
-        }
-        default: out[n++] = e; /* \" \\ \/ */
-        }
-    }
+    const char *err;
+    size_t n, at;
+    char *s = mt_json_get_string(line, strlen(line), key, &n, &err, &at);
+    if (!s) return -1;
+    memcpy(out, s, n); /* decoding never lengthens a string */
+    free(s);
     return (long)n;
 }
 

@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "  eval       zero-shot WikiText perplexity or LAMBADA accuracy of a checkpoint\n"
             "  tokenize   print the token ids of standard input (--decode: the reverse)\n"
             "  preprocess tokenize a corpus into Megatron's .bin/.idx dataset format\n"
+            "  compare    check two --log-json traces agree iteration by iteration\n"
             "  version    print the version\n"
             "\n"
             "'megatron-c <command> --help' lists the flags of a command.\n");
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "eval") == 0) return mt_cmd_eval(argc, argv);
     if (strcmp(cmd, "tokenize") == 0) return mt_cmd_tokenize(argc, argv);
     if (strcmp(cmd, "preprocess") == 0) return mt_cmd_preprocess(argc, argv);
+    if (strcmp(cmd, "compare") == 0) return mt_cmd_compare(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;

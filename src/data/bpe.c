@@ -37,6 +37,7 @@
 #include "data/bpe.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "core/json.h"
 #include "data/tokenizer.h"
 #include "data/unicode_tables.h"
 #include <stdarg.h>
@@ -323,12 +324,10 @@ static unsigned hex4(struct json_parser *p)
     if (p->n - p->i < 4) vocab_error(p->path, p->i, "\\u escape needs 4 hex digits");
     unsigned v = 0;
     for (int k = 0; k < 4; k++) {
-        unsigned c = p->s[p->i + k], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else vocab_error(p->path, p->i + k, "bad hex digit '%c' in a \\u escape", (int)c);
-        v = v << 4 | d;
+        unsigned c = p->s[p->i + k];
+        int d = mt_json_hexval((int)c);
+        if (d < 0) vocab_error(p->path, p->i + k, "bad hex digit '%c' in a \\u escape", (int)c);
+        v = v << 4 | (unsigned)d;
     }
     p->i += 4;
     return v;
@@ -354,15 +353,9 @@ static size_t json_token_string(struct json_parser *p, unsigned char *out, size_
             if (p->i + 1 >= p->n) vocab_error(p->path, at, "unterminated escape");
             unsigned e = p->s[p->i + 1];
             p->i += 2;
-            switch (e) {
-            case '"': cp = '"'; break;
-            case '\\': cp = '\\'; break;
-            case '/': cp = '/'; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
+            int r = mt_json_escape((int)e); /* one-character escapes; -1 for the rest */
+            switch (r >= 0 ? -1 : (int)e) {
+            case -1: cp = (uint32_t)r; break;
             case 'u':
                 cp = hex4(p);
                 if (cp >= 0xD800 && cp <= 0xDBFF) {

@@ -8,5 +8,6 @@ int mt_cmd_generate(int argc, char **argv);
 int mt_cmd_eval(int argc, char **argv);
 int mt_cmd_tokenize(int argc, char **argv);
 int mt_cmd_preprocess(int argc, char **argv);
+int mt_cmd_compare(int argc, char **argv);
 
 #endif

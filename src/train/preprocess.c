@@ -26,6 +26,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "core/json.h"
 #include "data/indexed.h"
 #include "data/tokenizer.h"
 #include "train/commands.h"
@@ -159,231 +160,19 @@ static void push_mark(struct keyout *o, int64_t m)
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-struct jp {
-    const unsigned char *s;
-    size_t n, i;
-    const char *err; /* static text */
-    char errbuf[160];
-    size_t err_at;
+/* preprocess's wording of the JSON errors where it differs from core/json.h's */
+static const char *const JSON_MSGS[MT_JSON_NCODES] = {
+    [MT_JSON_E_ESCAPE_END] = "unterminated string",
+    [MT_JSON_E_CONTROL] = "raw control character in a string (write it as an escape)",
+    [MT_JSON_E_ESCAPE] = "bad escape (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
+    [MT_JSON_E_U_HEX] = "bad \\u escape (expected 4 hex digits)",
+    [MT_JSON_E_VALUE_END] = "expected a JSON value, found the end of the line",
+    [MT_JSON_E_VALUE] = "expected a JSON value",
+    [MT_JSON_E_NUMBER] = "bad number",
+    [MT_JSON_E_OBJECT_EOF] = "expected ',' or '}'",
+    [MT_JSON_E_ARRAY_EOF] = "expected ',' or ']'",
+    [MT_JSON_E_DEPTH] = "nested too deeply",
 };
-
-static int jfail(struct jp *p, const char *msg)
-{
-    if (!p->err) {
-        p->err = msg;
-        p->err_at = p->i;
-    }
-    return -1;
-}
-
-static void jws(struct jp *p)
-{
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                           p->s[p->i] == '\r'))
-        p->i++;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int hex4(struct jp *p, unsigned *v)
-{
-    if (p->i + 4 > p->n) return jfail(p, "truncated \\u escape");
-    unsigned x = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(p->s[p->i + k]);
-        if (h < 0) return jfail(p, "bad \\u escape (expected 4 hex digits)");
-        x = x << 4 | (unsigned)h;
-    }
-    p->i += 4;
-    *v = x;
-    return 0;
-}
-
-static void put_utf8(char **buf, size_t *len, size_t *cap, uint32_t cp)
-{
-    *buf = grow(*buf, cap, *len + 4, 1);
-    char *o = *buf + *len;
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        *len += 1;
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        *len += 2;
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        *len += 3;
-    } else {
-        o[0] = (char)(0xf0 | cp >> 18);
-        o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-        o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-        o[3] = (char)(0x80 | (cp & 0x3f));
-        *len += 4;
-    }
-}
-
-/* A string at p->i (the opening quote). With buf != NULL its UTF-8 bytes are
- * appended to *buf. Lone surrogates are refused: Python's json accepts them
- * but Megatron's tokenizer cannot encode them. */
-static int jstring(struct jp *p, char **buf, size_t *len, size_t *cap)
-{
-    if (p->i >= p->n || p->s[p->i] != '"') return jfail(p, "expected a string");
-    p->i++;
-    for (;;) {
-        size_t a = p->i;
-        while (p->i < p->n && p->s[p->i] != '"' && p->s[p->i] != '\\' && p->s[p->i] >= 0x20)
-            p->i++;
-        if (buf && p->i > a) {
-            *buf = grow(*buf, cap, *len + (p->i - a), 1);
-            memcpy(*buf + *len, p->s + a, p->i - a);
-            *len += p->i - a;
-        }
-        if (p->i >= p->n) return jfail(p, "unterminated string");
-        unsigned char c = p->s[p->i];
-        if (c == '"') {
-            p->i++;
-            return 0;
-        }
-        if (c < 0x20) return jfail(p, "raw control character in a string (write it as an escape)");
-        /* backslash */
-        p->i++;
-        if (p->i >= p->n) return jfail(p, "unterminated string");
-        c = p->s[p->i++];
-        uint32_t cp;
-        switch (c) {
-        case '"': cp = '"'; break;
-        case '\\': cp = '\\'; break;
-        case '/': cp = '/'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u': {
-            unsigned u;
-            if (hex4(p, &u) != 0) return -1;
-            cp = u;
-            if (u >= 0xd800 && u <= 0xdbff) {
-                unsigned lo;
-                if (p->i + 2 <= p->n && p->s[p->i] == '\\' && p->s[p->i + 1] == 'u') {
-                    size_t save = p->i;
-                    p->i += 2;
-                    if (hex4(p, &lo) != 0) return -1;
-                    if (lo >= 0xdc00 && lo <= 0xdfff) {
-                        cp = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-                        break;
-                    }
-                    p->i = save;
-                }
-                p->i -= 6;
-                snprintf(p->errbuf, sizeof p->errbuf,
-                         "lone surrogate \\u%04X: not a character (Megatron's tokenizer cannot "
-                         "encode it)", u);
-                return jfail(p, p->errbuf);
-            }
-            if (u >= 0xdc00 && u <= 0xdfff) {
-                p->i -= 6;
-                snprintf(p->errbuf, sizeof p->errbuf,
-                         "lone surrogate \\u%04X: not a character (Megatron's tokenizer cannot "
-                         "encode it)", u);
-                return jfail(p, p->errbuf);
-            }
-            break;
-        }
-        default: p->i -= 2; return jfail(p, "bad escape (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
-        }
-        if (buf) put_utf8(buf, len, cap, cp);
-    }
-}
-
-static int jliteral(struct jp *p, const char *w)
-{
-    size_t n = strlen(w);
-    if (p->i + n <= p->n && memcmp(p->s + p->i, w, n) == 0) {
-        p->i += n;
-        return 0;
-    }
-    return jfail(p, "expected a JSON value");
-}
-
-static int jdigits(struct jp *p)
-{
-    size_t a = p->i;
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-    return p->i > a ? 0 : jfail(p, "bad number");
-}
-
-/* skips one value (validating it) */
-static int jvalue(struct jp *p, int depth)
-{
-    if (depth > MAX_DEPTH) return jfail(p, "nested too deeply");
-    jws(p);
-    if (p->i >= p->n) return jfail(p, "expected a JSON value, found the end of the line");
-    unsigned char c = p->s[p->i];
-    if (c == '"') return jstring(p, NULL, NULL, NULL);
-    if (c == '{' || c == '[') {
-        unsigned char close = c == '{' ? '}' : ']';
-        p->i++;
-        jws(p);
-        if (p->i < p->n && p->s[p->i] == close) {
-            p->i++;
-            return 0;
-        }
-        for (;;) {
-            if (c == '{') {
-                jws(p);
-                if (jstring(p, NULL, NULL, NULL) != 0) return jfail(p, "expected a key");
-                jws(p);
-                if (p->i >= p->n || p->s[p->i] != ':') return jfail(p, "expected ':' after a key");
-                p->i++;
-            }
-            if (jvalue(p, depth + 1) != 0) return -1;
-            jws(p);
-            if (p->i < p->n && p->s[p->i] == ',') {
-                p->i++;
-                continue;
-            }
-            if (p->i < p->n && p->s[p->i] == close) {
-                p->i++;
-                return 0;
-            }
-            return jfail(p, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-    }
-    if (c == 't') return jliteral(p, "true");
-    if (c == 'f') return jliteral(p, "false");
-    if (c == 'n') return jliteral(p, "null");
-    if (c == 'N') return jliteral(p, "NaN"); /* Python's json takes these three */
-    if (c == 'I') return jliteral(p, "Infinity");
-    if (c == '-' && p->i + 1 < p->n && p->s[p->i + 1] == 'I') {
-        p->i++;
-        return jliteral(p, "Infinity");
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        if (c == '-') p->i++;
-        if (p->i < p->n && p->s[p->i] == '0') p->i++;
-        else if (jdigits(p) != 0) return -1;
-        if (p->i < p->n && p->s[p->i] == '.') {
-            p->i++;
-            if (jdigits(p) != 0) return -1;
-        }
-        if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
-            p->i++;
-            if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-            if (jdigits(p) != 0) return -1;
-        }
-        return 0;
-    }
-    return jfail(p, "expected a JSON value");
-}
 
 static int value_start(unsigned char c)
 {
@@ -453,13 +242,17 @@ static int json_line(const struct ctx *c, struct batch *b, const char *line, siz
                    bad + 1);
         return -1;
     }
-    struct jp p = {(const unsigned char *)line, len, 0, NULL, {0}, 0};
+    struct mt_json p;
+    mt_json_init(&p, line, len);
+    p.msgs = JSON_MSGS;
+    p.flags = MT_JSON_NAN_INFINITY;
+    p.max_depth = MAX_DEPTH;
     for (int k = 0; k < c->nkeys; k++) {
         b->kind[k] = 0;
         b->slen[k] = 0;
         b->nstr[k] = 0;
     }
-    jws(&p);
+    mt_json_ws(&p);
     if (p.i >= p.n || p.s[p.i] != '{') {
         if (p.i < p.n && !value_start(p.s[p.i]))
             batch_fail(b, lineno, "expected a JSON object ('{'), found '%c' (at byte %zu)",
@@ -470,46 +263,38 @@ static int json_line(const struct ctx *c, struct batch *b, const char *line, siz
         return -1;
     }
     p.i++;
-    jws(&p);
+    mt_json_ws(&p);
     if (p.i < p.n && p.s[p.i] == '}') p.i++;
     else
         for (;;) {
-            jws(&p);
             char *key = NULL;
             size_t klen = 0, kcap = 0;
-            if (jstring(&p, &key, &klen, &kcap) != 0) {
+            if (mt_json_key(&p, &key, &klen, &kcap) != 0) {
                 free(key);
-                if (p.err && strcmp(p.err, "expected a string") == 0) p.err = "expected a key";
+                if (p.code == MT_JSON_E_STRING) p.err = "expected a key";
                 break;
             }
             int which = -1;
             for (int k = 0; k < c->nkeys; k++)
                 if (strlen(c->keys[k]) == klen && memcmp(c->keys[k], key, klen) == 0) which = k;
             free(key);
-            jws(&p);
-            if (p.i >= p.n || p.s[p.i] != ':') {
-                jfail(&p, "expected ':' after a key");
-                break;
-            }
-            p.i++;
-            jws(&p);
             if (which >= 0 && p.i < p.n && p.s[p.i] == '"') {
                 b->kind[which] = 1; /* a repeated key: the last one wins, as in Python */
                 b->slen[which] = 0;
-                if (jstring(&p, &b->sbuf[which], &b->slen[which], &b->scap[which]) != 0) break;
+                if (mt_json_string(&p, &b->sbuf[which], &b->slen[which], &b->scap[which]) != 0) break;
             } else if (which >= 0 && p.i < p.n && p.s[p.i] == '[') {
                 b->kind[which] = 2;
                 b->slen[which] = 0;
                 b->nstr[which] = 0;
                 p.i++;
-                jws(&p);
+                mt_json_ws(&p);
                 int ok = 1;
                 b->soff[which] = grow(b->soff[which], &b->capstr[which], 1, sizeof(size_t));
                 b->soff[which][0] = 0;
                 if (p.i < p.n && p.s[p.i] == ']') p.i++;
                 else
                     for (;;) {
-                        jws(&p);
+                        mt_json_ws(&p);
                         if (p.i >= p.n || p.s[p.i] != '"') {
                             if (p.i < p.n && value_start(p.s[p.i])) {
                                 batch_fail(b, lineno,
@@ -517,11 +302,11 @@ static int json_line(const struct ctx *c, struct batch *b, const char *line, siz
                                            b->nstr[which] + 1, c->keys[which], jtype(p.s[p.i]));
                                 return -1;
                             }
-                            jfail(&p, "expected a string");
+                            mt_json_fail(&p, MT_JSON_E_STRING);
                             ok = 0;
                             break;
                         }
-                        if (jstring(&p, &b->sbuf[which], &b->slen[which], &b->scap[which]) !=
+                        if (mt_json_string(&p, &b->sbuf[which], &b->slen[which], &b->scap[which]) !=
                             0) {
                             ok = 0;
                             break;
@@ -530,46 +315,41 @@ static int json_line(const struct ctx *c, struct batch *b, const char *line, siz
                         b->soff[which] =
                             grow(b->soff[which], &b->capstr[which], ns + 1, sizeof(size_t));
                         b->soff[which][ns] = b->slen[which];
-                        jws(&p);
-                        if (p.i < p.n && p.s[p.i] == ',') {
-                            p.i++;
-                            continue;
-                        }
-                        if (p.i < p.n && p.s[p.i] == ']') {
-                            p.i++;
-                            break;
-                        }
-                        jfail(&p, "expected ',' or ']'");
+                        int r = mt_json_next(&p, ']');
+                        if (r > 0) continue;
+                        if (r == 0) break;
+                        mt_json_fail(&p, MT_JSON_E_ARRAY_SEP);
                         ok = 0;
                         break;
                     }
                 if (!ok) break;
             } else if (which >= 0) {
                 if (p.i >= p.n || !value_start(p.s[p.i])) {
-                    jfail(&p, "expected a JSON value");
+                    mt_json_fail(&p, MT_JSON_E_VALUE);
                     break;
                 }
                 batch_fail(b, lineno, "the value of \"%s\" is %s, not a string",
                            c->keys[which], jtype(p.s[p.i]));
                 return -1;
-            } else if (jvalue(&p, 1) != 0) {
+            } else if (mt_json_skip(&p, 1) != 0) {
                 break;
             }
-            jws(&p);
-            if (p.i < p.n && p.s[p.i] == ',') {
-                p.i++;
-                continue;
-            }
-            if (p.i < p.n && p.s[p.i] == '}') {
-                p.i++;
-                break;
-            }
-            jfail(&p, "expected ',' or '}' after a member");
+            int r = mt_json_next(&p, '}');
+            if (r > 0) continue;
+            if (r == 0) break;
+            mt_json_fail_msg(&p, "expected ',' or '}' after a member");
             break;
         }
     if (!p.err) {
-        jws(&p);
-        if (p.i < p.n) jfail(&p, "extra data after the object (one object per line)");
+        mt_json_ws(&p);
+        if (p.i < p.n) mt_json_fail_msg(&p, "extra data after the object (one object per line)");
+    }
+    if (p.code == MT_JSON_E_SURROGATE) {
+        batch_fail(b, lineno,
+                   "lone surrogate \\u%04X: not a character (Megatron's tokenizer cannot encode "
+                   "it) (at byte %zu)",
+                   (unsigned)p.err_cp, p.err_at + 1);
+        return -1;
     }
     if (p.err) {
         batch_fail(b, lineno, "%s (at byte %zu)", p.err, p.err_at + 1);
