@@ -45,6 +45,8 @@ expect_error "config mismatch names fields" "--num-layers: 3 in this run, 2 in t
   $B train $TINY --num-layers 3 --hidden-size 64 --train-iters 4 --load "$TMP/ck"
 expect_error "config mismatch names every field" "--hidden-size: 64 in this run, 32 in the checkpoint" \
   $B train $TINY --num-layers 3 --hidden-size 64 --train-iters 4 --load "$TMP/ck"
+expect_error "tokenizer mismatch on --load" "--tokenizer-type: GPT2BPETokenizer in this run, CharLevel in the checkpoint" \
+  $B train $TINY --tokenizer-type GPT2BPETokenizer --train-iters 4 --load "$TMP/ck"
 expect_error "load missing dir" "does not exist" $B train $TINY --train-iters 4 --load "$TMP/none"
 expect_error "generate without checkpoint" "no checkpoint in $TMP" $B generate --load "$TMP"
 expect_error "bad tracker" "cannot parse" sh -c "mkdir -p '$TMP/bt' && echo garbage > '$TMP/bt/latest_checkpointed_iteration.txt' && $B generate --load '$TMP/bt'"
