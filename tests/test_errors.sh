@@ -22,6 +22,11 @@ expect_error "batch not a multiple" "--global-batch-size (6) is not a multiple o
   $B train $TINY --global-batch-size 6 --train-iters 1
 expect_error "unknown backend" "unknown backend 'gpu'" $B train $TINY --backend gpu --train-iters 1
 expect_error "layout larger than the world" "world size 1 is not divisible by tensor-model-parallel-size 2" $B train $TINY --tensor-model-parallel-size 2 --train-iters 1
+if [ "${MT_HAVE_MPI:-no}" = no ]; then
+  # what mpiexec sets for each of 2 processes
+  expect_error "launched as 2 processes without MPI" "built without MPI, but it was launched as one of 2 processes" \
+    env PMI_SIZE=2 PMI_RANK=1 $B train $TINY --train-iters 1
+fi
 expect_error "diverging training" "are not finite" $B train $TINY --train-iters 20 --lr 1e30 --clip-grad 0
 
 # checkpoints: make a good one, then damage copies of it

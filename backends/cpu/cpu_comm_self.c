@@ -31,7 +31,28 @@ static mt_comm *comm_new(int color, int key)
 
 const char *mt_cpu_comm_kind(void) { return "self"; }
 
-mt_comm *mt_cpu_comm_world_create(void) { return comm_new(0, 0); }
+/* A build without MPI started by a launcher (mpiexec, mpirun) as one of
+ * several processes would otherwise train N independent copies: refuse,
+ * naming the launcher's variable and the configure option. */
+static void refuse_launched_world(void)
+{
+    static const char *vars[] = {"PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
+                                 "PMIX_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 1)
+            mt_user_error("rebuild with MPI: install an MPI (e.g. mpich libmpich-dev) and run "
+                          "./configure --with-mpi && make",
+                          "this megatron-c was built without MPI, but it was launched as one of %d "
+                          "processes (%s=%s)", atoi(v), vars[i], v);
+    }
+}
+
+mt_comm *mt_cpu_comm_world_create(void)
+{
+    refuse_launched_world();
+    return comm_new(0, 0);
+}
 
 mt_comm *mt_cpu_comm_split(mt_comm *parent, int color, int key)
 {
