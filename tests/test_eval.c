@@ -18,6 +18,7 @@
  * directory of the binary or the current directory; the GPT-2 vocabulary
  * from $MT_DATA_DIR, else MT_SRCDIR/data (BPE cases are skipped without it). */
 #include "tap.h"
+#include "testutil.h"
 #include "backend/backend.h"
 #include "core/io.h"
 #include "core/rng.h"
@@ -30,27 +31,6 @@
 #include <string.h>
 
 static char g_src[4096];
-
-static int find_srcdir(const char *argv0)
-{
-    char probe[4600], bindir[4096], up[4200];
-    const char *env = getenv("MT_SRCDIR");
-    snprintf(bindir, sizeof bindir, "%s", argv0);
-    char *slash = strrchr(bindir, '/');
-    if (slash) *slash = 0;
-    else snprintf(bindir, sizeof bindir, ".");
-    snprintf(up, sizeof up, "%s/..", bindir);
-    const char *cands[] = {env ? env : "", up, bindir, ".", ".."};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        if (!*cands[i]) continue;
-        snprintf(probe, sizeof probe, "%s/tests/data/detok_cases.jsonl", cands[i]);
-        if (mt_file_exists(probe)) {
-            snprintf(g_src, sizeof g_src, "%s", cands[i]);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* s with newlines shown as \\n, for test names (k = which of 3 static buffers) */
 static const char *shown(const char *s, int k)
@@ -519,7 +499,7 @@ static void test_json(void)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!find_srcdir(argv[0])) {
+    if (!mt_test_find_srcdir(argv[0], "tests/data/detok_cases.jsonl", g_src, sizeof g_src)) {
         printf("Bail out! cannot find tests/data/detok_cases.jsonl (set MT_SRCDIR)\n");
         return 99;
     }

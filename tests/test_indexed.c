@@ -17,6 +17,7 @@
 #include "data/gpt_dataset.h"
 #include "data/indexed.h"
 #include "tap.h"
+#include "testutil.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -28,27 +29,6 @@
 #include <unistd.h>
 
 static char g_src[4096], g_tmp[4096];
-
-static int find_srcdir(const char *argv0)
-{
-    char probe[4600], bindir[4096], up[4200];
-    const char *env = getenv("MT_SRCDIR");
-    snprintf(bindir, sizeof bindir, "%s", argv0);
-    char *slash = strrchr(bindir, '/');
-    if (slash) *slash = 0;
-    else snprintf(bindir, sizeof bindir, ".");
-    snprintf(up, sizeof up, "%s/..", bindir);
-    const char *cands[] = {env ? env : "", up, bindir, ".", ".."};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        if (!*cands[i]) continue;
-        snprintf(probe, sizeof probe, "%s/tests/data/golden_text_document.idx", cands[i]);
-        if (mt_file_exists(probe)) {
-            snprintf(g_src, sizeof g_src, "%s", cands[i]);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static unsigned char *slurp(const char *path, size_t *n)
 {
@@ -849,7 +829,7 @@ static void check_vocab_error(void)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!find_srcdir(argv[0])) {
+    if (!mt_test_find_srcdir(argv[0], "tests/data/golden_text_document.idx", g_src, sizeof g_src)) {
         printf("Bail out! cannot find tests/data/golden_text_document.idx (set MT_SRCDIR)\n");
         return 99;
     }

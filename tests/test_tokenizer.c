@@ -15,6 +15,7 @@
  * directory of the binary or the current directory; the vocabulary from
  * $MT_DATA_DIR, else MT_SRCDIR/data. */
 #include "tap.h"
+#include "testutil.h"
 #include "core/io.h"
 #include "core/json.h"
 #include "data/bpe.h"
@@ -24,29 +25,6 @@
 #include <string.h>
 
 static char g_src[4096], g_data[4200];
-
-static int find_srcdir(const char *argv0)
-{
-    char probe[4600];
-    const char *env = getenv("MT_SRCDIR");
-    char bindir[4096];
-    snprintf(bindir, sizeof bindir, "%s", argv0);
-    char *slash = strrchr(bindir, '/');
-    if (slash) *slash = 0;
-    else snprintf(bindir, sizeof bindir, ".");
-    char up[4200];
-    snprintf(up, sizeof up, "%s/..", bindir);
-    const char *cands[] = {env ? env : "", up, bindir, ".", ".."};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        if (!*cands[i]) continue;
-        snprintf(probe, sizeof probe, "%s/tests/data/tokenizer_cases.jsonl", cands[i]);
-        if (mt_file_exists(probe)) {
-            snprintf(g_src, sizeof g_src, "%s", cands[i]);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* ---- a tiny reader for the case files' JSON lines --------------------------- */
 
@@ -361,7 +339,7 @@ static void check_basics(const struct mt_tokenizer *t)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!find_srcdir(argv[0])) {
+    if (!mt_test_find_srcdir(argv[0], "tests/data/tokenizer_cases.jsonl", g_src, sizeof g_src)) {
         printf("Bail out! cannot find tests/data/tokenizer_cases.jsonl (set MT_SRCDIR)\n");
         return 99;
     }

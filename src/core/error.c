@@ -63,3 +63,14 @@ void mt_warn(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
 }
+
+int mt_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

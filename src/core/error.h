@@ -20,6 +20,9 @@
 MT_NORETURN void mt_assert_fail(const char *cond, const char *file, int line);
 MT_NORETURN MT_PRINTF(1, 2) void mt_die(const char *fmt, ...);
 MT_NORETURN MT_PRINTF(2, 3) void mt_user_error(const char *hint, const char *fmt, ...);
+/* Formats a message into err (errlen bytes; err may be NULL) and returns -1:
+ * for library functions that report bad input to a caller that decides. */
+MT_PRINTF(3, 4) int mt_errf(char *err, size_t errlen, const char *fmt, ...);
 /* Non-fatal warning on stderr ("megatron-c: warning: ..."). */
 MT_PRINTF(1, 2) void mt_warn(const char *fmt, ...);
 

@@ -6,17 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-MT_PRINTF(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static void *xcalloc(size_t n, size_t size, const char *what)
 {
     void *p = calloc(n ? n : 1, size);
@@ -155,32 +144,32 @@ int mt_gpt_split(const char *split, uint64_t n, int present[3], uint64_t begin[3
     const char *what = "expected up to three non-negative numbers, e.g. \"969,30,1\"";
     double w[3] = {0, 0, 0};
     int k = 0;
-    if (!split) return fail(err, errlen, "--split: no value");
+    if (!split) return mt_errf(err, errlen, "--split: no value");
     for (const char *p = split; *p;) {
         if (*p == ',' || *p == '/' || *p == ' ' || *p == '\t') {
             p++;
             continue;
         }
         if (!((*p >= '0' && *p <= '9') || *p == '.'))
-            return fail(err, errlen, "--split '%s': unexpected '%c': %s", split, *p, what);
+            return mt_errf(err, errlen, "--split '%s': unexpected '%c': %s", split, *p, what);
         size_t len = strspn(p, "0123456789.");
         char buf[64];
         char *e;
         if (len >= sizeof buf)
-            return fail(err, errlen, "--split '%s': number too long: %s", split, what);
+            return mt_errf(err, errlen, "--split '%s': number too long: %s", split, what);
         memcpy(buf, p, len);
         buf[len] = 0;
         double v = strtod(buf, &e);
         if (*e || e == buf || !isfinite(v))
-            return fail(err, errlen, "--split '%s': '%s' is not a number: %s", split, buf, what);
-        if (k == 3) return fail(err, errlen, "--split '%s': more than three weights: %s", split, what);
+            return mt_errf(err, errlen, "--split '%s': '%s' is not a number: %s", split, buf, what);
+        if (k == 3) return mt_errf(err, errlen, "--split '%s': more than three weights: %s", split, what);
         w[k++] = v;
         p += len;
     }
-    if (k == 0) return fail(err, errlen, "--split '%s': %s", split, what);
+    if (k == 0) return mt_errf(err, errlen, "--split '%s': %s", split, what);
     double sum = mt_np_sum(w, 3);
     if (!(sum > 0))
-        return fail(err, errlen, "--split '%s': the weights add up to 0: %s", split, what);
+        return mt_errf(err, errlen, "--split '%s': the weights add up to 0: %s", split, what);
     double nw[3], ex[4];
     mt_np_normalize(w, 3, nw);
     ex[0] = 0;
@@ -331,9 +320,9 @@ int mt_gpt_dataset_build(struct mt_gpt_dataset *g, const struct mt_indexed *src,
     g->ds.impl = g;
     g->ds.get_sample = empty_get_sample;
     MT_ASSERT(begin <= end && end <= src->num_sequences);
-    if (seq_length < 1) return fail(err, errlen, "--seq-length %d: must be at least 1", seq_length);
+    if (seq_length < 1) return mt_errf(err, errlen, "--seq-length %d: must be at least 1", seq_length);
     if (end > (uint64_t)INT32_MAX)
-        return fail(err, errlen, "%s: %llu sequences; at most 2^31-1 are supported",
+        return mt_errf(err, errlen, "%s: %llu sequences; at most 2^31-1 are supported",
                     src->idx_path, (unsigned long long)end);
     uint64_t T = 0;
     for (uint64_t i = begin; i < end; i++) T += (uint64_t)mt_indexed_length(src, i);
@@ -344,7 +333,7 @@ int mt_gpt_dataset_build(struct mt_gpt_dataset *g, const struct mt_indexed *src,
     uint64_t E = 1;
     if (num_samples != MT_GPT_ONE_EPOCH) {
         if (num_samples > (UINT64_MAX / 2 - 1) / (uint64_t)seq_length)
-            return fail(err, errlen, "%s: %llu samples of %d tokens is too many", name,
+            return mt_errf(err, errlen, "%s: %llu samples of %d tokens is too many", name,
                         (unsigned long long)num_samples, seq_length);
         uint64_t want = num_samples * (uint64_t)seq_length + 1;
         E = (want + T - 1) / T;
@@ -352,7 +341,7 @@ int mt_gpt_dataset_build(struct mt_gpt_dataset *g, const struct mt_indexed *src,
     }
     uint64_t nd = end - begin;
     if (E > (uint64_t)INT32_MAX || E * nd > ((uint64_t)1 << 31))
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: %llu samples of %d tokens need %llu passes (epochs) over its %llu "
                     "tokens; that is too many: use more data or fewer samples",
                     name, (unsigned long long)num_samples, seq_length, (unsigned long long)E,
@@ -521,7 +510,7 @@ static int parse_blend(int nwords, char **words, const char *flag, struct blend_
                        char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    if (nwords <= 0) return fail(err, errlen, "%s: no dataset prefix given", flag);
+    if (nwords <= 0) return mt_errf(err, errlen, "%s: no dataset prefix given", flag);
     int weighted = 0;
     if (nwords % 2 == 0) {
         int nnum = 0;
@@ -529,7 +518,7 @@ static int parse_blend(int nwords, char **words, const char *flag, struct blend_
         for (int i = 0; i < nwords; i += 2) nnum += parse_number(words[i], &v);
         if (nnum == nwords / 2) weighted = 1;
         else if (nnum > 0)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: some of the words in weight position are numbers and some are "
                         "not: give either 'WEIGHT PREFIX WEIGHT PREFIX ...' or 'PREFIX PREFIX "
                         "...'",
@@ -545,14 +534,14 @@ static int parse_blend(int nwords, char **words, const char *flag, struct blend_
             if (!(b->weights[k] >= 0) || !isfinite(b->weights[k])) {
                 free(b->prefixes);
                 free(b->weights);
-                return fail(err, errlen, "%s: weight '%s' of %s must be a non-negative number",
+                return mt_errf(err, errlen, "%s: weight '%s' of %s must be a non-negative number",
                             flag, words[2 * k], words[2 * k + 1]);
             }
         }
         if (!(mt_np_sum(b->weights, (size_t)b->n) > 0)) {
             free(b->prefixes);
             free(b->weights);
-            return fail(err, errlen, "%s: the weights add up to 0", flag);
+            return mt_errf(err, errlen, "%s: the weights add up to 0", flag);
         }
     } else {
         b->n = nwords;
@@ -562,7 +551,7 @@ static int parse_blend(int nwords, char **words, const char *flag, struct blend_
     if (b->n >= 32767) {
         free(b->prefixes);
         free(b->weights);
-        return fail(err, errlen, "%s: %d datasets; a blend holds at most 32766", flag, b->n);
+        return mt_errf(err, errlen, "%s: %d datasets; a blend holds at most 32766", flag, b->n);
     }
     return 0;
 }
@@ -584,7 +573,7 @@ static const struct mt_indexed *get_source(struct mt_gpt_data *d, const char *pr
         free(idx);
         if (f) {
             fclose(f);
-            fail(err, errlen,
+            mt_errf(err, errlen,
                  "%s: '%s' names a file; give the dataset prefix without .bin/.idx, as "
                  "Megatron does: %s",
                  flag, prefix, p);
@@ -596,7 +585,7 @@ static const struct mt_indexed *get_source(struct mt_gpt_data *d, const char *pr
     char e2[1024];
     struct mt_indexed *x = mt_indexed_open(prefix, e2, sizeof e2);
     if (!x) {
-        fail(err, errlen, "%s: %s", flag, e2);
+        mt_errf(err, errlen, "%s: %s", flag, e2);
         return NULL;
     }
     struct mt_indexed **s = realloc(d->sources, (size_t)(d->nsources + 1) * sizeof *s);
@@ -642,7 +631,7 @@ static int build_split(struct mt_gpt_data *d, int i, const struct blend_spec *b,
     uint64_t size = 0;
     if (b->weights) {
         if (ns == MT_GPT_ONE_EPOCH) {
-            fail(err, errlen, "%s: weights need a number of %s samples", flag, SPLIT_NAME[i]);
+            mt_errf(err, errlen, "%s: weights need a number of %s samples", flag, SPLIT_NAME[i]);
             goto out;
         }
         w = xcalloc((size_t)b->n, sizeof *w, "the blend");
@@ -704,7 +693,7 @@ static int build_split(struct mt_gpt_data *d, int i, const struct blend_spec *b,
     for (int k = 0; b->weights && k < b->n; k++)
         if (want[k] > 0 && d->parts[i][k].tokens_per_epoch == 0) {
             if (i == 0) {
-                fail(err, errlen,
+                mt_errf(err, errlen,
                      "%s: the train split of %s (sequences [%llu, %llu)) holds no tokens, but "
                      "its weight is %g: check --split and the data",
                      flag, b->prefixes[k], (unsigned long long)beg[k],
@@ -732,7 +721,7 @@ static int build_split(struct mt_gpt_data *d, int i, const struct blend_spec *b,
     for (uint64_t s = 0; s < size; s++) cnt[bl->dataset_index[s]]++;
     for (int k = 0; k < b->n; k++)
         if (cnt[k] > d->parts[i][k].num_samples) {
-            fail(err, errlen,
+            mt_errf(err, errlen,
                  "%s: the %s blend takes %llu samples from %s, which has only %llu (%llu "
                  "tokens in its %s split)",
                  flag, SPLIT_NAME[i], (unsigned long long)cnt[k], b->prefixes[k],
@@ -761,9 +750,9 @@ out:
 
 static int check_common(int seq_length, uint64_t seed, char *err, size_t errlen)
 {
-    if (seq_length < 1) return fail(err, errlen, "--seq-length %d: must be at least 1", seq_length);
+    if (seq_length < 1) return mt_errf(err, errlen, "--seq-length %d: must be at least 1", seq_length);
     if (seed > 0xffffffffULL)
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "--seed %llu: Megatron's data indices use numpy.random.RandomState, which "
                     "takes seeds 0..4294967295",
                     (unsigned long long)seed);
@@ -786,7 +775,7 @@ static int check_train(struct mt_gpt_data *d, const uint64_t ns[3], const char *
     if (d->present[0] && d->split[0].num_samples == 0 && ns[0] > 0) {
         uint64_t T = 0;
         for (int k = 0; k < d->nparts[0]; k++) T += d->parts[0][k].tokens_per_epoch;
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: the train split holds %llu tokens: not one sample of --seq-length "
                     "%d + 1 tokens (check --split and the data)",
                     flag, (unsigned long long)T, d->split[0].seq_length);

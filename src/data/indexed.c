@@ -31,17 +31,6 @@ static int itemsize_of(int code)
     return code == MT_IDX_UINT16 ? 2 : code == MT_IDX_INT32 ? 4 : 0;
 }
 
-MT_PRINTF(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static char *str_cat(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -103,11 +92,11 @@ static int load_file(const char *path, const unsigned char **data, size_t *size,
                      char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) return mt_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s is not a regular file", path);
+        return mt_errf(err, errlen, "%s is not a regular file", path);
     }
     size_t n = (size_t)st.st_size;
     *size = n;
@@ -124,7 +113,7 @@ static int load_file(const char *path, const unsigned char **data, size_t *size,
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf) {
         close(fd);
-        return fail(err, errlen, "out of memory reading %s (%zu bytes)", path, n);
+        return mt_errf(err, errlen, "out of memory reading %s (%zu bytes)", path, n);
     }
     size_t got = 0;
     while (got < n) {
@@ -133,7 +122,7 @@ static int load_file(const char *path, const unsigned char **data, size_t *size,
         if (r <= 0) {
             free(buf);
             close(fd);
-            return fail(err, errlen, "error reading %s: %s", path,
+            return mt_errf(err, errlen, "error reading %s: %s", path,
                         r < 0 ? strerror(errno) : "file shrank while reading");
         }
         got += (size_t)r;
@@ -150,33 +139,33 @@ static int check_index(struct mt_indexed *x, char *err, size_t errlen)
     size_t size = x->idx_size;
     if (size < 9 || memcmp(h, MAGIC, 9) != 0) {
         if (size >= 6 && memcmp(h, "TNTIDX", 6) == 0)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: legacy \"TNTIDX\" (fairseq lazy/cached) index; only the "
                         "\"MMIDIDX\" format is read: re-run preprocessing with the mmap format",
                         ip);
         if (size < 9)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: truncated: %zu bytes, shorter than the 34-byte header", ip, size);
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: wrong magic: not a Megatron indexed dataset index (expected "
                     "\"MMIDIDX\\0\\0\")",
                     ip);
     }
     if (size < HEADER_SIZE)
-        return fail(err, errlen, "%s: truncated: %zu bytes, shorter than the 34-byte header",
+        return mt_errf(err, errlen, "%s: truncated: %zu bytes, shorter than the 34-byte header",
                     ip, size);
     uint64_t version = get_u64(h + 9);
     if (version != 1)
-        return fail(err, errlen, "%s: version %llu is not supported (only version 1)", ip,
+        return mt_errf(err, errlen, "%s: version %llu is not supported (only version 1)", ip,
                     (unsigned long long)version);
     int code = h[17];
     if (code != MT_IDX_UINT16 && code != MT_IDX_INT32) {
         if (code >= 1 && code <= 8)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: dtype code %d (%s) is not a token type: only 8 (uint16) and 4 "
                         "(int32) are read",
                         ip, code, mt_indexed_dtype_name(code));
-        return fail(err, errlen, "%s: unknown dtype code %d (known: 1..8)", ip, code);
+        return mt_errf(err, errlen, "%s: unknown dtype code %d (known: 1..8)", ip, code);
     }
     x->dtype = code;
     x->itemsize = itemsize_of(code);
@@ -185,19 +174,19 @@ static int check_index(struct mt_indexed *x, char *err, size_t errlen)
     x->num_doc_indices = m;
     uint64_t room = (uint64_t)(size - HEADER_SIZE);
     if (n > room / 12 || m > (room - 12 * n) / 8)
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: truncated or corrupt: sequence_count = %llu and document_count = %llu "
                     "do not fit in its %zu bytes",
                     ip, (unsigned long long)n, (unsigned long long)m, size);
     uint64_t want = HEADER_SIZE + 12 * n + 8 * m;
     if (size != want && size != want + n)
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: size %zu bytes does not match sequence_count = %llu and document_count "
                     "= %llu (expected %llu bytes)",
                     ip, size, (unsigned long long)n, (unsigned long long)m,
                     (unsigned long long)want);
     if (m < 1)
-        return fail(err, errlen, "%s: document_count = 0: document_indices must hold at least "
+        return mt_errf(err, errlen, "%s: document_count = 0: document_indices must hold at least "
                     "the leading 0", ip);
     /* lengths and pointers: consecutive, non-overlapping, inside .bin */
     uint64_t end = 0;
@@ -205,30 +194,30 @@ static int check_index(struct mt_indexed *x, char *err, size_t errlen)
         int32_t len = mt_indexed_length(x, i);
         int64_t ptr = mt_indexed_pointer(x, i);
         if (len < 0)
-            return fail(err, errlen, "%s: sequence_lengths[%llu] = %d is negative", ip,
+            return mt_errf(err, errlen, "%s: sequence_lengths[%llu] = %d is negative", ip,
                         (unsigned long long)i, len);
         if (ptr < 0 || (uint64_t)ptr < end)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: sequence_pointers[%llu] = %lld overlaps the previous sequence "
                         "(which ends at byte %llu of %s)",
                         ip, (unsigned long long)i, (long long)ptr, (unsigned long long)end,
                         base_name(x->bin_path));
         end = (uint64_t)ptr + (uint64_t)len * (uint64_t)x->itemsize;
         if ((uint64_t)ptr > x->bin_size)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: sequence_pointers[%llu] = %lld points past the end of %s (%llu "
                         "bytes)",
                         ip, (unsigned long long)i, (long long)ptr, base_name(x->bin_path),
                         (unsigned long long)x->bin_size);
         if (end > x->bin_size)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: sequence %llu (sequence_pointers[%llu] = %lld, sequence_lengths = "
                         "%d tokens of %d bytes) runs past the end of %s (%llu bytes)",
                         ip, (unsigned long long)i, (unsigned long long)i, (long long)ptr, len,
                         x->itemsize, base_name(x->bin_path), (unsigned long long)x->bin_size);
     }
     if (end != x->bin_size)
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: the index describes %llu bytes of tokens but %s has %llu: the two "
                     "files do not belong together",
                     ip, (unsigned long long)end, base_name(x->bin_path),
@@ -237,10 +226,10 @@ static int check_index(struct mt_indexed *x, char *err, size_t errlen)
     for (uint64_t j = 0; j < m; j++) {
         int64_t d = mt_indexed_doc_index(x, j);
         if (j == 0 && d != 0)
-            return fail(err, errlen, "%s: document_indices[0] = %lld (must be 0)", ip,
+            return mt_errf(err, errlen, "%s: document_indices[0] = %lld (must be 0)", ip,
                         (long long)d);
         if (d < prev || (uint64_t)d > n)
-            return fail(err, errlen,
+            return mt_errf(err, errlen,
                         "%s: document_indices[%llu] = %lld is out of order (previous %lld, "
                         "sequence_count %llu)",
                         ip, (unsigned long long)j, (long long)d, (long long)prev,
@@ -248,7 +237,7 @@ static int check_index(struct mt_indexed *x, char *err, size_t errlen)
         prev = d;
     }
     if ((uint64_t)prev != n)
-        return fail(err, errlen,
+        return mt_errf(err, errlen,
                     "%s: document_indices ends at %lld but sequence_count = %llu (the last "
                     "entry must equal it)",
                     ip, (long long)prev, (unsigned long long)n);
@@ -272,10 +261,10 @@ struct mt_indexed *mt_indexed_open(const char *prefix, char *err, size_t errlen)
     struct stat st;
     if (x->bin_fd < 0 || fstat(x->bin_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (x->bin_fd < 0)
-            fail(err, errlen, "cannot open %s: %s (it goes with %s)", x->bin_path,
+            mt_errf(err, errlen, "cannot open %s: %s (it goes with %s)", x->bin_path,
                  strerror(errno), base_name(x->idx_path));
         else
-            fail(err, errlen, "%s is not a regular file", x->bin_path);
+            mt_errf(err, errlen, "%s is not a regular file", x->bin_path);
         mt_indexed_close(x);
         return NULL;
     }
@@ -404,7 +393,7 @@ void mt_indexed_writer_abort(struct mt_indexed_writer *w)
 static int wr(FILE *f, const void *p, size_t n, const char *path, char *err, size_t errlen)
 {
     if (n && fwrite(p, 1, n, f) != n)
-        return fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return mt_errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -412,7 +401,7 @@ struct mt_indexed_writer *mt_indexed_writer_open(const char *prefix, int dtype, 
                                                  size_t errlen)
 {
     if (dtype != MT_IDX_UINT16 && dtype != MT_IDX_INT32) {
-        fail(err, errlen, "indexed writer: dtype code %d is not a token type", dtype);
+        mt_errf(err, errlen, "indexed writer: dtype code %d is not a token type", dtype);
         return NULL;
     }
     struct mt_indexed_writer *w = calloc(1, sizeof *w);
@@ -431,7 +420,7 @@ struct mt_indexed_writer *mt_indexed_writer_open(const char *prefix, int dtype, 
     else if (!(w->len = fopen(w->len_tmp, "w+b"))) bad = w->idx_final;
     else if (!(w->doc = fopen(w->doc_tmp, "w+b"))) bad = w->idx_final;
     if (bad) {
-        fail(err, errlen, "cannot create %s: %s", bad, strerror(errno));
+        mt_errf(err, errlen, "cannot create %s: %s", bad, strerror(errno));
         mt_indexed_writer_abort(w);
         return NULL;
     }
@@ -451,7 +440,7 @@ int mt_indexed_writer_append(struct mt_indexed_writer *w, const int32_t *ids, si
 {
     if (n == 0) return 0;
     if (n > (uint64_t)INT32_MAX - w->pending)
-        return fail(err, errlen, "%s: document %llu has more than 2^31-1 tokens: a sequence "
+        return mt_errf(err, errlen, "%s: document %llu has more than 2^31-1 tokens: a sequence "
                     "cannot hold them", w->bin_final, (unsigned long long)w->ndocs);
     size_t need = n * (size_t)w->itemsize;
     if (need > w->bufcap) {
@@ -464,7 +453,7 @@ int mt_indexed_writer_append(struct mt_indexed_writer *w, const int32_t *ids, si
         int32_t v = ids[k];
         if (w->dtype == MT_IDX_UINT16) {
             if (v < 0 || v > 65535)
-                return fail(err, errlen,
+                return mt_errf(err, errlen,
                             "%s: token id %d (document %llu) does not fit the uint16 dtype",
                             w->bin_final, v, (unsigned long long)w->ndocs);
             w->buf[2 * k] = (unsigned char)v;
@@ -520,7 +509,7 @@ static int copy_stream(FILE *src, const char *src_path, FILE *dst, const char *d
                        int pointers, int itemsize, char *err, size_t errlen)
 {
     if (fflush(src) != 0 || fseek(src, 0, SEEK_SET) != 0)
-        return fail(err, errlen, "cannot rewind %s: %s", src_path, strerror(errno));
+        return mt_errf(err, errlen, "cannot rewind %s: %s", src_path, strerror(errno));
     unsigned char in[65536], out[2 * 65536];
     uint64_t pos = 0;
     size_t r;
@@ -536,7 +525,7 @@ static int copy_stream(FILE *src, const char *src_path, FILE *dst, const char *d
         }
         if (wr(dst, out, 2 * r, dst_path, err, errlen) != 0) return -1;
     }
-    if (ferror(src)) return fail(err, errlen, "error reading %s: %s", src_path, strerror(errno));
+    if (ferror(src)) return mt_errf(err, errlen, "error reading %s: %s", src_path, strerror(errno));
     return 0;
 }
 
@@ -545,18 +534,18 @@ int mt_indexed_writer_finalize(struct mt_indexed_writer *w, char *err, size_t er
     FILE *idx = NULL;
     MT_ASSERT(w->pending == 0);
     if (fflush(w->bin) != 0 || ferror(w->bin)) {
-        fail(err, errlen, "cannot write %s: %s", w->bin_tmp, strerror(errno));
+        mt_errf(err, errlen, "cannot write %s: %s", w->bin_tmp, strerror(errno));
         goto bad;
     }
     if (fclose(w->bin) != 0) {
         w->bin = NULL;
-        fail(err, errlen, "cannot write %s: %s", w->bin_tmp, strerror(errno));
+        mt_errf(err, errlen, "cannot write %s: %s", w->bin_tmp, strerror(errno));
         goto bad;
     }
     w->bin = NULL;
     idx = fopen(w->idx_tmp, "wb");
     if (!idx) {
-        fail(err, errlen, "cannot create %s: %s", w->idx_tmp, strerror(errno));
+        mt_errf(err, errlen, "cannot create %s: %s", w->idx_tmp, strerror(errno));
         goto bad;
     }
     unsigned char h[HEADER_SIZE];
@@ -571,22 +560,22 @@ int mt_indexed_writer_finalize(struct mt_indexed_writer *w, char *err, size_t er
         copy_stream(w->doc, w->doc_tmp, idx, w->idx_tmp, 0, 0, err, errlen) != 0)
         goto bad;
     if (fflush(idx) != 0 || ferror(idx)) {
-        fail(err, errlen, "cannot write %s: %s", w->idx_tmp, strerror(errno));
+        mt_errf(err, errlen, "cannot write %s: %s", w->idx_tmp, strerror(errno));
         goto bad;
     }
     int rc = fclose(idx);
     idx = NULL;
     if (rc != 0) {
-        fail(err, errlen, "cannot write %s: %s", w->idx_tmp, strerror(errno));
+        mt_errf(err, errlen, "cannot write %s: %s", w->idx_tmp, strerror(errno));
         goto bad;
     }
     if (rename(w->bin_tmp, w->bin_final) != 0) {
-        fail(err, errlen, "cannot rename %s to %s: %s", w->bin_tmp, w->bin_final,
+        mt_errf(err, errlen, "cannot rename %s to %s: %s", w->bin_tmp, w->bin_final,
              strerror(errno));
         goto bad;
     }
     if (rename(w->idx_tmp, w->idx_final) != 0) {
-        fail(err, errlen, "cannot rename %s to %s: %s", w->idx_tmp, w->idx_final,
+        mt_errf(err, errlen, "cannot rename %s to %s: %s", w->idx_tmp, w->idx_final,
              strerror(errno));
         remove(w->bin_final); /* a .bin without its .idx would only mislead */
         goto bad;

@@ -149,7 +149,7 @@ int mt_sample_token(const float *logits, int V, float temperature, int top_k, fl
     return id;
 }
 
-int mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t *prompt,
+void mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t *prompt,
                 int nprompt, int max_new, float temperature, int top_k, float top_p,
                 struct mt_rng *rng, FILE *out)
 {
@@ -162,8 +162,7 @@ int mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t 
     int n = nprompt, start = nprompt > Tmax ? nprompt - Tmax : 0;
     const float *dl = mt_gpt_decode_prefill(m, ctx + start, n - start);
     char buf[MT_TOKEN_MAX_BYTES];
-    int made = 0;
-    for (; made < max_new; made++) {
+    for (int made = 1; made <= max_new; made++) {
         mt_download(m->be, logits, dl, (size_t)Vp * sizeof *logits);
         /* padded vocabulary entries are never sampled */
         int id = mt_sample_token(logits, V, temperature, top_k, top_p, rng);
@@ -171,7 +170,7 @@ int mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t 
         size_t nb = tok->decode_token(tok, id, buf);
         fwrite(buf, 1, nb, out);
         fflush(out);
-        if (made + 1 == max_new) break;
+        if (made == max_new) break; /* no forward pass for a token never sampled */
         if (n - start < Tmax) {
             dl = mt_gpt_decode_step(m, id, n - 1 - start);
         } else {
@@ -183,5 +182,4 @@ int mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t 
     }
     free(ctx);
     free(logits);
-    return made < max_new ? made + 1 : made;
 }

@@ -33,8 +33,8 @@ int mt_sample_token(const float *logits, int vocab_size, float temperature, int 
 
 /* Generates up to max_new tokens after the prompt ids with the model (which
  * must have B = 1), writing decoded bytes to out as they come. The context
- * slides by half of the model's T when it fills. Returns the count. */
-int mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t *prompt,
+ * slides by half of the model's T when it fills. */
+void mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t *prompt,
                 int nprompt, int max_new, float temperature, int top_k, float top_p,
                 struct mt_rng *rng, FILE *out);
 

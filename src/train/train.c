@@ -167,7 +167,7 @@ static void apply_teaching_preset(struct train_args *a, const unsigned char *giv
 #undef SET
 }
 
-static void require(const struct train_args *a, const unsigned char *given)
+static void require(const unsigned char *given)
 {
     const char *req[] = {"num-layers", "hidden-size", "num-attention-heads", "seq-length",
                          "micro-batch-size", "train-iters", "lr"};
@@ -176,7 +176,6 @@ static void require(const struct train_args *a, const unsigned char *given)
             mt_user_error("with --data-path the model and run are described by flags, as in Megatron-LM; "
                           "without --data-path the teaching default fills them in",
                           "--%s is required with --data-path", req[i]);
-    (void)a;
 }
 
 static void validate(struct train_args *a)
@@ -671,7 +670,7 @@ int mt_cmd_train(int argc, char **argv)
     set_megatron_defaults(a);
     mt_args_parse(SPECS, NSPECS, a, given, argc, argv, 2, "train", SYNOPSIS);
     if (!a->data_path.n) apply_teaching_preset(a, given);
-    else require(a, given);
+    else require(given);
     validate(a);
 
     char err[256];
