@@ -2,15 +2,14 @@
 #
 # MT_CHECK_CUDA
 #
-#   Options:  --with-cuda[=check|yes|no|PREFIX]     (default: no, see below)
+#   Options:  --with-cuda[=check|yes|no|PREFIX]     (default: check)
 #             --with-cuda-arch=LIST                  (default: "80 90")
 #   Output:   have_cuda=yes|no, mt_cuda_desc, NVCC, NVCCFLAGS (precious),
 #             CUDA_ARCH_FLAGS, CUDA_CPPFLAGS, CUDA_LDFLAGS, CUDA_LIBS (AC_SUBST),
 #             HAVE_CUDA in config.h.
 #
-#   The default is `no' only while backends/cuda/ has no sources: finding nvcc
-#   would build nothing.  The change that adds the first .cu file flips the
-#   AC_ARG_WITH default below from `no' to `check'.
+#   The default `check' builds the backend whenever nvcc, cudart and cuBLAS
+#   are found, and quietly leaves it out otherwise.
 #
 #   PREFIX is a CUDA toolkit root (PREFIX/bin/nvcc, PREFIX/include,
 #   PREFIX/lib64 or PREFIX/lib).  With `yes'/`check' the root is taken from
@@ -31,8 +30,8 @@ AC_DEFUN([MT_CHECK_CUDA], [
 AC_ARG_WITH([cuda],
   [AS_HELP_STRING([--with-cuda@<:@=PREFIX@:>@],
     [build the CUDA backend (nvcc, cudart, cuBLAS) from the toolkit in PREFIX
-     or the nvcc in PATH @<:@default=no until backends/cuda has sources@:>@])],
-  [], [with_cuda=no])
+     or the nvcc in PATH @<:@default=check@:>@])],
+  [], [with_cuda=check])
 AC_ARG_WITH([cuda-arch],
   [AS_HELP_STRING([--with-cuda-arch=LIST],
     [SM architectures to compile the CUDA backend for, separated by spaces
@@ -50,7 +49,7 @@ CUDA_LIBS=
 mt_cuda_prefix=
 
 case $with_cuda in
-  no)  mt_cuda_desc="no (--with-cuda not given)" ;;
+  no)  mt_cuda_desc="no (--without-cuda)" ;;
   yes|check|auto) ;;
   /*)  mt_cuda_prefix=$with_cuda ;;
   *)   AC_MSG_ERROR([--with-cuda takes yes, no, check or an absolute PREFIX, not '$with_cuda']) ;;

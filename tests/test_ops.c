@@ -1,4 +1,6 @@
-/* test_ops.c: every compute member of the "cpu" backend against "cpu-ref".
+/* test_ops.c: every compute member of the "cpu" backend against "cpu-ref",
+ * then of "cuda" against "cpu-ref" when the build has it and a device is
+ * present (otherwise those cases are printed as SKIP lines, never passes).
  *
  * Each op runs on both backends with the same random inputs (fixed seed) on
  * several shapes, odd sizes included, and every output element must satisfy
@@ -31,7 +33,7 @@
 #include "cpu/cpu_internal.h"
 #include "tap.h"
 
-static mt_backend *fast; /* "cpu" */
+static mt_backend *fast; /* "cpu", then "cuda" when a device is present */
 static mt_backend *ref;  /* "cpu-ref" */
 
 /* ---- random inputs ---------------------------------------------------------------- */
@@ -143,7 +145,8 @@ static void cmp_arrays(struct cmp *c, const char *tensor, const float *got, cons
             if (fabs(r) > c->atol && d / fabs(r) > c->max_rel) c->max_rel = d / fabs(r);
         }
         if (!ok && c->bad++ == 0)
-            snprintf(c->first, sizeof c->first, "%s[%zu]: cpu %.9g ref %.9g", tensor, i, a, r);
+            snprintf(c->first, sizeof c->first, "%s[%zu]: %s %.9g ref %.9g", tensor, i,
+                     fast->iface->name(fast), a, r);
     }
 }
 
@@ -555,8 +558,8 @@ static void t_sum_squares(const struct op_case *oc, const struct shape *s)
     fast->iface->download(fast, &out_f, df, sizeof out_f);
     ref->iface->download(ref, &out_r, dr, sizeof out_r);
     (void)oc;
-    tap_ok(memcmp(&out_f, &out_r, sizeof out_f) == 0, "sum_squares n=%zu cpu == cpu-ref bitwise (%.17g, %.17g) [%s]",
-           n, out_f, out_r, s->name);
+    tap_ok(memcmp(&out_f, &out_r, sizeof out_f) == 0, "sum_squares n=%zu %s == cpu-ref bitwise (%.17g, %.17g) [%s]",
+           n, fast->iface->name(fast), out_f, out_r, s->name);
     fast->iface->dealloc(fast, df), ref->iface->dealloc(ref, dr);
     dp_free(&x), free(hx);
 }
@@ -586,7 +589,8 @@ static void t_count_nonfinite(const struct op_case *oc, const struct shape *s)
     fast->iface->download(fast, &out_f, df, sizeof out_f);
     ref->iface->download(ref, &out_r, dr, sizeof out_r);
     (void)oc;
-    tap_ok(out_f == nbad && out_r == nbad, "count_nonfinite n=%zu cpu %.0f ref %.0f expected %d [%s]", n, out_f,
+    tap_ok(out_f == nbad && out_r == nbad, "count_nonfinite n=%zu %s %.0f ref %.0f expected %d [%s]", n,
+           fast->iface->name(fast), out_f,
            out_r, nbad, s->name);
     fast->iface->dealloc(fast, df), ref->iface->dealloc(ref, dr);
     dp_free(&x), free(hx);
@@ -810,6 +814,38 @@ static void test_comm(mt_backend *be)
     tap_ok(ok, "world of one: rank 0 size 1, split, collectives are copies or no-ops [%s]", nm);
 }
 
+/* The same op cases, GEMMs and memory members with "cuda" in the place of
+ * "cpu" (the same tolerances). The communicator test passes host buffers,
+ * so it stays CPU-only; the CUDA world of one is exercised by training. */
+static void test_cuda(void)
+{
+    char err[256] = "";
+    mt_backend *cuda = mt_backend_init("cuda", err, sizeof err);
+    if (!cuda) {
+#ifdef HAVE_CUDA
+        const char *why = "no CUDA device";
+#else
+        const char *why = "CUDA backend not built";
+#endif
+        tap_diag("cuda: %s", err);
+        tap_skip(why, "vtable \"cuda\"");
+        tap_skip(why, "gemm, every variant [cuda]");
+        for (int c = 0; c < NCASES; c++)
+            for (int s = 0; s < NSHAPES; s++) tap_skip(why, "%s [%s] [cuda]", CASES[c].name, SHAPES[s].name);
+        tap_skip(why, "memory members [cuda]");
+        return;
+    }
+    mt_backend *cpu = fast;
+    fast = cuda;
+    test_iface(cuda, "cuda");
+    test_gemm();
+    for (int c = 0; c < NCASES; c++)
+        for (int s = 0; s < NSHAPES; s++) CASES[c].run(&CASES[c], &SHAPES[s]);
+    test_memory(cuda);
+    cuda->iface->free(cuda);
+    fast = cpu;
+}
+
 int main(void)
 {
     fast = mt_backend_cpu_create(0);
@@ -838,6 +874,7 @@ int main(void)
     test_memory(ref);
     test_comm(fast);
     test_comm(ref);
+    test_cuda();
     fast->iface->free(fast);
     ref->iface->free(ref);
     return tap_done();

@@ -1,0 +1,115 @@
+/* cuda_common.cuh: shared declarations of the CUDA backend (backends/cuda/).
+ *
+ * One device, one stream, one cuBLAS handle per backend. Every CUDA runtime
+ * and cuBLAS call goes through CUDA_CHECK / CUBLAS_CHECK, which stop the
+ * program (mt_die) naming the call, file, line and the library's message.
+ * Only mt_backend_cuda_create is exported (see cuda_backend.cu). */
+#ifndef MT_CUDA_COMMON_CUH
+#define MT_CUDA_COMMON_CUH
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "backend/backend.h" /* has its own extern "C" guards */
+extern "C" {
+#include "core/error.h"
+}
+
+const char *mt_cublas_status_string(cublasStatus_t s);
+
+/* One template for both libraries: the call text, where, and the message. */
+#define MT_GPU_CHECK(call, status_t, ok, to_string) \
+    do { \
+        status_t mt_st_ = (call); \
+        if (mt_st_ != (ok)) \
+            mt_die("cuda backend: %s failed at %s:%d: %s (%d)", #call, __FILE__, __LINE__, \
+                   to_string(mt_st_), (int)mt_st_); \
+    } while (0)
+#define CUDA_CHECK(call) MT_GPU_CHECK(call, cudaError_t, cudaSuccess, cudaGetErrorString)
+#define CUBLAS_CHECK(call) \
+    MT_GPU_CHECK(call, cublasStatus_t, CUBLAS_STATUS_SUCCESS, mt_cublas_status_string)
+/* after a kernel launch */
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+struct mt_cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    char name[16];
+    mt_comm *world;
+    void *scratch;
+    size_t scratch_bytes;
+};
+
+static inline struct mt_cuda_ctx *mt_cuda_ctx_of(const mt_backend *be)
+{
+    return (struct mt_cuda_ctx *)be->context;
+}
+
+/* Device scratch owned by the backend, grown on demand (contents undefined;
+ * valid until the next call that asks for scratch). */
+void *mt_cuda_scratch(mt_backend *be, size_t nbytes);
+
+/* kernels.cu: the compute members, with the signatures of struct mt_backend_i */
+void mt_cuda_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
+                       const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
+                       int V_local);
+void mt_cuda_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
+                       const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local);
+void mt_cuda_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
+                           const float *inp, const float *w, const float *b, int N, int C);
+void mt_cuda_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
+                           const float *dout, const float *inp, const float *w,
+                           const float *mean, const float *rstd, int N, int C);
+void mt_cuda_bias_add(mt_backend *be, float *y, const float *bias, int N, int C);
+void mt_cuda_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C);
+void mt_cuda_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n);
+void mt_cuda_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout,
+                      size_t n);
+void mt_cuda_add(mt_backend *be, float *out, const float *a, const float *b, size_t n);
+void mt_cuda_scale(mt_backend *be, float *x, float s, size_t n);
+void mt_cuda_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
+                      int t0, int NH, int HS);
+void mt_cuda_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout,
+                      const float *qkv, const float *att, int B, int T, int NH, int HS);
+void mt_cuda_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
+                      int ld);
+void mt_cuda_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
+                         const float *rowmax, const int32_t *targets, int N, int V_local,
+                         int vocab_offset, int ld);
+void mt_cuda_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
+                       const float *tgt, int N);
+void mt_cuda_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
+                      const float *rowmax, const float *sumexp, const int32_t *targets, int N,
+                      int V_local, int vocab_offset, int ld);
+void mt_cuda_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
+                   const struct mt_adamw_args *a, int zero_grad);
+/* C = beta C for the k = 0 GEMM (cuda_backend.cu) */
+void mt_cuda_gemm_beta_only(mt_backend *be, float *c, int m, int n, int ldc, int64_t stride_c,
+                            int batch, float beta);
+void mt_cuda_sum_squares(mt_backend *be, double *out1, const float *x, size_t n);
+void mt_cuda_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n);
+
+/* comm_single.cu (an NCCL version replaces it later) */
+mt_comm *mt_cuda_comm_world(mt_backend *be);
+mt_comm *mt_cuda_comm_split(mt_backend *be, mt_comm *parent, int color, int key);
+void mt_cuda_comm_free(mt_backend *be, mt_comm *c);
+void mt_cuda_comm_destroy_world(mt_backend *be);
+int mt_cuda_comm_rank(const mt_comm *c);
+int mt_cuda_comm_size(const mt_comm *c);
+void mt_cuda_all_reduce(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t,
+                        enum mt_redop op);
+void mt_cuda_all_gather(mt_backend *be, mt_comm *c, void *recv, const void *send,
+                        size_t count_per_rank, enum mt_dtype t);
+void mt_cuda_reduce_scatter(mt_backend *be, mt_comm *c, void *recv, const void *send,
+                            size_t count_per_rank, enum mt_dtype t, enum mt_redop op);
+void mt_cuda_broadcast(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t,
+                       int root);
+void mt_cuda_send(mt_backend *be, mt_comm *c, const void *buf, size_t count, enum mt_dtype t,
+                  int peer);
+void mt_cuda_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t,
+                  int peer);
+void mt_cuda_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf,
+                      int src, size_t count, enum mt_dtype t);
+
+#endif
