@@ -37,7 +37,7 @@ int mt_gpt_check_parallel(const struct mt_gpt_config *c, int tp, int pp, char *e
  * The tied output layer of a last stage that lacks the embedding is a
  * shared copy of embedding.word_embeddings.weight. */
 static void add_stage(struct mt_param_table *t, const struct mt_gpt_config *c, int first,
-                      int last, int l0, int l1, int *owner, int stage)
+                      int last, int tied_copy, int l0, int l1, int *owner, int stage)
 {
     const int C = c->hidden_size, F = c->ffn_hidden_size, L = c->num_layers;
     const float std = c->init_method_std;
@@ -45,7 +45,7 @@ static void add_stage(struct mt_param_table *t, const struct mt_gpt_config *c, i
     const float out_std = std / sqrtf(2.0f * (float)L);
     char name[MT_PARAM_NAME_MAX];
 #define OWN() if (owner) owner[t->n - 1] = stage
-    if (first || last) {
+    if (first || (last && tied_copy)) {
         /* the vocab-parallel embedding and output layer: split rows */
         int i = mt_params_add(t, "embedding.word_embeddings.weight", c->padded_vocab_size, C, std, 0, 0);
         t->p[i].shared = !first;
@@ -89,26 +89,12 @@ static void add_stage(struct mt_param_table *t, const struct mt_gpt_config *c, i
 void mt_gpt_global_table(const struct mt_gpt_config *c, int pp, struct mt_param_table *t,
                          int *owner_stage)
 {
+    /* the stages one after another, without the last stage's shared copy of
+     * the tied output layer: every tensor once, in flat-buffer order */
     mt_params_init(t, 1, 0);
     const int per = c->num_layers / pp;
     for (int s = 0; s < pp; s++)
-        add_stage(t, c, s == 0, s == pp - 1 && pp == 1, s * per, (s + 1) * per, owner_stage, s);
-    if (pp > 1) {
-        /* the final layernorm belongs to the last stage (its copy of the
-         * output layer is shared, so it is not in the global table) */
-        int n0 = t->n;
-        add_stage(t, c, 0, 1, 0, 0, owner_stage, pp - 1);
-        /* drop the shared word-embedding copy that add_stage put first */
-        MT_ASSERT(t->p[n0].shared);
-        size_t gap = t->p[n0 + 1].offset - t->p[n0].offset;
-        for (int i = n0; i + 1 < t->n; i++) {
-            t->p[i] = t->p[i + 1];
-            t->p[i].offset -= gap;
-            if (owner_stage) owner_stage[i] = owner_stage[i + 1];
-        }
-        t->n--;
-        t->total -= gap;
-    }
+        add_stage(t, c, s == 0, s == pp - 1, 0, s * per, (s + 1) * per, owner_stage, s);
 }
 
 /* Fills a view from a flat buffer by name. */
@@ -227,7 +213,7 @@ void mt_gpt_init_parallel(struct mt_gpt *m, const struct mt_gpt_config *cfg, mt_
     m->Vp_tp = cfg->padded_vocab_size / par->tp;
 
     mt_params_init(&m->table, par->tp, par->tp_rank);
-    add_stage(&m->table, cfg, m->first, m->last, m->layer0, m->layer0 + per, NULL, 0);
+    add_stage(&m->table, cfg, m->first, m->last, 1, m->layer0, m->layer0 + per, NULL, 0);
     size_t P = m->table.total;
     m->params = falloc(be, P);
     m->grads = falloc(be, P);
@@ -572,12 +558,4 @@ size_t mt_gpt_param_count(const struct mt_gpt_config *cfg)
     for (int i = 0; i < t.n; i++) n += t.p[i].numel;
     mt_params_free(&t);
     return n;
-}
-
-double mt_gpt_gemm_flops(const struct mt_gpt_config *c, int B, int T)
-{
-    const double C = c->hidden_size, F = c->ffn_hidden_size, Vp = c->padded_vocab_size;
-    const double per_token = 2.0 * (c->num_layers * (3 * C * C + C * C + 2 * C * F) + C * Vp);
-    /* backward: two GEMMs (weight and input gradient) per forward GEMM */
-    return 3.0 * per_token * (double)B * (double)T;
 }

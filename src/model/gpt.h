@@ -167,8 +167,5 @@ const float *mt_gpt_decode_step(struct mt_gpt *m, int32_t token, int pos);
 /* Number of parameters of the whole model. */
 size_t mt_gpt_param_count(const struct mt_gpt_config *cfg);
 
-/* Number of floating point operations in the GEMMs of one forward+backward
- * over B x T tokens (for MFU-style reporting). */
-double mt_gpt_gemm_flops(const struct mt_gpt_config *cfg, int B, int T);
 
 #endif

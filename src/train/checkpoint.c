@@ -165,30 +165,6 @@ void mt_ckpt_writer_close(struct mt_ckpt_writer *w)
     free(w);
 }
 
-void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
-                  const struct mt_param_table *table, const struct mt_ckpt_group *groups,
-                  int ngroups, mt_backend *be)
-{
-    MT_ASSERT(table->tp == 1);
-    struct mt_ckpt_writer *w = mt_ckpt_writer_open(dir, iteration, meta,
-                                                   (uint32_t)(table->n * ngroups));
-    size_t maxn = 0;
-    for (int i = 0; i < table->n; i++)
-        if (table->p[i].numel > maxn) maxn = table->p[i].numel;
-    float *host = malloc(maxn * sizeof(float));
-    if (!host) mt_die("out of memory");
-    for (int g = 0; g < ngroups; g++)
-        for (int i = 0; i < table->n; i++) {
-            const struct mt_param *p = &table->p[i];
-            char name[256];
-            snprintf(name, sizeof name, "%s%s", groups[g].prefix, p->name);
-            mt_download(be, host, groups[g].base + p->offset, p->numel * sizeof(float));
-            mt_ckpt_writer_tensor(w, name, p, host);
-        }
-    free(host);
-    mt_ckpt_writer_close(w);
-}
-
 /* ---- reading --------------------------------------------------------------------- */
 
 struct reader {

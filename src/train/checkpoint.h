@@ -51,11 +51,6 @@ void mt_ckpt_writer_tensor(struct mt_ckpt_writer *w, const char *name, const str
 /* Finishes the file and then updates the tracker file. */
 void mt_ckpt_writer_close(struct mt_ckpt_writer *w);
 
-/* Serial save: every tensor of table (whole tensors: tp = 1) in each group. */
-void mt_ckpt_save(const char *dir, long iteration, const struct mt_kv *meta,
-                  const struct mt_param_table *table, const struct mt_ckpt_group *groups,
-                  int ngroups, mt_backend *be);
-
 /* Reads the tracker; returns the iteration, or -1 if DIR has no tracker. */
 long mt_ckpt_latest(const char *dir);
 /* Path of the checkpoint file of an iteration (static buffer). */

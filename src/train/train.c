@@ -541,7 +541,9 @@ static double run_schedule(struct run *r, struct mt_loader *loader, uint64_t bas
         switch (act[i].kind) {
         case MT_PP_RECV_FWD: mt_recv(be, pp, mt_gpt_stage_input(m, fslot), nc, MT_DTYPE_F32, prev); break;
         case MT_PP_FWD:
-            mt_loader_batch(loader, micro_counter(r, base, nf), mbs, r->tokens, r->targets);
+            /* the first stage needs the tokens, the last the targets; middle stages neither */
+            if (m->first || m->last)
+                mt_loader_batch(loader, micro_counter(r, base, nf), mbs, r->tokens, r->targets);
             loss += mt_gpt_stage_forward(m, fslot, r->tokens, r->targets, mbs, T);
             nf++;
             break;
@@ -600,9 +602,9 @@ static void finalize_grads(struct run *r)
         mt_all_reduce(be, r->grp.embd, m->grads + p->offset, p->numel, MT_DTYPE_F32, MT_REDOP_SUM);
     }
     if (r->grp.dp_size > 1) {
-        size_t bucket = r->a.ddp_bucket_size > 0 ? (size_t)r->a.ddp_bucket_size
-                                                 : (size_t)(40 << 20) > (size_t)r->grp.dp_size << 20
-                                                       ? (size_t)(40 << 20) : (size_t)r->grp.dp_size << 20;
+        /* Megatron's default bucket: max(40M, 1M x dp) elements */
+        size_t bucket = (size_t)r->a.ddp_bucket_size;
+        if (bucket == 0) bucket = r->grp.dp_size > 40 ? (size_t)r->grp.dp_size * 1000000 : 40000000;
         for (size_t off = 0; off < m->table.total; off += bucket) {
             size_t n = m->table.total - off < bucket ? m->table.total - off : bucket;
             mt_all_reduce(be, r->grp.dp, m->grads + off, n, MT_DTYPE_F32, MT_REDOP_AVG);
