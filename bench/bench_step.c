@@ -6,7 +6,13 @@
  * of those times is the step's GEMM time at the library's speed, and
  * limit / step time is the fraction reached. Run through `make bench`:
  *   ./bench/bench_step [--config teaching|124m|both] [--steps N] [--ref-steps N]
- */
+ *                      [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--profile]
+ * --backend cuda times the CUDA backend (cuBLAS is then the GEMM limit) and
+ * skips cpu-ref; --seq and --batch change the shape of the chosen configs;
+ * --profile adds the time of every backend op per step (each op between two
+ * synchronisations, so the sum exceeds the plain step time on a GPU).
+ * bench/bench_cuda.sh runs the 124M step at sequence 1024 on the GPU
+ * against PyTorch. */
 #include "backend/backend.h"
 #include "core/io.h"
 #include "core/rng.h"
@@ -121,24 +127,76 @@ static double replay(mt_backend *be, const struct rec *r, int reps, double *flop
     return best;
 }
 
-static void run_shape(const struct shape *s, int steps, int ref_steps)
+/* --profile: seconds per op name, each op fenced by synchronisations */
+enum { MAX_OPS = 32 };
+static struct {
+    const char *name[MAX_OPS];
+    double sec[MAX_OPS], t0;
+    long calls[MAX_OPS];
+    int n;
+} prof;
+
+static void op_hook(void *user, mt_backend *be, const char *op, int end)
+{
+    (void)user;
+    mt_synchronize(be);
+    if (!end) {
+        prof.t0 = mt_now();
+        return;
+    }
+    int i = 0;
+    while (i < prof.n && strcmp(prof.name[i], op) != 0) i++;
+    if (i == prof.n) {
+        if (prof.n == MAX_OPS) return;
+        prof.name[prof.n++] = op;
+    }
+    prof.sec[i] += mt_now() - prof.t0;
+    prof.calls[i]++;
+}
+
+static void profile_shape(mt_backend *be, const struct shape *s, int steps)
+{
+    memset(&prof, 0, sizeof prof);
+    mt_backend_set_op_hook(op_hook, NULL);
+    double t = time_steps(be, s, steps, NULL);
+    mt_backend_set_op_hook(NULL, NULL);
+    double total = 0;
+    for (int i = 0; i < prof.n; i++) total += prof.sec[i];
+    /* the warm-up step is counted too: steps + 1 */
+    printf("%-9s profile (ms per step, ops fenced; fenced step %.1f ms):\n", s->name, 1e3 * t);
+    for (int i = 0; i < prof.n; i++)
+        printf("%-9s   %-14s %9.2f ms  %5.1f%%  (%ld calls)\n", s->name, prof.name[i],
+               1e3 * prof.sec[i] / (steps + 1), 100.0 * prof.sec[i] / total,
+               prof.calls[i] / (steps + 1));
+}
+
+static void run_shape(const struct shape *s, const char *backend, int tf32, int steps,
+                      int ref_steps, int profile)
 {
     char err[256];
-    mt_backend *cpu = mt_backend_init("cpu", err, sizeof err);
-    mt_backend *ref = mt_backend_init("cpu-ref", err, sizeof err);
+    mt_backend *cpu = mt_backend_init(backend, err, sizeof err);
+    if (!cpu) {
+        fprintf(stderr, "bench_step: %s\n", err);
+        exit(1);
+    }
+    if (tf32 && !mt_backend_set_tf32(cpu, 1)) fprintf(stderr, "bench_step: --tf32 ignored by %s\n", backend);
+    const char *nm = mt_backend_name(cpu);
+    mt_backend *ref = ref_steps > 0 ? mt_backend_init("cpu-ref", err, sizeof err) : NULL;
     const double tokens = (double)s->B * s->T;
     struct rec rec = {0};
     double t_cpu = time_steps(cpu, s, steps, &rec);
     double flops;
     double t_gemm = replay(cpu, &rec, 3, &flops);
-    printf("%-9s cpu      %9.1f tokens/s  (%.1f ms/step)\n", s->name, tokens / t_cpu, 1e3 * t_cpu);
+    printf("%-9s B=%d T=%d %s%s\n", s->name, s->B, s->T, nm, tf32 ? " (TF32)" : "");
+    printf("%-9s %-8s %9.1f tokens/s  (%.1f ms/step)\n", s->name, nm, tokens / t_cpu, 1e3 * t_cpu);
     printf("%-9s sgemm    %9.1f GFLOP/s over the step's %d GEMMs (%.1f GFLOP); limit %.1f tokens/s\n",
            s->name, flops / t_gemm / 1e9, rec.n, flops / 1e9, tokens / t_gemm);
     printf("%-9s fraction of the sgemm limit reached: %.1f%%\n", s->name, 100.0 * t_gemm / t_cpu);
+    if (profile) profile_shape(cpu, s, steps);
     if (ref_steps > 0) {
         double t_ref = time_steps(ref, s, ref_steps, NULL);
         printf("%-9s cpu-ref  %9.1f tokens/s  (%.1f ms/step)\n", s->name, tokens / t_ref, 1e3 * t_ref);
-        printf("%-9s speed-up cpu / cpu-ref: %.1fx\n", s->name, t_ref / t_cpu);
+        printf("%-9s speed-up %s / cpu-ref: %.1fx\n", s->name, nm, t_ref / t_cpu);
     }
     fflush(stdout);
     free(rec.g);
@@ -148,14 +206,21 @@ static void run_shape(const struct shape *s, int steps, int ref_steps)
 
 int main(int argc, char **argv)
 {
-    const char *config = "both";
-    int steps = 5, ref_steps = 1;
+    const char *config = "both", *backend = "cpu";
+    int steps = 5, ref_steps = 1, seq = 0, batch = 0, tf32 = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ref-steps") && i + 1 < argc) ref_steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        else if (!strcmp(argv[i], "--seq") && i + 1 < argc) seq = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tf32")) tf32 = 1;
+        else if (!strcmp(argv[i], "--profile")) profile = 1;
         else {
-            fprintf(stderr, "usage: %s [--config teaching|124m|both] [--steps N] [--ref-steps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--config teaching|124m|both] [--steps N] [--ref-steps N]\n"
+                            "       [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--profile]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -163,7 +228,16 @@ int main(int argc, char **argv)
     printf("bench_step: OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%s\n", ct ? ct : "(unset)", omp ? omp : "(unset)");
     struct shape teaching = {"teaching", {4, 128, 4, 512, 64, 256, 256, 0.02f}, 12, 64};
     struct shape gpt124m = {"124M", {12, 768, 12, 3072, 1024, 50257, 50304, 0.02f}, 4, 64};
-    if (!strcmp(config, "teaching") || !strcmp(config, "both")) run_shape(&teaching, steps * 4, ref_steps * 4);
-    if (!strcmp(config, "124m") || !strcmp(config, "both")) run_shape(&gpt124m, steps, ref_steps);
+    if (strcmp(backend, "cpu") != 0) ref_steps = 0; /* cpu-ref is only the CPU's yardstick */
+    struct shape *shapes[] = {&teaching, &gpt124m};
+    for (int i = 0; i < 2; i++) {
+        if (seq > 0) shapes[i]->T = seq;
+        if (batch > 0) shapes[i]->B = batch;
+        if (shapes[i]->T > shapes[i]->cfg.max_position_embeddings) shapes[i]->cfg.max_position_embeddings = shapes[i]->T;
+    }
+    if (!strcmp(config, "teaching") || !strcmp(config, "both"))
+        run_shape(&teaching, backend, tf32, steps * 4, ref_steps * 4, profile);
+    if (!strcmp(config, "124m") || !strcmp(config, "both"))
+        run_shape(&gpt124m, backend, tf32, steps, ref_steps, profile);
     return 0;
 }

@@ -187,7 +187,7 @@ static const struct mt_backend_i cpu_ref_iface = {
 
 mt_backend *mt_backend_cpu_create(int reference)
 {
-    mt_backend *be = malloc(sizeof *be);
+    mt_backend *be = calloc(1, sizeof *be);
     struct mt_cpu_ctx *ctx = malloc(sizeof *ctx);
     if (!be || !ctx) mt_die("cpu backend: out of memory creating the backend");
     if (!reference) mt_cpu_ops_init();

@@ -1,9 +1,10 @@
 /* cuda_backend.cu: the CUDA backend's vtable, memory members, GEMM and
  * constructor. One device (0), one stream, one cuBLAS handle; fp32 with
  * TF32 off (CUBLAS_DEFAULT_MATH). Kernels are in kernels.cu, the
- * communicators in comm_single.cu. The only exported entry point is
+ * communicators in comm.cu. The only exported entry point is
  * mt_backend_cuda_create, called by src/backend/backend.c. */
 #include "cuda/cuda_common.cuh"
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,7 @@ static void cu_synchronize(mt_backend *be)
 /* Row-major C (m x n) = op(A) op(B) is column-major C^T (n x m) = op(B)^T op(A)^T:
  * the same buffers and leading dimensions, operands swapped, the same
  * transpose flags (a row-major matrix read column-major is its transpose). */
-static void cu_gemm(mt_backend *be, const struct mt_gemm_args *g)
+void mt_cuda_gemm(mt_backend *be, const struct mt_gemm_args *g)
 {
     cublasHandle_t h = mt_cuda_ctx_of(be)->cublas;
     cublasOperation_t opa = g->ta == MT_TRANS_T ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -129,13 +130,24 @@ static void cu_gemm(mt_backend *be, const struct mt_gemm_args *g)
                                                (long long)g->stride_c, g->batch));
 }
 
+/* fp32 by default, so that a GPU run can be compared with a CPU run;
+ * --tf32 lets cuBLAS round GEMM inputs to TF32 (10-bit mantissa) and use
+ * the tensor cores. Kernels are unaffected. */
+static void cu_set_tf32(mt_backend *be, int on)
+{
+    struct mt_cuda_ctx *x = mt_cuda_ctx_of(be);
+    x->tf32 = on != 0;
+    CUBLAS_CHECK(
+        cublasSetMathMode(x->cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+
 /* ---- the vtable -------------------------------------------------------------------- */
 
 static const struct mt_backend_i cuda_iface = {
     /* lifetime */ cu_name, cu_free,
     /* memory */ cu_alloc, cu_dealloc, cu_memset0, cu_upload, cu_download, cu_copy_2d,
     cu_synchronize,
-    /* gemm */ cu_gemm,
+    /* gemm */ mt_cuda_gemm,
     /* kernels */ mt_cuda_embed_fwd, mt_cuda_embed_bwd, mt_cuda_layernorm_fwd,
     mt_cuda_layernorm_bwd, mt_cuda_bias_add, mt_cuda_bias_bwd, mt_cuda_gelu_fwd,
     mt_cuda_gelu_bwd, mt_cuda_add, mt_cuda_scale, mt_cuda_attn_fwd, mt_cuda_attn_bwd,
@@ -144,31 +156,70 @@ static const struct mt_backend_i cuda_iface = {
     /* communicators */ mt_cuda_comm_world, mt_cuda_comm_split, mt_cuda_comm_free,
     mt_cuda_comm_rank, mt_cuda_comm_size, mt_cuda_all_reduce, mt_cuda_all_gather,
     mt_cuda_reduce_scatter, mt_cuda_broadcast, mt_cuda_send, mt_cuda_recv, mt_cuda_sendrecv,
+    /* options */ cu_set_tf32,
 };
 
+#ifdef MT_CUDA_EMU
+extern "C" const char mt_backend_cuda_kind[] = "emulated on the CPU";
+#else
+extern "C" const char mt_backend_cuda_kind[] = "cuda";
+#endif
+
+extern "C" void mt_cuda_boot(int *rank, int *size, int *local_rank, int *local_size);
+
+static mt_backend *refuse(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    (void)cudaGetLastError();
+    return NULL;
+}
+
+/* One GPU per rank: the rank's position among the ranks of its host picks
+ * the device (NCCL cannot put two ranks of one communicator on one GPU). */
 extern "C" mt_backend *mt_backend_cuda_create(char *err, size_t errlen)
 {
     int ndev = 0;
     cudaError_t e = cudaGetDeviceCount(&ndev);
-    if (e != cudaSuccess || ndev == 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "backend 'cuda': no CUDA device available (%s)",
-                     e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-        (void)cudaGetLastError();
-        return NULL;
-    }
+    if (e != cudaSuccess || ndev == 0)
+        return refuse(err, errlen, "backend 'cuda': no CUDA device available (%s)",
+                      e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
+    int rank = 0, size = 1, local_rank = 0, local_size = 1;
+    mt_cuda_boot(&rank, &size, &local_rank, &local_size);
+#ifndef MT_CUDA_EMU
+#ifndef HAVE_NCCL
+    if (size > 1)
+        return refuse(err, errlen,
+                      "backend 'cuda': %d ranks, but this build has no NCCL for their "
+                      "collectives; install NCCL and rebuild with ./configure --with-nccl",
+                      size);
+#endif
+#endif
+    if (local_size > ndev)
+        return refuse(err, errlen,
+                      "backend 'cuda': %d ranks on this host but %d GPU%s visible; the CUDA "
+                      "backend runs one rank per GPU (launch at most %d ranks per host, or use "
+                      "--backend=cpu)",
+                      local_size, ndev, ndev == 1 ? "" : "s", ndev);
     struct mt_cuda_ctx *x = (struct mt_cuda_ctx *)calloc(1, sizeof *x);
     mt_backend *be = (mt_backend *)calloc(1, sizeof *be);
     if (!x || !be) mt_die("cuda backend: out of host memory");
-    x->device = 0;
+    x->device = local_rank;
+    x->world_rank = rank;
+    x->world_size = size;
+#ifdef MT_CUDA_EMU
+    snprintf(x->name, sizeof x->name, "cuda-emu");
+#else
     snprintf(x->name, sizeof x->name, "cuda");
+#endif
     CUDA_CHECK(cudaSetDevice(x->device));
     CUDA_CHECK(cudaStreamCreate(&x->stream));
     CUBLAS_CHECK(cublasCreate(&x->cublas));
     CUBLAS_CHECK(cublasSetStream(x->cublas, x->stream));
-    /* plain fp32: no TF32 tensor-op math unless asked for later */
-    CUBLAS_CHECK(cublasSetMathMode(x->cublas, CUBLAS_DEFAULT_MATH));
     be->iface = &cuda_iface;
     be->context = x;
+    cu_set_tf32(be, 0); /* plain fp32 unless asked */
     return be;
 }

@@ -6,8 +6,17 @@
  * Only mt_backend_cuda_create is exported (see cuda_backend.cu). */
 #ifndef MT_CUDA_COMMON_CUH
 #define MT_CUDA_COMMON_CUH
+#ifdef MT_CUDA_EMU
+/* compiled as C++ for the CPU emulation (tests only): see emu/cuda_emu.h */
+#include "cuda/emu/cuda_emu.h"
+#else
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+/* kernel launches and dynamic shared memory are written through these two
+ * macros so that the emulation can replace the syntax nvcc alone parses */
+#define MT_LAUNCH(k, grid, block, smem, stream) k<<<grid, block, smem, stream>>>
+#define MT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
 #include <stddef.h>
 #include <stdint.h>
 #include "backend/backend.h" /* has its own extern "C" guards */
@@ -33,6 +42,8 @@ const char *mt_cublas_status_string(cublasStatus_t s);
 
 struct mt_cuda_ctx {
     int device;
+    int world_rank, world_size; /* of the process group (cuda_boot.c) */
+    int tf32;                   /* cuBLAS may use TF32 tensor cores */
     cudaStream_t stream;
     cublasHandle_t cublas;
     char name[16];
@@ -49,6 +60,9 @@ static inline struct mt_cuda_ctx *mt_cuda_ctx_of(const mt_backend *be)
 /* Device scratch owned by the backend, grown on demand (contents undefined;
  * valid until the next call that asks for scratch). */
 void *mt_cuda_scratch(mt_backend *be, size_t nbytes);
+
+/* cuda_backend.cu: the GEMM member (also used by the attention in kernels.cu) */
+void mt_cuda_gemm(mt_backend *be, const struct mt_gemm_args *g);
 
 /* kernels.cu: the compute members, with the signatures of struct mt_backend_i */
 void mt_cuda_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
@@ -90,7 +104,7 @@ void mt_cuda_gemm_beta_only(mt_backend *be, float *c, int m, int n, int ldc, int
 void mt_cuda_sum_squares(mt_backend *be, double *out1, const float *x, size_t n);
 void mt_cuda_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n);
 
-/* comm_single.cu (an NCCL version replaces it later) */
+/* comm.cu */
 mt_comm *mt_cuda_comm_world(mt_backend *be);
 mt_comm *mt_cuda_comm_split(mt_backend *be, mt_comm *parent, int color, int key);
 void mt_cuda_comm_free(mt_backend *be, mt_comm *c);

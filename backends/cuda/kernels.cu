@@ -1,14 +1,20 @@
 /* kernels.cu: the compute members of the CUDA backend (struct mt_backend_i).
  *
- * First version, written for correctness against cpu-ref rather than speed:
- * the arithmetic mirrors backends/cpu/cpu_ref_ops.c (double accumulators
- * where the reference uses them). Everything runs on the backend's stream.
- * Determinism (doc/backend-api.md): no atomics anywhere. Column reductions
- * (bias_bwd, layernorm dw/db, embed_bwd) give each output element one
- * thread that sums the rows in index order; in-row reductions use a fixed
- * shared-memory tree; sum_squares / count_nonfinite sum each MT_REDUCE_BLOCK
- * chunk sequentially in one thread and one thread adds the chunk sums in
- * order (bit-identical to cpu-ref: unfused multiply and add). */
+ * Written for agreement with cpu-ref first and speed second: the arithmetic
+ * mirrors backends/cpu/cpu_ref_ops.c, with double accumulators where the
+ * reference uses them; attention leans on cuBLAS (see there). Everything
+ * runs on the backend's stream. Determinism (doc/backend-api.md): no atomics
+ * anywhere. Column reductions (bias_bwd, layernorm dw/db) sum fixed chunks of
+ * rows in order and then the chunks in order; embed_bwd adds each token's
+ * rows in position order; in-row reductions use a fixed shared-memory tree;
+ * sum_squares / count_nonfinite sum each MT_REDUCE_BLOCK chunk sequentially
+ * in one thread and one thread adds the chunk sums in order (bit-identical to
+ * cpu-ref: unfused multiply and add).
+ *
+ * Launches are written MT_LAUNCH(kernel, grid, block, smem, stream)(args) so
+ * that the same source runs on the CPU emulation (emu/cuda_emu.h), which
+ * checks the launch configuration and, at every __syncthreads(), switches
+ * the threads of a block as the device would interleave them. */
 #include "cuda/cuda_common.cuh"
 #include <math.h>
 
@@ -74,22 +80,39 @@ void mt_cuda_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const flo
                        int V_local)
 {
     size_t total = (size_t)B * T * C;
-    k_embed_fwd<<<grid_for(total), NT, 0, STREAM(be)>>>(out, tok, wte, wpe, T, C, pos0,
+    MT_LAUNCH(k_embed_fwd, grid_for(total), NT, 0, STREAM(be))(out, tok, wte, wpe, T, C, pos0,
                                                        vocab_offset, V_local, total);
     CUDA_CHECK_LAUNCH();
 }
 
-/* one block per wte row; each thread owns columns and scans the tokens in
- * (b,t) order, adding into the running value as the reference does */
-__global__ static void k_embed_bwd_wte(float *dwte, const float *dout, const int32_t *tok,
-                                       int N, int C, int off)
+/* dwte: one block per position n that holds the first occurrence of its
+ * token (k_embed_first marks them); the block adds the dout rows of every
+ * occurrence of that token into the wte row, in position order, as the
+ * reference does. No atomics, and O(N^2) token comparisons instead of a
+ * pass over the whole vocabulary per row. */
+__global__ static void k_embed_first(int32_t *first, const int32_t *tok, int N, int off, int V)
 {
-    int row = blockIdx.x;
+    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x) {
+        int row = tok[n] - off;
+        int f = row >= 0 && row < V;
+        for (int m = 0; f && m < n; m++)
+            if (tok[m] == tok[n]) f = 0;
+        first[n] = f;
+    }
+}
+
+__global__ static void k_embed_bwd_wte(float *dwte, const float *dout, const int32_t *tok,
+                                       const int32_t *first, int N, int C, int off)
+{
+    int n0 = blockIdx.x;
+    if (!first[n0]) return;
+    int32_t token = tok[n0];
+    float *row = dwte + (size_t)(token - off) * C;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float acc = dwte[(size_t)row * C + c];
-        for (int n = 0; n < N; n++)
-            if (tok[n] - off == row) acc += dout[(size_t)n * C + c];
-        dwte[(size_t)row * C + c] = acc;
+        float acc = row[c];
+        for (int n = n0; n < N; n++)
+            if (tok[n] == token) acc += dout[(size_t)n * C + c];
+        row[c] = acc;
     }
 }
 
@@ -107,13 +130,19 @@ __global__ static void k_embed_bwd_wpe(float *dwpe, const float *dout, int B, in
 void mt_cuda_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
                        const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local)
 {
+    int N = B * T;
     if (V_local > 0) {
-        k_embed_bwd_wte<<<V_local, NT, 0, STREAM(be)>>>(dwte, dout, tok, B * T, C,
-                                                       vocab_offset);
+        int32_t *first = (int32_t *)mt_cuda_scratch(be, (size_t)N * sizeof(int32_t));
+        MT_LAUNCH(k_embed_first, grid_for((size_t)N), NT, 0, STREAM(be))(first, tok, N,
+                                                                         vocab_offset, V_local);
+        CUDA_CHECK_LAUNCH();
+        MT_LAUNCH(k_embed_bwd_wte, N, NT, 0, STREAM(be))(dwte, dout, tok, first, N, C,
+                                                        vocab_offset);
         CUDA_CHECK_LAUNCH();
     }
     if (dwpe) {
-        k_embed_bwd_wpe<<<grid_for((size_t)T * C), NT, 0, STREAM(be)>>>(dwpe, dout, B, T, C);
+        MT_LAUNCH(k_embed_bwd_wpe, grid_for((size_t)T * C), NT, 0, STREAM(be))(dwpe, dout, B, T,
+                                                                               C);
         CUDA_CHECK_LAUNCH();
     }
 }
@@ -143,7 +172,7 @@ __global__ static void k_layernorm_fwd(float *out, float *mean, float *rstd, con
 void mt_cuda_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
                            const float *inp, const float *w, const float *b, int N, int C)
 {
-    k_layernorm_fwd<<<N, NT, 0, STREAM(be)>>>(out, mean, rstd, inp, w, b, C);
+    MT_LAUNCH(k_layernorm_fwd, N, NT, 0, STREAM(be))(out, mean, rstd, inp, w, b, C);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -173,33 +202,70 @@ __global__ static void k_layernorm_bwd_dinp(float *dinp, const float *dout, cons
     }
 }
 
-/* dw, db += column sums, one thread per column, rows in order */
-__global__ static void k_layernorm_bwd_dwdb(float *dw, float *db, const float *dout,
-                                            const float *inp, const float *mean,
-                                            const float *rstd, int N, int C)
+/* Column sums (bias and layernorm weight gradients) in two fixed-order
+ * stages: COL_CHUNKS chunks of consecutive rows are summed in row order by
+ * one thread per (chunk, column), in double, then one thread per column adds
+ * the chunk sums in chunk order. Deterministic, no atomics, and enough
+ * threads to fill the GPU (one thread per column would give 768 threads). */
+#define COL_CHUNKS 64
+
+static int rows_per_chunk(int N) { return (N + COL_CHUNKS - 1) / COL_CHUNKS; }
+
+/* partial[chunk][c] (and partial2 for dw): grid (column blocks, chunks) */
+__global__ static void k_colsum_chunks(double *part_b, double *part_w, const float *dy,
+                                       const float *inp, const float *mean, const float *rstd,
+                                       int N, int C, int rows)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x, ch = blockIdx.y;
+    if (c >= C) return;
+    int n0 = ch * rows, n1 = n0 + rows < N ? n0 + rows : N;
+    double ab = 0.0, aw = 0.0;
+    for (int n = n0; n < n1; n++) {
+        float d = dy[(size_t)n * C + c];
+        ab += d;
+        if (part_w)
+            aw += (double)d * ((inp[(size_t)n * C + c] - (double)mean[n]) * (double)rstd[n]);
+    }
+    part_b[(size_t)ch * C + c] = ab;
+    if (part_w) part_w[(size_t)ch * C + c] = aw;
+}
+
+__global__ static void k_colsum_finish(float *db, float *dw, const double *part_b,
+                                       const double *part_w, int C)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    double aw = 0.0, ab = 0.0;
-    for (int n = 0; n < N; n++) {
-        double norm = (inp[(size_t)n * C + c] - (double)mean[n]) * (double)rstd[n];
-        float d = dout[(size_t)n * C + c];
-        aw += (double)d * norm;
-        ab += d;
+    double ab = 0.0, aw = 0.0;
+    for (int ch = 0; ch < COL_CHUNKS; ch++) {
+        ab += part_b[(size_t)ch * C + c];
+        if (dw) aw += part_w[(size_t)ch * C + c];
     }
-    dw[c] += (float)aw;
     db[c] += (float)ab;
+    if (dw) dw[c] += (float)aw;
+}
+
+/* db += column sums of dy; with dw, also dw += column sums of dy * norm(inp) */
+static void column_sums(mt_backend *be, float *db, float *dw, const float *dy, const float *inp,
+                        const float *mean, const float *rstd, int N, int C)
+{
+    size_t one = (size_t)COL_CHUNKS * C;
+    double *part = (double *)mt_cuda_scratch(be, (dw ? 2 : 1) * one * sizeof(double));
+    double *part_w = dw ? part + one : NULL;
+    dim3 grid((C + NT - 1) / NT, COL_CHUNKS);
+    MT_LAUNCH(k_colsum_chunks, grid, NT, 0, STREAM(be))(part, part_w, dy, inp, mean, rstd, N, C,
+                                                        rows_per_chunk(N));
+    CUDA_CHECK_LAUNCH();
+    MT_LAUNCH(k_colsum_finish, (C + NT - 1) / NT, NT, 0, STREAM(be))(db, dw, part, part_w, C);
+    CUDA_CHECK_LAUNCH();
 }
 
 void mt_cuda_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
                            const float *dout, const float *inp, const float *w,
                            const float *mean, const float *rstd, int N, int C)
 {
-    k_layernorm_bwd_dinp<<<N, NT, 0, STREAM(be)>>>(dinp, dout, inp, w, mean, rstd, C);
+    MT_LAUNCH(k_layernorm_bwd_dinp, N, NT, 0, STREAM(be))(dinp, dout, inp, w, mean, rstd, C);
     CUDA_CHECK_LAUNCH();
-    k_layernorm_bwd_dwdb<<<(C + NT - 1) / NT, NT, 0, STREAM(be)>>>(dw, db, dout, inp, mean,
-                                                                   rstd, N, C);
-    CUDA_CHECK_LAUNCH();
+    column_sums(be, db, dw, dout, inp, mean, rstd, N, C);
 }
 
 /* ---- bias, gelu, elementwise ---------------------------------------------------------- */
@@ -214,23 +280,13 @@ __global__ static void k_bias_add(float *y, const float *bias, int C, size_t tot
 void mt_cuda_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
 {
     size_t total = (size_t)N * C;
-    k_bias_add<<<grid_for(total), NT, 0, STREAM(be)>>>(y, bias, C, total);
+    MT_LAUNCH(k_bias_add, grid_for(total), NT, 0, STREAM(be))(y, bias, C, total);
     CUDA_CHECK_LAUNCH();
-}
-
-__global__ static void k_bias_bwd(float *dbias, const float *dy, int N, int C)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    double s = 0.0;
-    for (int n = 0; n < N; n++) s += dy[(size_t)n * C + c];
-    dbias[c] += (float)s;
 }
 
 void mt_cuda_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C)
 {
-    k_bias_bwd<<<(C + NT - 1) / NT, NT, 0, STREAM(be)>>>(dbias, dy, N, C);
-    CUDA_CHECK_LAUNCH();
+    column_sums(be, dbias, NULL, dy, NULL, NULL, NULL, N, C);
 }
 
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
@@ -247,7 +303,7 @@ __global__ static void k_gelu_fwd(float *out, const float *inp, size_t n)
 
 void mt_cuda_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
 {
-    k_gelu_fwd<<<grid_for(n), NT, 0, STREAM(be)>>>(out, inp, n);
+    MT_LAUNCH(k_gelu_fwd, grid_for(n), NT, 0, STREAM(be))(out, inp, n);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -266,7 +322,7 @@ __global__ static void k_gelu_bwd(float *dinp, const float *inp, const float *do
 void mt_cuda_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout,
                       size_t n)
 {
-    k_gelu_bwd<<<grid_for(n), NT, 0, STREAM(be)>>>(dinp, inp, dout, n);
+    MT_LAUNCH(k_gelu_bwd, grid_for(n), NT, 0, STREAM(be))(dinp, inp, dout, n);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -279,7 +335,7 @@ __global__ static void k_add(float *out, const float *a, const float *b, size_t 
 
 void mt_cuda_add(mt_backend *be, float *out, const float *a, const float *b, size_t n)
 {
-    k_add<<<grid_for(n), NT, 0, STREAM(be)>>>(out, a, b, n);
+    MT_LAUNCH(k_add, grid_for(n), NT, 0, STREAM(be))(out, a, b, n);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -292,149 +348,127 @@ __global__ static void k_scale(float *x, float s, size_t n)
 
 void mt_cuda_scale(mt_backend *be, float *x, float s, size_t n)
 {
-    k_scale<<<grid_for(n), NT, 0, STREAM(be)>>>(x, s, n);
+    MT_LAUNCH(k_scale, grid_for(n), NT, 0, STREAM(be))(x, s, n);
     CUDA_CHECK_LAUNCH();
 }
 
-/* ---- attention ------------------------------------------------------------------------ */
+/* ---- attention ------------------------------------------------------------------------
+ * The products are cuBLAS strided-batched GEMMs over the heads of one
+ * sequence (one call per b and product): in the qkv layout (B,T,NH,3,HS) the
+ * rows of Q, K or V of one head are 3*NH*HS floats apart and consecutive
+ * heads 3*HS apart. The softmax and its backward are row kernels. Entries
+ * above the diagonal are exact zeros in att (and in ds), so the products run
+ * over whole rows; that doubles their FLOPs but keeps them on cuBLAS, far
+ * ahead of any hand-written kernel in fp32. With --tf32 these GEMMs use TF32
+ * too. Per (b,h):
+ *   forward   S = scale Q K^T;  att = softmax over j <= t;  out = att V
+ *   backward  datt = dout V^T;  ds = att (datt - sum_j att datt);
+ *             dq = scale ds K;  dk = scale ds^T Q;  dv = att^T dout */
 
-__device__ static size_t qkv_at(int b, int t, int h, int which, int T, int NH, int HS)
+static void head_gemm(mt_backend *be, enum mt_trans ta, enum mt_trans tb, int m, int n, int k,
+                      float alpha, const float *a, int lda, int64_t sa, const float *b, int ldb,
+                      int64_t sb, float *c, int ldc, int64_t sc, int batch)
 {
-    return ((((size_t)b * T + t) * NH + h) * 3 + which) * HS;
+    struct mt_gemm_args g;
+    g.ta = ta;
+    g.tb = tb;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.batch = batch;
+    g.alpha = alpha;
+    g.beta = 0.0f;
+    g.a = a;
+    g.lda = lda;
+    g.stride_a = sa;
+    g.b = b;
+    g.ldb = ldb;
+    g.stride_b = sb;
+    g.c = c;
+    g.ldc = ldc;
+    g.stride_c = sc;
+    mt_cuda_gemm(be, &g);
 }
 
-/* one block per (b, h, query i); the row of scores lives in dynamic shared
- * memory (T doubles) */
-__global__ static void k_attn_fwd(float *out, float *att, const float *qkv, int T, int t0,
-                                  int NH, int HS)
+/* one block per row of att (b, h, query i): softmax of the scores over the
+ * keys j <= t0 + i, zeros beyond */
+__global__ static void k_softmax_causal(float *att, int T, int Tq, int t0)
 {
-    extern __shared__ double s[]; /* T */
     __shared__ double sh[NT];
-    int Tq = T - t0;
-    int i = blockIdx.x % Tq;
-    int h = (blockIdx.x / Tq) % NH;
-    int b = blockIdx.x / (Tq * NH);
-    int t = t0 + i;
-    double scale = 1.0 / sqrt((double)HS);
-    const float *q = qkv + qkv_at(b, t, h, 0, T, NH, HS);
+    int i = blockIdx.x % Tq, t = t0 + i;
+    float *a = att + (size_t)blockIdx.x * T;
     double mx = -INFINITY;
-    for (int j = threadIdx.x; j <= t; j += NT) {
-        const float *k = qkv + qkv_at(b, j, h, 1, T, NH, HS);
-        double dot = 0.0;
-        for (int d = 0; d < HS; d++) dot += (double)q[d] * k[d];
-        s[j] = dot * scale;
-        if (s[j] > mx) mx = s[j];
-    }
+    for (int j = threadIdx.x; j <= t; j += NT)
+        if (a[j] > mx) mx = a[j];
     mx = block_max(mx, sh);
     double sum = 0.0;
-    for (int j = threadIdx.x; j <= t; j += NT) {
-        s[j] = exp(s[j] - mx);
-        sum += s[j];
-    }
-    sum = block_sum(sum, sh); /* also a barrier: s[] complete */
-    float *a = att + (((size_t)b * NH + h) * Tq + i) * T;
-    for (int j = threadIdx.x; j < T; j += NT) a[j] = j <= t ? (float)(s[j] / sum) : 0.0f;
-    float *o = out + (((size_t)b * Tq + i) * NH + h) * HS;
-    for (int d = threadIdx.x; d < HS; d += NT) {
-        double acc = 0.0;
-        for (int j = 0; j <= t; j++) acc += s[j] / sum * qkv[qkv_at(b, j, h, 2, T, NH, HS) + d];
-        o[d] = (float)acc;
-    }
-}
-
-static void attn_smem(const void *kernel, size_t bytes)
-{
-    static size_t opted; /* largest dynamic size asked for so far (one device) */
-    if (bytes <= 48 * 1024 || bytes <= opted) return;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)bytes));
-    opted = bytes;
+    for (int j = threadIdx.x; j <= t; j += NT) sum += exp((double)a[j] - mx);
+    sum = block_sum(sum, sh);
+    for (int j = threadIdx.x; j < T; j += NT)
+        a[j] = j <= t ? (float)(exp((double)a[j] - mx) / sum) : 0.0f;
 }
 
 void mt_cuda_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
                       int t0, int NH, int HS)
 {
-    size_t smem = (size_t)T * sizeof(double);
-    attn_smem((const void *)k_attn_fwd, smem);
-    k_attn_fwd<<<B * NH * (T - t0), NT, smem, STREAM(be)>>>(out, att, qkv, T, t0, NH, HS);
+    const int Tq = T - t0, ld = 3 * NH * HS;
+    const float scale = 1.0f / sqrtf((float)HS);
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * ld;
+        float *ab = att + (size_t)b * NH * Tq * T;
+        /* S = scale Q K^T: queries t0.., all keys */
+        head_gemm(be, MT_TRANS_N, MT_TRANS_T, Tq, T, HS, scale, base + (size_t)t0 * ld, ld,
+                  3 * HS, base + HS, ld, 3 * HS, ab, T, (int64_t)Tq * T, NH);
+    }
+    MT_LAUNCH(k_softmax_causal, B * NH * Tq, NT, 0, STREAM(be))(att, T, Tq, t0);
     CUDA_CHECK_LAUNCH();
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * ld;
+        /* out = att V */
+        head_gemm(be, MT_TRANS_N, MT_TRANS_N, Tq, HS, T, 1.0f, att + (size_t)b * NH * Tq * T, T,
+                  (int64_t)Tq * T, base + 2 * HS, ld, 3 * HS, out + (size_t)b * Tq * NH * HS,
+                  NH * HS, HS, NH);
+    }
 }
 
-/* pass 1, one block per (b, h, i): datt[i,j] = dout_i . v_j (j <= i, else 0),
- * rowsum[i] = sum_j att[i,j] datt[i,j], dq_i = scale sum_j ds[i,j] k_j */
-__global__ static void k_attn_bwd_q(float *dqkv, float *datt, double *rowsum, const float *dout,
-                                    const float *qkv, const float *att, int T, int NH, int HS)
+/* one block per row: datt <- att (datt - sum_j att datt) in place */
+__global__ static void k_softmax_bwd(float *datt, const float *att, int T)
 {
     __shared__ double sh[NT];
-    int i = blockIdx.x % T;
-    int h = (blockIdx.x / T) % NH;
-    int b = blockIdx.x / (T * NH);
-    double scale = 1.0 / sqrt((double)HS);
-    size_t rowoff = (((size_t)b * NH + h) * T + i) * T;
-    const float *a = att + rowoff;
-    float *da = datt + rowoff;
-    const float *dout_i = dout + (((size_t)b * T + i) * NH + h) * HS;
+    const float *a = att + (size_t)blockIdx.x * T;
+    float *d = datt + (size_t)blockIdx.x * T;
     double row = 0.0;
-    for (int j = threadIdx.x; j < T; j += NT) {
-        if (j > i) {
-            da[j] = 0.0f;
-            continue;
-        }
-        const float *v = qkv + qkv_at(b, j, h, 2, T, NH, HS);
-        double dot = 0.0;
-        for (int d = 0; d < HS; d++) dot += (double)dout_i[d] * v[d];
-        da[j] = (float)dot;
-        row += (double)a[j] * dot;
-    }
-    row = block_sum(row, sh); /* barrier: da[] written by this block is visible */
-    if (threadIdx.x == 0) rowsum[((size_t)b * NH + h) * T + i] = row;
-    float *dq = dqkv + qkv_at(b, i, h, 0, T, NH, HS);
-    for (int d = threadIdx.x; d < HS; d += NT) {
-        double acc = 0.0;
-        for (int j = 0; j <= i; j++) {
-            double ds = (double)a[j] * ((double)da[j] - row);
-            acc += scale * ds * qkv[qkv_at(b, j, h, 1, T, NH, HS) + d];
-        }
-        dq[d] = (float)acc;
-    }
-}
-
-/* pass 2, one block per (b, h, key j): dk_j = scale sum_{i>=j} ds[i,j] q_i,
- * dv_j = sum_{i>=j} att[i,j] dout_i (i in order) */
-__global__ static void k_attn_bwd_kv(float *dqkv, const float *datt, const double *rowsum,
-                                     const float *dout, const float *qkv, const float *att,
-                                     int T, int NH, int HS)
-{
-    int j = blockIdx.x % T;
-    int h = (blockIdx.x / T) % NH;
-    int b = blockIdx.x / (T * NH);
-    double scale = 1.0 / sqrt((double)HS);
-    size_t bh = (size_t)b * NH + h;
-    float *dk = dqkv + qkv_at(b, j, h, 1, T, NH, HS);
-    float *dv = dqkv + qkv_at(b, j, h, 2, T, NH, HS);
-    for (int d = threadIdx.x; d < HS; d += blockDim.x) {
-        double ak = 0.0, av = 0.0;
-        for (int i = j; i < T; i++) {
-            size_t at = (bh * T + i) * T + j;
-            double ds = (double)att[at] * ((double)datt[at] - rowsum[bh * T + i]);
-            ak += scale * ds * qkv[qkv_at(b, i, h, 0, T, NH, HS) + d];
-            av += (double)att[at] * dout[(((size_t)b * T + i) * NH + h) * HS + d];
-        }
-        dk[d] = (float)ak;
-        dv[d] = (float)av;
-    }
+    for (int j = threadIdx.x; j < T; j += NT) row += (double)a[j] * d[j];
+    row = block_sum(row, sh);
+    for (int j = threadIdx.x; j < T; j += NT) d[j] = (float)((double)a[j] * ((double)d[j] - row));
 }
 
 void mt_cuda_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout,
                       const float *qkv, const float *att, int B, int T, int NH, int HS)
 {
-    double *rowsum = (double *)mt_cuda_scratch(be, (size_t)B * NH * T * sizeof(double));
-    int blocks = B * NH * T;
-    k_attn_bwd_q<<<blocks, NT, 0, STREAM(be)>>>(dqkv, datt, rowsum, dout, qkv, att, T, NH, HS);
+    const int ld = 3 * NH * HS, ldo = NH * HS;
+    const int64_t tt = (int64_t)T * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * ld, *dob = dout + (size_t)b * T * ldo;
+        /* datt = dout V^T */
+        head_gemm(be, MT_TRANS_N, MT_TRANS_T, T, T, HS, 1.0f, dob, ldo, HS, base + 2 * HS, ld,
+                  3 * HS, datt + (size_t)b * NH * tt, T, tt, NH);
+    }
+    MT_LAUNCH(k_softmax_bwd, B * NH * T, NT, 0, STREAM(be))(datt, att, T);
     CUDA_CHECK_LAUNCH();
-    int nt = HS < NT ? ((HS + 31) / 32) * 32 : NT;
-    k_attn_bwd_kv<<<blocks, nt, 0, STREAM(be)>>>(dqkv, datt, rowsum, dout, qkv, att, T, NH, HS);
-    CUDA_CHECK_LAUNCH();
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * ld, *dob = dout + (size_t)b * T * ldo;
+        const float *ds = datt + (size_t)b * NH * tt, *ab = att + (size_t)b * NH * tt;
+        float *dbase = dqkv + (size_t)b * T * ld;
+        /* dq = scale ds K;  dk = scale ds^T Q;  dv = att^T dout */
+        head_gemm(be, MT_TRANS_N, MT_TRANS_N, T, HS, T, scale, ds, T, tt, base + HS, ld, 3 * HS,
+                  dbase, ld, 3 * HS, NH);
+        head_gemm(be, MT_TRANS_T, MT_TRANS_N, T, HS, T, scale, ds, T, tt, base, ld, 3 * HS,
+                  dbase + HS, ld, 3 * HS, NH);
+        head_gemm(be, MT_TRANS_T, MT_TRANS_N, T, HS, T, 1.0f, ab, T, tt, dob, ldo, HS,
+                  dbase + 2 * HS, ld, 3 * HS, NH);
+    }
 }
 
 /* ---- softmax cross-entropy over a vocabulary shard ----------------------------------- */
@@ -453,7 +487,7 @@ __global__ static void k_xent_max(float *rowmax, const float *logits, int V, int
 void mt_cuda_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
                       int ld)
 {
-    k_xent_max<<<N, NT, 0, STREAM(be)>>>(rowmax, logits, V_local, ld);
+    MT_LAUNCH(k_xent_max, N, NT, 0, STREAM(be))(rowmax, logits, V_local, ld);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -484,7 +518,7 @@ void mt_cuda_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float 
                          const float *rowmax, const int32_t *targets, int N, int V_local,
                          int vocab_offset, int ld)
 {
-    k_xent_sumexp<<<N, NT, 0, STREAM(be)>>>(sumexp, tgt, logits, rowmax, targets, V_local,
+    MT_LAUNCH(k_xent_sumexp, N, NT, 0, STREAM(be))(sumexp, tgt, logits, rowmax, targets, V_local,
                                            vocab_offset, ld);
     CUDA_CHECK_LAUNCH();
 }
@@ -499,7 +533,7 @@ __global__ static void k_xent_loss(float *losses, const float *rowmax, const flo
 void mt_cuda_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
                        const float *tgt, int N)
 {
-    k_xent_loss<<<(N + NT - 1) / NT, NT, 0, STREAM(be)>>>(losses, rowmax, sumexp, tgt, N);
+    MT_LAUNCH(k_xent_loss, (N + NT - 1) / NT, NT, 0, STREAM(be))(losses, rowmax, sumexp, tgt, N);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -523,8 +557,8 @@ void mt_cuda_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, cons
                       int V_local, int vocab_offset, int ld)
 {
     size_t total = (size_t)N * V_local;
-    k_xent_bwd<<<grid_for(total), NT, 0, STREAM(be)>>>(dlogits, dlosses, logits, rowmax, sumexp,
-                                                      targets, V_local, vocab_offset, ld, total);
+    MT_LAUNCH(k_xent_bwd, grid_for(total), NT, 0, STREAM(be))
+        (dlogits, dlosses, logits, rowmax, sumexp, targets, V_local, vocab_offset, ld, total);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -564,7 +598,7 @@ void mt_cuda_adamw(mt_backend *be, float *param, float *grad, float *m, float *v
     k.gscale = a->grad_scale;
     k.bc1 = 1.0 - pow(a->beta1, a->step);
     k.bc2 = 1.0 - pow(a->beta2, a->step);
-    k_adamw<<<grid_for(n), NT, 0, STREAM(be)>>>(param, grad, m, v, n, k, zero_grad);
+    MT_LAUNCH(k_adamw, grid_for(n), NT, 0, STREAM(be))(param, grad, m, v, n, k, zero_grad);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -609,10 +643,10 @@ static void chunked_reduce(mt_backend *be, double *out1, const float *x, size_t 
     }
     double *partial = (double *)mt_cuda_scratch(be, nchunks * sizeof(double));
     unsigned g = (unsigned)((nchunks + NT - 1) / NT);
-    if (count) k_count_chunks<<<g, NT, 0, STREAM(be)>>>(partial, x, n, nchunks);
-    else k_sumsq_chunks<<<g, NT, 0, STREAM(be)>>>(partial, x, n, nchunks);
+    if (count) MT_LAUNCH(k_count_chunks, g, NT, 0, STREAM(be))(partial, x, n, nchunks);
+    else MT_LAUNCH(k_sumsq_chunks, g, NT, 0, STREAM(be))(partial, x, n, nchunks);
     CUDA_CHECK_LAUNCH();
-    k_sum_in_order<<<1, 1, 0, STREAM(be)>>>(out1, partial, nchunks);
+    MT_LAUNCH(k_sum_in_order, 1, 1, 0, STREAM(be))(out1, partial, nchunks);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -646,6 +680,7 @@ void mt_cuda_gemm_beta_only(mt_backend *be, float *c, int m, int n, int ldc, int
 {
     size_t total = (size_t)m * n * (batch > 1 ? batch : 1);
     if (!total || beta == 1.0f) return;
-    k_scale_matrix<<<grid_for(total), NT, 0, STREAM(be)>>>(c, m, n, ldc, stride_c, beta, total);
+    MT_LAUNCH(k_scale_matrix, grid_for(total), NT, 0, STREAM(be))
+        (c, m, n, ldc, stride_c, beta, total);
     CUDA_CHECK_LAUNCH();
 }

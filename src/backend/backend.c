@@ -12,19 +12,25 @@
 #endif
 
 /* Backend constructors. Declared here rather than included: src/ never
- * includes headers from backends/ (doc/architecture.md, dependency rules). */
+ * includes headers from backends/ (doc/architecture.md, dependency rules).
+ * The CUDA constructor comes from one of three archives, chosen at link
+ * time: libmt_cuda.a (the backend), libmt_cuda_none.a (configure found no
+ * CUDA: the constructor explains) or libmt_cuda_emu.a (the backend's source
+ * run on the CPU, for tests). mt_backend_cuda_kind is "" for the second. */
 mt_backend *mt_backend_cpu_create(int reference);
-#ifdef HAVE_CUDA
 mt_backend *mt_backend_cuda_create(char *err, size_t errlen);
-#endif
+extern const char mt_backend_cuda_kind[];
 
 const char *mt_backend_list(void)
 {
-#ifdef HAVE_CUDA
-    return "cpu, cpu-ref, cuda";
-#else
-    return "cpu, cpu-ref";
-#endif
+    return mt_backend_cuda_kind[0] ? "cpu, cpu-ref, cuda" : "cpu, cpu-ref";
+}
+
+int mt_backend_set_tf32(mt_backend *be, int on)
+{
+    if (!be->iface->set_tf32) return 0;
+    be->iface->set_tf32(be, on);
+    return 1;
 }
 
 int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing)
@@ -51,14 +57,11 @@ mt_backend *mt_backend_init(const char *name, char *err, size_t errlen)
     if (err && errlen) err[0] = 0;
     if (strcmp(name, "cpu") == 0) be = mt_backend_cpu_create(0);
     else if (strcmp(name, "cpu-ref") == 0) be = mt_backend_cpu_create(1);
-#ifdef HAVE_CUDA
     else if (strcmp(name, "cuda") == 0) be = mt_backend_cuda_create(err, errlen);
-#endif
     else {
         if (err)
-            snprintf(err, errlen, "unknown backend '%s' (this build has: %s)%s", name,
-                     mt_backend_list(),
-                     strcmp(name, "cuda") == 0 ? "; rebuild with ./configure --with-cuda" : "");
+            snprintf(err, errlen, "unknown backend '%s' (this build has: %s)", name,
+                     mt_backend_list());
         return NULL;
     }
     if (!be) return NULL;
@@ -70,10 +73,29 @@ mt_backend *mt_backend_init(const char *name, char *err, size_t errlen)
 
 void mt_backend_free(mt_backend *be)
 {
-    if (be) be->iface->free(be);
+    if (!be) return;
+    if (be->scalar) be->iface->dealloc(be, be->scalar);
+    be->iface->free(be);
 }
 
 const char *mt_backend_name(const mt_backend *be) { return be->iface->name(be); }
+
+static mt_op_hook_fn op_hook;
+static void *op_hook_user;
+
+void mt_backend_set_op_hook(mt_op_hook_fn fn, void *user)
+{
+    op_hook = fn;
+    op_hook_user = user;
+}
+
+/* A compute member's call, between the profiling hook's two calls. */
+#define DISPATCH(be, name, call) \
+    do { \
+        if (op_hook) op_hook(op_hook_user, be, name, 0); \
+        call; \
+        if (op_hook) op_hook(op_hook_user, be, name, 1); \
+    } while (0)
 
 static mt_gemm_hook_fn gemm_hook;
 static void *gemm_hook_user;
@@ -147,7 +169,7 @@ void mt_gemm(mt_backend *be, const struct mt_gemm_args *g)
     MT_ASSERT(g->a && g->b && g->c);
     if (g->m == 0 || g->n == 0) return;
     if (gemm_hook) gemm_hook(gemm_hook_user, g);
-    be->iface->gemm(be, g);
+    DISPATCH(be, "gemm", be->iface->gemm(be, g));
 }
 
 void mt_matmul_xwt(mt_backend *be, float *y, const float *x, const float *w, int N, int in,
@@ -165,21 +187,23 @@ void mt_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *w
                   const float *wpe, int B, int T, int C, int pos0, int vocab_offset, int V_local)
 {
     MT_ASSERT(B > 0 && T > 0 && C > 0 && pos0 >= 0 && vocab_offset >= 0 && V_local > 0);
-    be->iface->embed_fwd(be, out, tok, wte, wpe, B, T, C, pos0, vocab_offset, V_local);
+    DISPATCH(be, "embed_fwd",
+             be->iface->embed_fwd(be, out, tok, wte, wpe, B, T, C, pos0, vocab_offset, V_local));
 }
 
 void mt_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
                   const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local)
 {
     MT_ASSERT(B > 0 && T > 0 && C > 0 && vocab_offset >= 0 && V_local > 0);
-    be->iface->embed_bwd(be, dwte, dwpe, dout, tok, B, T, C, vocab_offset, V_local);
+    DISPATCH(be, "embed_bwd",
+             be->iface->embed_bwd(be, dwte, dwpe, dout, tok, B, T, C, vocab_offset, V_local));
 }
 
 void mt_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd, const float *inp,
                       const float *w, const float *b, int N, int C)
 {
     MT_ASSERT(N > 0 && C > 0);
-    be->iface->layernorm_fwd(be, out, mean, rstd, inp, w, b, N, C);
+    DISPATCH(be, "layernorm_fwd", be->iface->layernorm_fwd(be, out, mean, rstd, inp, w, b, N, C));
 }
 
 void mt_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db, const float *dout,
@@ -187,59 +211,60 @@ void mt_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db, const f
                       int N, int C)
 {
     MT_ASSERT(N > 0 && C > 0);
-    be->iface->layernorm_bwd(be, dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+    DISPATCH(be, "layernorm_bwd",
+             be->iface->layernorm_bwd(be, dinp, dw, db, dout, inp, w, mean, rstd, N, C));
 }
 
 void mt_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
 {
     MT_ASSERT(N > 0 && C > 0);
-    be->iface->bias_add(be, y, bias, N, C);
+    DISPATCH(be, "bias_add", be->iface->bias_add(be, y, bias, N, C));
 }
 
 void mt_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C)
 {
     MT_ASSERT(N > 0 && C > 0);
-    be->iface->bias_bwd(be, dbias, dy, N, C);
+    DISPATCH(be, "bias_bwd", be->iface->bias_bwd(be, dbias, dy, N, C));
 }
 
 void mt_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
 {
-    if (n) be->iface->gelu_fwd(be, out, inp, n);
+    if (n) DISPATCH(be, "gelu_fwd", be->iface->gelu_fwd(be, out, inp, n));
 }
 
 void mt_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout, size_t n)
 {
-    if (n) be->iface->gelu_bwd(be, dinp, inp, dout, n);
+    if (n) DISPATCH(be, "gelu_bwd", be->iface->gelu_bwd(be, dinp, inp, dout, n));
 }
 
 void mt_add(mt_backend *be, float *out, const float *a, const float *b, size_t n)
 {
-    if (n) be->iface->add(be, out, a, b, n);
+    if (n) DISPATCH(be, "add", be->iface->add(be, out, a, b, n));
 }
 
 void mt_scale(mt_backend *be, float *x, float s, size_t n)
 {
-    if (n) be->iface->scale(be, x, s, n);
+    if (n) DISPATCH(be, "scale", be->iface->scale(be, x, s, n));
 }
 
 void mt_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T, int t0,
                  int NH, int HS)
 {
     MT_ASSERT(B > 0 && T > 0 && t0 >= 0 && t0 < T && NH > 0 && HS > 0);
-    be->iface->attn_fwd(be, out, att, qkv, B, T, t0, NH, HS);
+    DISPATCH(be, "attn_fwd", be->iface->attn_fwd(be, out, att, qkv, B, T, t0, NH, HS));
 }
 
 void mt_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout, const float *qkv,
                  const float *att, int B, int T, int NH, int HS)
 {
     MT_ASSERT(B > 0 && T > 0 && NH > 0 && HS > 0);
-    be->iface->attn_bwd(be, dqkv, datt, dout, qkv, att, B, T, NH, HS);
+    DISPATCH(be, "attn_bwd", be->iface->attn_bwd(be, dqkv, datt, dout, qkv, att, B, T, NH, HS));
 }
 
 void mt_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local, int ld)
 {
     MT_ASSERT(N > 0 && V_local > 0 && ld >= V_local);
-    be->iface->xent_max(be, rowmax, logits, N, V_local, ld);
+    DISPATCH(be, "xent_max", be->iface->xent_max(be, rowmax, logits, N, V_local, ld));
 }
 
 void mt_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
@@ -247,15 +272,17 @@ void mt_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logi
                     int vocab_offset, int ld)
 {
     MT_ASSERT(N > 0 && V_local > 0 && ld >= V_local && vocab_offset >= 0);
-    be->iface->xent_sumexp(be, sumexp, tgt, logits, rowmax, targets, N, V_local, vocab_offset,
-                           ld);
+    DISPATCH(be, "xent_sumexp",
+             be->iface->xent_sumexp(be, sumexp, tgt, logits, rowmax, targets, N, V_local,
+                                    vocab_offset,
+                           ld));
 }
 
 void mt_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
                   const float *tgt, int N)
 {
     MT_ASSERT(N > 0);
-    be->iface->xent_loss(be, losses, rowmax, sumexp, tgt, N);
+    DISPATCH(be, "xent_loss", be->iface->xent_loss(be, losses, rowmax, sumexp, tgt, N));
 }
 
 void mt_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
@@ -263,28 +290,33 @@ void mt_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const flo
                  int V_local, int vocab_offset, int ld)
 {
     MT_ASSERT(N > 0 && V_local > 0 && ld >= V_local && vocab_offset >= 0);
-    be->iface->xent_bwd(be, dlogits, dlosses, logits, rowmax, sumexp, targets, N, V_local,
-                        vocab_offset, ld);
+    DISPATCH(be, "xent_bwd",
+             be->iface->xent_bwd(be, dlogits, dlosses, logits, rowmax, sumexp, targets, N, V_local,
+                        vocab_offset, ld));
 }
 
 void mt_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
               const struct mt_adamw_args *a, int zero_grad)
 {
     MT_ASSERT(a->step >= 1);
-    if (n) be->iface->adamw(be, param, grad, m, v, n, a, zero_grad);
+    if (n) DISPATCH(be, "adamw", be->iface->adamw(be, param, grad, m, v, n, a, zero_grad));
 }
 
-/* The device keeps its own copy of the double result (the CUDA backend
- * writes device memory); a small scratch allocation per call keeps the
- * interface simple and these calls are rare (once per step). */
+/* The backend's one device double, allocated on first use and kept (an
+ * allocation per call would synchronise a GPU each time: cudaFree does). */
+static double *scalar_of(mt_backend *be)
+{
+    if (!be->scalar) be->scalar = mt_alloc(be, sizeof(double));
+    return be->scalar;
+}
+
+/* The reduction writes device memory; the result comes back to the host. */
 static double reduce_to_host(mt_backend *be, const float *x, size_t n,
                              void (*fn)(mt_backend *, double *, const float *, size_t))
 {
-    double *d = mt_alloc(be, sizeof(double));
-    double h = 0.0;
+    double *d = scalar_of(be), h = 0.0;
     fn(be, d, x, n);
     mt_download(be, &h, d, sizeof h);
-    mt_dealloc(be, d);
     return h;
 }
 
@@ -354,7 +386,8 @@ void mt_all_gather(mt_backend *be, mt_comm *c, void *recv, const void *send,
                    size_t count_per_rank, enum mt_dtype t)
 {
     if (count_per_rank == 0) return;
-    TIMED(count_per_rank * mt_dtype_size(t), be->iface->all_gather(be, c, recv, send, count_per_rank, t));
+    TIMED(count_per_rank * mt_dtype_size(t),
+          be->iface->all_gather(be, c, recv, send, count_per_rank, t));
 }
 
 void mt_reduce_scatter(mt_backend *be, mt_comm *c, void *recv, const void *send,
@@ -407,10 +440,9 @@ void mt_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rb
 double mt_all_reduce_scalar(mt_backend *be, mt_comm *c, double v, enum mt_redop op)
 {
     if (be->iface->comm_size(c) == 1) return v;
-    double *d = mt_alloc(be, sizeof(double));
+    double *d = scalar_of(be);
     mt_upload(be, d, &v, sizeof v);
     mt_all_reduce(be, c, d, 1, MT_DTYPE_F64, op);
     mt_download(be, &v, d, sizeof v);
-    mt_dealloc(be, d);
     return v;
 }

@@ -185,6 +185,11 @@ struct mt_backend_i {
      * the wrapper's default orders a plain send and recv by rank. */
     void (*sendrecv)(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf,
                      int src, size_t count, enum mt_dtype t);
+
+    /* options ----------------------------------------------------------------
+     * (optional) on != 0 lets GEMMs round their inputs to TF32 (CUDA tensor
+     * cores); the default is plain fp32. Absent where it means nothing. */
+    void (*set_tf32)(mt_backend *be, int on);
 };
 
 /* Elements per block of the fixed-order reductions (sum_squares). */
@@ -193,6 +198,7 @@ struct mt_backend_i {
 struct mt_backend {
     const struct mt_backend_i *iface;
     void *context; /* private to the backend */
+    double *scalar; /* one device double for the wrappers' host results (backend.c) */
 };
 
 /* Registry ------------------------------------------------------------------ */
@@ -203,12 +209,19 @@ void mt_backend_free(mt_backend *be);
 const char *mt_backend_name(const mt_backend *be);
 /* comma-separated list of the backends compiled in */
 const char *mt_backend_list(void);
+/* Asks for TF32 GEMMs (see set_tf32); returns 0 when the backend has no such
+ * mode (the CPU backends), 1 when it was set. */
+int mt_backend_set_tf32(mt_backend *be, int on);
 /* Checks that every mandatory member is set (used by the registry and tests). */
 int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing);
 
 /* Optional hook used by bench/: called with every GEMM before dispatch. */
 typedef void (*mt_gemm_hook_fn)(void *user, const struct mt_gemm_args *g);
 void mt_backend_set_gemm_hook(mt_gemm_hook_fn fn, void *user);
+/* Optional hook used by bench/ (per-op profile): called before (end = 0) and
+ * after (end = 1) every compute member dispatched by the wrappers below. */
+typedef void (*mt_op_hook_fn)(void *user, mt_backend *be, const char *op, int end);
+void mt_backend_set_op_hook(mt_op_hook_fn fn, void *user);
 
 /* Wrappers: validate arguments once, then dispatch. ------------------------ */
 void *mt_alloc(mt_backend *be, size_t nbytes); /* aborts with a message on failure */

@@ -23,7 +23,7 @@ struct eval_args {
     const char *load, *task, *data, *backend, *log_json, *vocab_file, *merge_file;
     long ckpt_step, max_examples;
     int seq_length, overlapping_eval, micro_batch_size;
-    int strict_lambada, no_detokenize, no_progress;
+    int strict_lambada, no_detokenize, no_progress, tf32;
 };
 
 #define F(field) offsetof(struct eval_args, field)
@@ -38,7 +38,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"no-detokenize", MT_ARG_BOOL, F(no_detokenize), NULL, "wikitext: skip the WikiText detokenizer"},
     {"micro-batch-size", MT_ARG_INT, F(micro_batch_size), "N", "windows or examples per forward pass (4)"},
     {"max-examples", MT_ARG_LONG, F(max_examples), "N", "only the first N windows / examples (0 = all)"},
-    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref (cpu)"},
+    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"},
+    {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"},
     {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the result as one JSON object"},
     {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
     {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", "tokenizer merges (BPE)"},
@@ -137,9 +138,7 @@ static void load_model(struct evaluator *e)
                       e->seq, e->path, g->max_position_embeddings);
     }
 
-    char err[256];
-    e->be = mt_backend_init(a->backend, err, sizeof err);
-    if (!e->be) mt_user_error("use --backend cpu or --backend cpu-ref", "%s", err);
+    e->be = mt_run_backend(a->backend, a->tf32);
     mt_gpt_init(&e->m, g, e->be, e->B, e->seq);
     const struct mt_ckpt_group groups[] = {{"model/", e->m.params, 1}};
     mt_ckpt_read_tensors(e->path, &e->m.table, NULL, groups, 1, e->be);

@@ -15,7 +15,7 @@
 struct gen_args {
     const char *load, *prompt, *backend, *vocab_file, *merge_file;
     long ckpt_step, seed;
-    int max_new_tokens, top_k;
+    int max_new_tokens, top_k, tf32;
     float temperature, top_p;
 };
 
@@ -29,7 +29,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"top-k", MT_ARG_INT, F(top_k), "K", "sample from the K most likely tokens (0 = all)"},
     {"top-p", MT_ARG_FLOAT, F(top_p), "P", "nucleus sampling threshold (0 or 1 = off)"},
     {"seed", MT_ARG_LONG, F(seed), "N", "random seed (1234)"},
-    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref (cpu)"},
+    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"},
+    {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"},
     {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
     {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", "tokenizer merges (BPE)"},
 };
@@ -66,9 +67,7 @@ int mt_cmd_generate(int argc, char **argv)
         mt_user_error("use the vocabulary the model was trained with",
                       "the tokenizer has %d tokens but checkpoint %s was trained with %d",
                       tok.vocab_size, path, d.gpt.vocab_size);
-    char err[256];
-    mt_backend *be = mt_backend_init(a.backend, err, sizeof err);
-    if (!be) mt_user_error("use --backend cpu or --backend cpu-ref", "%s", err);
+    mt_backend *be = mt_run_backend(a.backend, a.tf32);
     struct mt_gpt m;
     mt_gpt_init(&m, &d.gpt, be, 1, d.gpt.max_position_embeddings);
     const struct mt_ckpt_group groups[] = {{"model/", m.params, 1}};

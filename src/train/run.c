@@ -183,3 +183,21 @@ void mt_generate(struct mt_gpt *m, const struct mt_tokenizer *tok, const int32_t
     free(ctx);
     free(logits);
 }
+
+mt_backend *mt_run_backend(const char *name, int tf32)
+{
+    char err[320];
+    mt_backend *be = mt_backend_init(name, err, sizeof err);
+    if (!be) {
+        char hint[160];
+        if (strcmp(name, "cuda") == 0 && strstr(mt_backend_list(), "cuda"))
+            snprintf(hint, sizeof hint,
+                     "run where nvidia-smi shows a GPU, one per rank, or use --backend cpu");
+        else
+            snprintf(hint, sizeof hint, "use --backend with one of: %s", mt_backend_list());
+        mt_user_error(hint, "%s", err);
+    }
+    if (tf32 && !mt_backend_set_tf32(be, 1))
+        mt_warn("--tf32 has no effect on backend %s (its GEMMs are fp32)", mt_backend_name(be));
+    return be;
+}

@@ -9,6 +9,10 @@
 #include "model/gpt.h"
 #include "train/checkpoint.h"
 
+/* The --backend of a command (and its --tf32), or a usage error naming the
+ * backends this build has. --tf32 on a backend without TF32 warns. */
+mt_backend *mt_run_backend(const char *name, int tf32);
+
 /* Everything that fixes the shape of the model and its vocabulary. */
 struct mt_model_desc {
     struct mt_gpt_config gpt;

@@ -51,6 +51,7 @@ struct train_args {
     const char *split, *tokenizer_type, *vocab_file, *merge_file;
     const char *backend;
     int tp, pp;
+    int tf32;
     long ddp_bucket_size;
     int sample_tokens;
     float sample_temperature;
@@ -98,7 +99,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", "CharLevel"},
     {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
     {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", "tokenizer merges (BPE)"},
-    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref (cpu)"},
+    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"},
+    {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"},
     {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
     {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
@@ -675,9 +677,7 @@ int mt_cmd_train(int argc, char **argv)
     else require(given);
     validate(a);
 
-    char err[256];
-    r->be = mt_backend_init(a->backend, err, sizeof err);
-    if (!r->be) mt_user_error("use --backend cpu or --backend cpu-ref", "%s", err);
+    r->be = mt_run_backend(a->backend, a->tf32);
     mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file);
 
     struct mt_gpt_config *g = &r->desc.gpt;

@@ -1,0 +1,105 @@
+# cuda_run.sh: whole runs of the CUDA backend against the CPU backend.
+# Sourced, after common.sh and mpi_common.sh, by
+#   test_cuda.sh      CUDA_BIN=$MT_BIN: the real backend (skips without a GPU)
+#   test_cuda_emu.sh  CUDA_BIN=tests/megatron-c-emu: the same source on the
+#                     CPU emulation (backends/cuda/emu), CUDA_EMU=1
+# Checks:
+#  - the tiny GPT, same seed, 50 iterations on --backend cpu and cuda:
+#    `megatron-c compare` agrees on loss and grad norm at rtol 1e-5;
+#  - --tf32 stays within 1e-2 of fp32 (and, emulated, differs from it);
+#  - a checkpoint saved on cuda resumes on cpu as if the run never changed
+#    backend, and greedy generation from it prints the same text on both;
+#  - under mpiexec: dp=2, tp=2 and pp=2 on cuda equal the serial cuda run
+#    (NCCL collectives; one GPU per rank, so on a machine with one GPU these
+#    parts are skipped), and more ranks than GPUs are refused clearly.
+: "${CUDA_BIN:?}"
+: "${CUDA_EMU:=0}"
+[ -x "$CUDA_BIN" ] || { echo "missing $CUDA_BIN"; exit 99; }
+B=$MT_BIN
+
+# Is there a device (or the emulation)?
+if ! $CUDA_BIN train $TINY --train-iters 1 --backend cuda > "$TMP/probe" 2>&1; then
+  if grep -qE "no CUDA device|not in this build" "$TMP/probe"; then
+    echo "SKIP: $(grep -m1 error "$TMP/probe")"; exit 77
+  fi
+  cat "$TMP/probe"; exit 1
+fi
+
+compare() { # TITLE A B RTOL [--key K]: passes when the traces agree
+  title=$1; a=$2; b=$3; tol=$4; shift 4
+  if $B compare "$TMP/$a.jsonl" "$TMP/$b.jsonl" --rtol "$tol" "$@" > "$TMP/cmp" 2>&1; then
+    pass "$title: $(grep -E '^(compared|max rel diff)' "$TMP/cmp" | tr '\n' ' ')(rtol $tol)"
+  else fail "$title"; cat "$TMP/cmp"; fi
+}
+run() { # NAME BIN BACKEND ARGS...: one training run, its trace in NAME.jsonl
+  name=$1; bin=$2; be=$3; shift 3
+  $bin train $TINY --backend "$be" "$@" --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1 \
+    || { echo "run $name failed:"; tail -n 20 "$TMP/$name.log"; exit 1; }
+}
+
+# 1. the whole run
+run cpu $B cpu --train-iters 50
+run cuda $CUDA_BIN cuda --train-iters 50
+compare "cuda vs cpu, 50 iterations, loss" cpu cuda 1e-5
+compare "cuda vs cpu, 50 iterations, grad norm" cpu cuda 1e-5 --key grad_norm
+
+# 2. TF32
+run tf32 $CUDA_BIN cuda --train-iters 10 --tf32
+grep -q "no effect" "$TMP/tf32.log" && fail "--tf32 was ignored by the cuda backend"
+head -n 10 "$TMP/cuda.jsonl" > "$TMP/cuda10.jsonl"
+compare "--tf32 vs fp32 on cuda, 10 iterations" cuda10 tf32 1e-2
+if $B compare "$TMP/cuda10.jsonl" "$TMP/tf32.jsonl" --rtol 1e-7 > /dev/null 2>&1; then
+  if [ "$CUDA_EMU" = 1 ]; then fail "--tf32 did not change the emulated GEMMs"
+  else echo "note: --tf32 gave the fp32 losses (cuBLAS chose no TF32 kernel for these shapes)"; fi
+else pass "--tf32 changes the results beyond 1e-7"; fi
+
+# 3. checkpoints across backends, and generation
+run c10 $CUDA_BIN cuda --train-iters 10 --save "$TMP/ck"
+run c20 $B cpu --train-iters 20 --load "$TMP/ck"
+grep -q "loaded checkpoint" "$TMP/c20.log" || fail "the cpu run did not load the cuda checkpoint"
+run cpu20 $B cpu --train-iters 20
+grep -v "\"val_loss\"" "$TMP/cpu20.jsonl" | tail -n 10 > "$TMP/cpu20_tail.jsonl"
+compare "saved on cuda at 10, resumed on cpu to 20, vs cpu throughout" cpu20_tail c20 1e-5
+for be in cpu cuda; do
+  bin=$B; [ $be = cuda ] && bin=$CUDA_BIN
+  $bin generate --load "$TMP/ck" --backend $be --temperature 0 --max-new-tokens 40 \
+    --prompt "ROMEO:" > "$TMP/gen_$be" 2> "$TMP/gen_$be.err" || { cat "$TMP/gen_$be.err"; exit 1; }
+done
+if cmp -s "$TMP/gen_cpu" "$TMP/gen_cuda"; then pass "greedy generation: the same 40 tokens on cpu and cuda"
+else fail "greedy generation differs"; head -c 300 "$TMP/gen_cpu"; echo; head -c 300 "$TMP/gen_cuda"; echo; fi
+
+# 4. several ranks (NCCL)
+if [ "$MT_HAVE_MPI" != yes ] || [ -z "$MPIEXEC" ]; then
+  echo "SKIP part: multi-rank cuda runs (no MPI in this build or no launcher)"
+  finish
+fi
+OMP_NUM_THREADS=1; export OMP_NUM_THREADS
+P="--global-batch-size 8 --train-iters 10"
+mrun() { # NAME NPROC ARGS...
+  name=$1; np=$2; shift 2
+  MT_MPI_TIMEOUT=300 mpi_run "$np" $CUDA_BIN train $TINY --backend cuda $P "$@" \
+    --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1
+}
+$CUDA_BIN train $TINY --backend cuda $P --log-json "$TMP/serial.jsonl" > "$TMP/serial.log" 2>&1 \
+  || { tail -n 20 "$TMP/serial.log"; exit 1; }
+if ! mrun dp2 2; then
+  if grep -q "GPUs\? visible" "$TMP/dp2.log"; then
+    echo "SKIP part: multi-rank cuda runs: $(grep -m1 error "$TMP/dp2.log")"
+    finish
+  fi
+  tail -n 20 "$TMP/dp2.log"; fail "dp=2 on cuda failed"; finish
+fi
+compare "dp=2 on cuda vs serial cuda (2 accumulation steps)" serial dp2 1e-6
+for layout in "tp2 --tensor-model-parallel-size 2" "pp2 --pipeline-model-parallel-size 2"; do
+  set -- $layout
+  name=$1; shift
+  mrun "$name" 2 "$@" || { tail -n 20 "$TMP/$name.log"; fail "$name on cuda failed"; continue; }
+  compare "$name on cuda vs serial cuda" serial "$name" 1e-6
+done
+if [ "$CUDA_EMU" = 1 ]; then
+  MT_CUDA_EMU_DEVICES=1; export MT_CUDA_EMU_DEVICES # the emulation pretends one GPU
+  expect_error "more ranks than GPUs" "2 ranks on this host but 1 GPU visible" \
+    mpi_run 2 $CUDA_BIN train $TINY --backend cuda --train-iters 1
+  unset MT_CUDA_EMU_DEVICES
+fi
+finish
