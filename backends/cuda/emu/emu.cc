@@ -401,10 +401,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
 
 cudaError_t cudaMalloc(void **p, size_t n)
 {
-    size_t rounded = (n + 255) / 256 * 256;
-    void *m = aligned_alloc(256, rounded ? rounded : 256);
-    if (!m) return cudaErrorMemoryAllocation;
-    memset(m, 0xff, rounded); /* NaN: reading memory nobody wrote shows */
+    /* exactly n bytes (256-aligned as cudaMalloc's), so that a build with
+     * AddressSanitizer (--enable-asan) catches a kernel reading or writing
+     * past the end of a buffer */
+    void *m = NULL;
+    if (posix_memalign(&m, 256, n ? n : 1) != 0) return cudaErrorMemoryAllocation;
+    memset(m, 0xff, n); /* NaN: reading memory nobody wrote shows */
     allocations[(uintptr_t)m] = n;
     *p = m;
     return cudaSuccess;
