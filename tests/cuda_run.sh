@@ -6,6 +6,8 @@
 # Checks:
 #  - the tiny GPT, same seed, 50 iterations on --backend cpu and cuda:
 #    `megatron-c compare` agrees on loss and grad norm at rtol 1e-5;
+#  - the cuda run repeated gives the same checkpoint bytes (emulated: with
+#    blocks and threads in reverse order);
 #  - --tf32 stays within 1e-2 of fp32 (and, emulated, differs from it);
 #  - a checkpoint saved on cuda resumes on cpu as if the run never changed
 #    backend, and greedy generation from it prints the same text on both;
@@ -44,17 +46,26 @@ compare "cuda vs cpu, 50 iterations, loss" cpu cuda 1e-5
 compare "cuda vs cpu, 50 iterations, grad norm" cpu cuda 1e-5 --key grad_norm
 
 # 2. TF32
+head -n 10 "$TMP/cuda.jsonl" > "$TMP/cuda10.jsonl"
 run tf32 $CUDA_BIN cuda --train-iters 10 --tf32
 grep -q "no effect" "$TMP/tf32.log" && fail "--tf32 was ignored by the cuda backend"
-head -n 10 "$TMP/cuda.jsonl" > "$TMP/cuda10.jsonl"
 compare "--tf32 vs fp32 on cuda, 10 iterations" cuda10 tf32 1e-2
 if $B compare "$TMP/cuda10.jsonl" "$TMP/tf32.jsonl" --rtol 1e-7 > /dev/null 2>&1; then
   if [ "$CUDA_EMU" = 1 ]; then fail "--tf32 did not change the emulated GEMMs"
   else echo "note: --tf32 gave the fp32 losses (cuBLAS chose no TF32 kernel for these shapes)"; fi
 else pass "--tf32 changes the results beyond 1e-7"; fi
 
-# 3. checkpoints across backends, and generation
+# 3. bitwise repeatable (no atomics): the run again gives the same checkpoint
+# bytes. The emulation runs it with blocks and threads in reverse order,
+# which exposes a kernel whose result depends on the order a GPU happens to
+# pick. Then checkpoints across backends, and generation.
 run c10 $CUDA_BIN cuda --train-iters 10 --save "$TMP/ck"
+MT_CUDA_EMU_REVERSE=1; export MT_CUDA_EMU_REVERSE
+run again $CUDA_BIN cuda --train-iters 10 --save "$TMP/ck_again"
+unset MT_CUDA_EMU_REVERSE
+if cmp -s "$TMP/ck/iter_0000010/model_optim_rng.mtc" "$TMP/ck_again/iter_0000010/model_optim_rng.mtc"; then
+  pass "cuda run repeated$([ "$CUDA_EMU" = 1 ] && echo ' in reverse block and thread order'): the same checkpoint bytes after 10 iterations"
+else fail "cuda run repeated: the checkpoints differ"; fi
 run c20 $B cpu --train-iters 20 --load "$TMP/ck"
 grep -q "loaded checkpoint" "$TMP/c20.log" || fail "the cpu run did not load the cuda checkpoint"
 run cpu20 $B cpu --train-iters 20

@@ -1,6 +1,6 @@
 /* cuda_backend.cu: the CUDA backend's vtable, memory members, GEMM and
- * constructor. One device (0), one stream, one cuBLAS handle; fp32 with
- * TF32 off (CUBLAS_DEFAULT_MATH). Kernels are in kernels.cu, the
+ * constructor. One device (the rank's, see mt_backend_cuda_create), one
+ * stream, one cuBLAS handle; fp32 with TF32 off unless set_tf32 asks. Kernels are in kernels.cu, the
  * communicators in comm.cu. The only exported entry point is
  * mt_backend_cuda_create, called by src/backend/backend.c. */
 #include "cuda/cuda_common.cuh"
@@ -135,10 +135,8 @@ void mt_cuda_gemm(mt_backend *be, const struct mt_gemm_args *g)
  * the tensor cores. Kernels are unaffected. */
 static void cu_set_tf32(mt_backend *be, int on)
 {
-    struct mt_cuda_ctx *x = mt_cuda_ctx_of(be);
-    x->tf32 = on != 0;
-    CUBLAS_CHECK(
-        cublasSetMathMode(x->cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasSetMathMode(mt_cuda_ctx_of(be)->cublas,
+                                   on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
 /* ---- the vtable -------------------------------------------------------------------- */

@@ -43,7 +43,6 @@ const char *mt_cublas_status_string(cublasStatus_t s);
 struct mt_cuda_ctx {
     int device;
     int world_rank, world_size; /* of the process group (cuda_boot.c) */
-    int tf32;                   /* cuBLAS may use TF32 tensor cores */
     cudaStream_t stream;
     cublasHandle_t cublas;
     char name[16];

@@ -369,24 +369,9 @@ static void head_gemm(mt_backend *be, enum mt_trans ta, enum mt_trans tb, int m,
                       float alpha, const float *a, int lda, int64_t sa, const float *b, int ldb,
                       int64_t sb, float *c, int ldc, int64_t sc, int batch)
 {
-    struct mt_gemm_args g;
-    g.ta = ta;
-    g.tb = tb;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.batch = batch;
-    g.alpha = alpha;
-    g.beta = 0.0f;
-    g.a = a;
-    g.lda = lda;
-    g.stride_a = sa;
-    g.b = b;
-    g.ldb = ldb;
-    g.stride_b = sb;
-    g.c = c;
-    g.ldc = ldc;
-    g.stride_c = sc;
+    /* fields in declaration order (backend.h); beta = 0: C is overwritten */
+    const struct mt_gemm_args g = {ta, tb, m, n, k, batch, alpha, 0.0f, a, lda, sa,
+                                   b, ldb, sb, c, ldc, sc};
     mt_cuda_gemm(be, &g);
 }
 

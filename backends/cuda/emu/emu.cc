@@ -140,6 +140,24 @@ std::vector<char> dyn_smem;
 std::unordered_map<const void *, bool> uses_barrier; /* learnt at a kernel's first launch */
 std::unordered_map<const void *, int> smem_optin;    /* cudaFuncSetAttribute */
 
+/* MT_CUDA_EMU_REVERSE=1 runs the blocks of a grid, and the threads of a
+ * block between barriers, in reverse order. A GPU promises no order, so a
+ * kernel whose result changes with it has a race (two blocks or threads
+ * updating one element without a barrier or an atomic); the tests compare
+ * runs in both orders bit for bit. */
+bool reverse_order(void)
+{
+    static int r = -1;
+    if (r < 0) {
+        const char *s = getenv("MT_CUDA_EMU_REVERSE");
+        r = s && *s && strcmp(s, "0") != 0;
+    }
+    return r != 0;
+}
+
+/* the i-th of n in the chosen order */
+unsigned nth(unsigned i, unsigned n) { return reverse_order() ? n - 1 - i : i; }
+
 void set_thread(unsigned t)
 {
     threadIdx.x = t % blockDim.x;
@@ -171,7 +189,8 @@ void run_block_fibers(unsigned nthreads)
     with_fibers = true;
     for (;;) {
         unsigned waiting = 0;
-        for (unsigned t = 0; t < nthreads; t++) {
+        for (unsigned i = 0; i < nthreads; i++) {
+            unsigned t = nth(i, nthreads);
             if (fibers[t].state != READY) continue;
             current = (int)t;
             set_thread(t);
@@ -189,8 +208,8 @@ void run_block_fibers(unsigned nthreads)
 
 void run_block_direct(unsigned nthreads)
 {
-    for (unsigned t = 0; t < nthreads; t++) {
-        set_thread(t);
+    for (unsigned i = 0; i < nthreads; i++) {
+        set_thread(nth(i, nthreads));
         body_fn(body_ctx);
     }
 }
@@ -297,7 +316,7 @@ void mt_emu_run_grid(const void *key, const char *name, dim3 grid, dim3 block, s
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = dim3(x, y, z);
+                blockIdx = dim3(nth(x, grid.x), nth(y, grid.y), nth(z, grid.z));
                 if (barriers) {
                     barrier_seen = false;
                     run_block_fibers((unsigned)nthreads);
