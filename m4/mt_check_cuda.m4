@@ -204,10 +204,11 @@ AS_IF([test "x$with_nccl" = xno], [mt_nccl_desc="no (--without-nccl)"],
     LDFLAGS="$mt_nccl_save_LDFLAGS $CUDA_LDFLAGS $mt_nccl_ld"
     LIBS="-lnccl $CUDA_LIBS $mt_nccl_save_LIBS"
     AS_IF([test "x$mt_nccl_r" = xNONE],
-      [AC_MSG_CHECKING([for nccl.h and -lnccl on the default paths])],
-      [AC_MSG_CHECKING([for nccl.h and -lnccl in $mt_nccl_r])])
+      [AC_MSG_CHECKING([for NCCL >= 2.18 (nccl.h, -lnccl, ncclCommSplit) on the default paths])],
+      [AC_MSG_CHECKING([for NCCL >= 2.18 (nccl.h, -lnccl, ncclCommSplit) in $mt_nccl_r])])
+    dnl backends/cuda/comm.cu splits communicators with ncclCommSplit (2.18)
     AC_LINK_IFELSE([AC_LANG_PROGRAM([[#include <nccl.h>]], [[
-      int v = 0; (void)ncclGetVersion(&v); return 0;]])],
+      ncclComm_t c = 0, n = 0; (void)ncclCommSplit(c, 0, 0, &n, NULL); return 0;]])],
       [have_nccl=yes], [have_nccl=no])
     AC_MSG_RESULT([$have_nccl])
     AS_IF([test "x$have_nccl" = xyes], [
@@ -223,9 +224,9 @@ AS_IF([test "x$with_nccl" = xno], [mt_nccl_desc="no (--without-nccl)"],
   LIBS=$mt_nccl_save_LIBS
   AS_IF([test "x$have_nccl" = xno], [
     AS_CASE([$with_nccl],
-      [check|auto], [AC_MSG_NOTICE([NCCL not found: multi-GPU collectives will not be built])
-                     mt_nccl_desc="no (not found)"],
-      [AC_MSG_ERROR([--with-nccl=$with_nccl given, but nccl.h / -lnccl not found])])
+      [check|auto], [AC_MSG_NOTICE([NCCL >= 2.18 not found: the CUDA backend will run single-GPU jobs only])
+                     mt_nccl_desc="no (NCCL >= 2.18 not found: single-GPU runs only)"],
+      [AC_MSG_ERROR([--with-nccl=$with_nccl given, but NCCL 2.18 or newer (nccl.h, -lnccl with ncclCommSplit) was not found there])])
   ])
 ])
 
