@@ -177,12 +177,12 @@ static void cpu_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, 
 
 static const struct mt_backend_i cpu_iface = {
     CPU_SHARED_MEMBERS,
-    MT_CPU_COMPUTE_MEMBERS(mt_cpu),
+    MT_BACKEND_COMPUTE_MEMBERS(mt_cpu),
 };
 
 static const struct mt_backend_i cpu_ref_iface = {
     CPU_SHARED_MEMBERS,
-    MT_CPU_COMPUTE_MEMBERS(mt_cpu_ref),
+    MT_BACKEND_COMPUTE_MEMBERS(mt_cpu_ref),
 };
 
 mt_backend *mt_backend_cpu_create(int reference)

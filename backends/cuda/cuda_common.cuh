@@ -19,7 +19,7 @@
 #endif
 #include <stddef.h>
 #include <stdint.h>
-#include "backend/backend.h" /* has its own extern "C" guards */
+#include "backend/backend_impl.h" /* backend.h has its own extern "C" guards */
 extern "C" {
 #include "core/error.h"
 }
@@ -60,48 +60,13 @@ static inline struct mt_cuda_ctx *mt_cuda_ctx_of(const mt_backend *be)
  * valid until the next call that asks for scratch). */
 void *mt_cuda_scratch(mt_backend *be, size_t nbytes);
 
-/* cuda_backend.cu: the GEMM member (also used by the attention in kernels.cu) */
-void mt_cuda_gemm(mt_backend *be, const struct mt_gemm_args *g);
+/* the compute members: mt_cuda_gemm in cuda_backend.cu, the rest in
+ * kernels.cu (backend/backend_impl.h) */
+MT_BACKEND_DECLARE_COMPUTE(mt_cuda)
 
-/* kernels.cu: the compute members, with the signatures of struct mt_backend_i */
-void mt_cuda_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                       const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
-                       int V_local);
-void mt_cuda_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                       const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local);
-void mt_cuda_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
-                           const float *inp, const float *w, const float *b, int N, int C);
-void mt_cuda_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
-                           const float *dout, const float *inp, const float *w,
-                           const float *mean, const float *rstd, int N, int C);
-void mt_cuda_bias_add(mt_backend *be, float *y, const float *bias, int N, int C);
-void mt_cuda_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C);
-void mt_cuda_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n);
-void mt_cuda_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout,
-                      size_t n);
-void mt_cuda_add(mt_backend *be, float *out, const float *a, const float *b, size_t n);
-void mt_cuda_scale(mt_backend *be, float *x, float s, size_t n);
-void mt_cuda_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
-                      int t0, int NH, int HS);
-void mt_cuda_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout,
-                      const float *qkv, const float *att, int B, int T, int NH, int HS);
-void mt_cuda_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
-                      int ld);
-void mt_cuda_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                         const float *rowmax, const int32_t *targets, int N, int V_local,
-                         int vocab_offset, int ld);
-void mt_cuda_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
-                       const float *tgt, int N);
-void mt_cuda_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
-                      const float *rowmax, const float *sumexp, const int32_t *targets, int N,
-                      int V_local, int vocab_offset, int ld);
-void mt_cuda_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
-                   const struct mt_adamw_args *a, int zero_grad);
-/* C = beta C for the k = 0 GEMM (cuda_backend.cu) */
+/* kernels.cu: C = beta C, for the GEMM with k = 0 */
 void mt_cuda_gemm_beta_only(mt_backend *be, float *c, int m, int n, int ldc, int64_t stride_c,
                             int batch, float beta);
-void mt_cuda_sum_squares(mt_backend *be, double *out1, const float *x, size_t n);
-void mt_cuda_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n);
 
 /* comm.cu */
 mt_comm *mt_cuda_comm_world(mt_backend *be);
