@@ -731,9 +731,9 @@ int mt_cmd_train(int argc, char **argv)
     if (!r->has_gdata)
         SAY(" data: %s (%s tokenizer, %zu tokens; %zu train / %zu valid samples)\n", r->data_name,
             r->tok.type, r->ntok, r->train_ds.num_samples, r->has_valid ? r->valid_ds.num_samples : 0);
-    SAY(" backend %s | %d process%s: tensor-parallel %d x pipeline-parallel %d x data-parallel %d | "
+    SAY(" backend %s%s | %d process%s: tensor-parallel %d x pipeline-parallel %d x data-parallel %d | "
         "micro batch %d x %d micro-batches x %d = global batch %d | %ld iterations\n",
-        mt_backend_name(r->be), G->world_size, G->world_size > 1 ? "es" : "", G->tp_size,
+        mt_backend_name(r->be), a->tf32 ? " (TF32 GEMMs)" : "", G->world_size, G->world_size > 1 ? "es" : "", G->tp_size,
         G->pp_size, G->dp_size, mbs, n_micro, G->dp_size, a->global_batch_size, a->train_iters);
 
     r->prog.on = r->printer && !a->no_progress && isatty(2) && getenv("TERM") &&
