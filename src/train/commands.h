@@ -10,4 +10,16 @@ int mt_cmd_tokenize(int argc, char **argv);
 int mt_cmd_preprocess(int argc, char **argv);
 int mt_cmd_compare(int argc, char **argv);
 
+/* Flag-table entries (core/args.h) that several commands share, written
+ * once. They use the including file's F(field), its offsetof into the
+ * command's own argument struct, which needs the named fields. */
+#define MT_SPECS_BACKEND /* fields: const char *backend; int tf32 */ \
+    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"}, \
+    {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"}
+#define MT_SPECS_BPE_FILES /* fields: const char *vocab_file, *merge_file */ \
+    {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", \
+     "BPE vocabulary (default: the shipped gpt2-vocab/encoder.json)"}, \
+    {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", \
+     "BPE merges (default: the shipped gpt2-vocab/vocab.bpe)"}
+
 #endif

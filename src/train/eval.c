@@ -38,11 +38,9 @@ static const struct mt_arg_spec SPECS[] = {
     {"no-detokenize", MT_ARG_BOOL, F(no_detokenize), NULL, "wikitext: skip the WikiText detokenizer"},
     {"micro-batch-size", MT_ARG_INT, F(micro_batch_size), "N", "windows or examples per forward pass (4)"},
     {"max-examples", MT_ARG_LONG, F(max_examples), "N", "only the first N windows / examples (0 = all)"},
-    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"},
-    {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"},
+    MT_SPECS_BACKEND,
     {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the result as one JSON object"},
-    {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
-    {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", "tokenizer merges (BPE)"},
+    MT_SPECS_BPE_FILES,
     {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
 };
 #undef F
@@ -142,6 +140,16 @@ static void load_model(struct evaluator *e)
     mt_gpt_init(&e->m, g, e->be, e->B, e->seq);
     const struct mt_ckpt_group groups[] = {{"model/", e->m.params, 1}};
     mt_ckpt_read_tensors(e->path, &e->m.table, NULL, groups, 1, e->be);
+}
+
+/* A result line between two rules of its length + 1, as Megatron prints it. */
+static void print_boxed(const char *line, int n)
+{
+    for (int i = 0; i <= n; i++) putchar('-');
+    printf("\n%s\n", line);
+    for (int i = 0; i <= n; i++) putchar('-');
+    printf("\n");
+    fflush(stdout);
 }
 
 static void print_header(struct evaluator *e, const char *what)
@@ -254,11 +262,7 @@ static void eval_wikitext(struct evaluator *e, char *raw, size_t rawlen)
     int n = snprintf(line, sizeof line,
                      " validation results on WIKITEXT | avg loss: %.4E | ppl: %.4E | adjusted ppl: "
                      "%s | token ratio: %s |", r.loss, r.ppl, adj, ratio);
-    for (int i = 0; i <= n; i++) putchar('-');
-    printf("\n%s\n", line);
-    for (int i = 0; i <= n; i++) putchar('-');
-    printf("\n");
-    fflush(stdout);
+    print_boxed(line, n);
     if (e->json) {
         fprintf(e->json, "{\"task\": \"wikitext\", ");
         json_num(e->json, "loss", r.loss, 0);
@@ -363,11 +367,7 @@ static void eval_lambada(struct evaluator *e, char *data, size_t len)
     int n = snprintf(line, sizeof line,
                      " validation results on LAMBADA | number correct: %.4E | total examples: %.4E "
                      "| avg accuracy: %.4E", (double)correct, (double)nex, acc);
-    for (int i = 0; i <= n; i++) putchar('-');
-    printf("\n%s\n", line);
-    for (int i = 0; i <= n; i++) putchar('-');
-    printf("\n");
-    fflush(stdout);
+    print_boxed(line, n);
     if (e->json) {
         fprintf(e->json, "{\"task\": \"lambada\", \"accuracy\": %.9g, \"correct\": %zu, "
                 "\"total\": %zu, \"strict\": %s, \"seq_length\": %d, \"truncated\": %zu, "

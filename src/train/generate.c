@@ -29,10 +29,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"top-k", MT_ARG_INT, F(top_k), "K", "sample from the K most likely tokens (0 = all)"},
     {"top-p", MT_ARG_FLOAT, F(top_p), "P", "nucleus sampling threshold (0 or 1 = off)"},
     {"seed", MT_ARG_LONG, F(seed), "N", "random seed (1234)"},
-    {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"},
-    {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"},
-    {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", "tokenizer vocabulary (BPE)"},
-    {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", "tokenizer merges (BPE)"},
+    MT_SPECS_BACKEND,
+    MT_SPECS_BPE_FILES,
 };
 #undef F
 #define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))

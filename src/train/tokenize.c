@@ -23,10 +23,7 @@ struct tokenize_args {
 static const struct mt_arg_spec SPECS[] = {
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "NAME",
      "GPT2BPETokenizer | CharLevel (GPT2BPETokenizer)"},
-    {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE",
-     "BPE vocabulary (default: the shipped gpt2-vocab/encoder.json)"},
-    {"merge-file", MT_ARG_STRING, F(merge_file), "FILE",
-     "BPE merges (default: the shipped gpt2-vocab/vocab.bpe)"},
+    MT_SPECS_BPE_FILES,
     {"decode", MT_ARG_BOOL, F(decode), NULL, "read ids from standard input and write the text"},
 };
 #undef F
