@@ -103,7 +103,8 @@ static void hset(void *p, enum mt_dtype t, size_t i, double v)
     case MT_DTYPE_F32: ((float *)p)[i] = (float)v; break;
     case MT_DTYPE_F64: ((double *)p)[i] = v; break;
     case MT_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case MT_DTYPE_BF16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case MT_DTYPE_BF16:
+    case MT_DTYPE_F16: ((uint16_t *)p)[i] = (uint16_t)v; break;
     }
 }
 
@@ -113,7 +114,8 @@ static double hget(const void *p, enum mt_dtype t, size_t i)
     case MT_DTYPE_F32: return ((const float *)p)[i];
     case MT_DTYPE_F64: return ((const double *)p)[i];
     case MT_DTYPE_I32: return ((const int32_t *)p)[i];
-    case MT_DTYPE_BF16: return ((const uint16_t *)p)[i];
+    case MT_DTYPE_BF16:
+    case MT_DTYPE_F16: return ((const uint16_t *)p)[i];
     }
     return 0;
 }

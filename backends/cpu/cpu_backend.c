@@ -6,8 +6,7 @@
  *
  * Both use host memory, so "device" pointers are ordinary pointers and
  * upload/download/copy are memcpy. Both are synchronous (synchronize does
- * nothing). Collectives go to the communicator layer (cpu_comm_self.c or
- * cpu_comm_mpi.c, see cpu_internal.h); this file owns the world communicator. */
+ * nothing). Communicators are the process layer's (backends/process/). */
 #ifdef HAVE_CONFIG_H
 #include "config.h" /* HAVE_BLAS and friends, when built by configure */
 #endif
@@ -15,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L /* posix_memalign under -std=c11 */
 #endif
 #include "cpu/cpu_internal.h"
+#include "process/process.h"
 #include "core/error.h"
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +35,7 @@ static void cpu_free(mt_backend *be)
 {
     if (!be) return;
     struct mt_cpu_ctx *ctx = ctx_of(be);
-    if (ctx) {
-        if (ctx->world) mt_cpu_comm_destroy(ctx->world);
-        free(ctx);
-    }
+    free(ctx);
     free(be);
 }
 
@@ -94,74 +91,83 @@ static void cpu_copy_2d(mt_backend *be, void *dst, size_t dst_pitch, const void 
 
 static void cpu_synchronize(mt_backend *be) { (void)be; /* every member is synchronous */ }
 
-/* ---- communicators: the world is owned here, the rest is the layer's ------ */
+/* ---- communicators: the process layer's, as they are ----------------------
+ * The CPU backend's buffers are host memory, so an mt_comm of this backend
+ * is an mt_proc_comm (process.h) behind the opaque type: the members only
+ * convert the pointer. The world belongs to the process layer and lives
+ * until exit, so comm_free leaves it alone. */
 
-static mt_comm *cpu_comm_world(mt_backend *be) { return ctx_of(be)->world; }
+static mt_proc_comm *pc(mt_comm *c) { return (mt_proc_comm *)c; }
+static const mt_proc_comm *cpc(const mt_comm *c) { return (const mt_proc_comm *)c; }
+
+static mt_comm *cpu_comm_world(mt_backend *be)
+{
+    (void)be;
+    return (mt_comm *)mt_proc_world();
+}
 
 static mt_comm *cpu_comm_split(mt_backend *be, mt_comm *parent, int color, int key)
 {
     (void)be;
-    return mt_cpu_comm_split(parent, color, key);
+    return (mt_comm *)mt_proc_split(pc(parent), color, key);
 }
 
 static void cpu_comm_free(mt_backend *be, mt_comm *c)
 {
-    /* The world lives as long as the backend; freeing it here would leave
-     * every later comm_world() caller with a dangling pointer. */
-    if (!c || c == ctx_of(be)->world) return;
-    mt_cpu_comm_destroy(c);
+    (void)be;
+    mt_proc_free(pc(c));
 }
 
-static int cpu_comm_rank(const mt_comm *c) { return mt_cpu_comm_rank(c); }
-static int cpu_comm_size(const mt_comm *c) { return mt_cpu_comm_size(c); }
+static int cpu_comm_rank(const mt_comm *c) { return mt_proc_rank(cpc(c)); }
+static int cpu_comm_size(const mt_comm *c) { return mt_proc_size(cpc(c)); }
 
 static void cpu_all_reduce(mt_backend *be, mt_comm *c, void *buf, size_t count,
                            enum mt_dtype t, enum mt_redop op)
 {
     (void)be;
-    mt_cpu_comm_all_reduce(c, buf, count, t, op);
+    mt_proc_all_reduce(pc(c), buf, count, t, op);
 }
 
 static void cpu_all_gather(mt_backend *be, mt_comm *c, void *recv, const void *send,
                            size_t count_per_rank, enum mt_dtype t)
 {
     (void)be;
-    mt_cpu_comm_all_gather(c, recv, send, count_per_rank, t);
+    mt_proc_all_gather(pc(c), recv, send, count_per_rank, t);
 }
 
 static void cpu_reduce_scatter(mt_backend *be, mt_comm *c, void *recv, const void *send,
                                size_t count_per_rank, enum mt_dtype t, enum mt_redop op)
 {
     (void)be;
-    mt_cpu_comm_reduce_scatter(c, recv, send, count_per_rank, t, op);
+    mt_proc_reduce_scatter(pc(c), recv, send, count_per_rank, t, op);
 }
 
 static void cpu_broadcast(mt_backend *be, mt_comm *c, void *buf, size_t count,
                           enum mt_dtype t, int root)
 {
     (void)be;
-    mt_cpu_comm_broadcast(c, buf, count, t, root);
+    mt_proc_broadcast(pc(c), buf, count, t, root);
 }
 
 static void cpu_send(mt_backend *be, mt_comm *c, const void *buf, size_t count,
                      enum mt_dtype t, int peer)
 {
     (void)be;
-    mt_cpu_comm_send(c, buf, count, t, peer);
+    mt_proc_send(pc(c), buf, count, t, peer);
 }
 
 static void cpu_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t,
                      int peer)
 {
     (void)be;
-    mt_cpu_comm_recv(c, buf, count, t, peer);
+    mt_proc_recv(pc(c), buf, count, t, peer);
 }
 
 static void cpu_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf,
                          int src, size_t count, enum mt_dtype t)
 {
     (void)be;
-    mt_cpu_comm_sendrecv(c, sbuf, dst, rbuf, src, count, t);
+    mt_proc_sendrecv(pc(c), sbuf, dst, rbuf, src, count, t);
 }
 
 /* ---- the two vtable instances ------------------------------------------- */
@@ -192,7 +198,7 @@ mt_backend *mt_backend_cpu_create(int reference)
     if (!be || !ctx) mt_die("cpu backend: out of memory creating the backend");
     if (!reference) mt_cpu_ops_init();
     ctx->reference = reference != 0;
-    ctx->world = mt_cpu_comm_world_create();
+    mt_proc_world(); /* starts the process layer (MPI) with the backend */
     be->iface = reference ? &cpu_ref_iface : &cpu_iface;
     be->context = ctx;
     return be;

@@ -1,7 +1,7 @@
 /* comm.cu: the CUDA backend's communicators: NCCL, one GPU per rank.
  *
  * The world communicator is created from a unique id that rank 0 makes and
- * broadcasts over the CPU layer (MPI; cuda_boot.c); every other group comes
+ * broadcasts over the process layer (MPI; backends/process/); every other group comes
  * from ncclCommSplit, collective over its parent like MPI_Comm_split. All
  * collectives run on the backend's stream. A group of one never calls NCCL:
  * its collectives are copies or nothing, so a single GPU needs no NCCL at
@@ -13,6 +13,7 @@
  * forms are NCCL's: all_gather with send at this rank's block of recv,
  * reduce_scatter with recv at this rank's block of send. */
 #include "cuda/cuda_common.cuh"
+#include "process/process.h"
 #if defined(HAVE_NCCL) && !defined(MT_CUDA_EMU)
 #include <nccl.h>
 #endif
@@ -29,7 +30,6 @@ struct mt_comm {
     int rank, size;
 };
 
-extern "C" void mt_cuda_boot_broadcast(void *buf, size_t nbytes);
 
 #ifdef MT_WITH_NCCL
 #define NCCL_CHECK(c, call) \
@@ -44,6 +44,7 @@ static ncclDataType_t nccl_type(enum mt_dtype t)
 {
     switch (t) {
     case MT_DTYPE_BF16: return ncclBfloat16;
+    case MT_DTYPE_F16: return ncclFloat16;
     case MT_DTYPE_I32: return ncclInt32;
     case MT_DTYPE_F64: return ncclFloat64;
     default: return ncclFloat32;
@@ -76,7 +77,8 @@ mt_comm *mt_cuda_comm_world(mt_backend *be)
     if (c->size > 1) {
         ncclUniqueId id;
         if (c->rank == 0) NCCL_CHECK(NULL, ncclGetUniqueId(&id));
-        mt_cuda_boot_broadcast(&id, sizeof id);
+        static_assert(sizeof id % 4 == 0, "the id travels as int32");
+        mt_proc_broadcast(mt_proc_world(), &id, sizeof id / 4, MT_DTYPE_I32, 0);
         NCCL_CHECK(NULL, ncclCommInitRank(&c->nccl, c->size, id, c->rank));
     }
 #else

@@ -4,6 +4,7 @@
  * communicators in comm.cu. The only exported entry point is
  * mt_backend_cuda_create, called by src/backend/backend.c. */
 #include "cuda/cuda_common.cuh"
+#include "process/process.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +164,6 @@ extern "C" const char mt_backend_cuda_kind[] = "emulated on the CPU";
 extern "C" const char mt_backend_cuda_kind[] = "cuda";
 #endif
 
-extern "C" void mt_cuda_boot(int *rank, int *size, int *local_rank, int *local_size);
 
 static mt_backend *refuse(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -184,8 +184,11 @@ extern "C" mt_backend *mt_backend_cuda_create(char *err, size_t errlen)
     if (e != cudaSuccess || ndev == 0)
         return refuse(err, errlen, "backend 'cuda': no CUDA device available (%s)",
                       e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-    int rank = 0, size = 1, local_rank = 0, local_size = 1;
-    mt_cuda_boot(&rank, &size, &local_rank, &local_size);
+    /* the process layer starts the job (MPI, abort hook, rank prefix) */
+    mt_proc_comm *w = mt_proc_world();
+    const int rank = mt_proc_rank(w), size = mt_proc_size(w);
+    int local_rank = 0, local_size = 1;
+    mt_proc_node_local(&local_rank, &local_size);
 #ifndef MT_CUDA_EMU
 #ifndef HAVE_NCCL
     if (size > 1)

@@ -42,7 +42,7 @@ const char *mt_cublas_status_string(cublasStatus_t s);
 
 struct mt_cuda_ctx {
     int device;
-    int world_rank, world_size; /* of the process group (cuda_boot.c) */
+    int world_rank, world_size; /* of the world (backends/process/) */
     cudaStream_t stream;
     cublasHandle_t cublas;
     char name[16];

@@ -26,13 +26,26 @@ extern "C" {
 typedef struct mt_backend mt_backend; /* one device + one stream */
 typedef struct mt_comm mt_comm;       /* one process group, owned by a backend */
 
-enum mt_dtype { MT_DTYPE_F32, MT_DTYPE_BF16, MT_DTYPE_I32, MT_DTYPE_F64 };
+enum mt_dtype { MT_DTYPE_F32, MT_DTYPE_BF16, MT_DTYPE_F16, MT_DTYPE_I32, MT_DTYPE_F64 };
 enum mt_trans { MT_TRANS_N, MT_TRANS_T };
 enum mt_redop { MT_REDOP_SUM, MT_REDOP_AVG, MT_REDOP_MAX };
 
 static inline size_t mt_dtype_size(enum mt_dtype t)
 {
-    return t == MT_DTYPE_BF16 ? 2 : t == MT_DTYPE_F64 ? 8 : 4;
+    return t == MT_DTYPE_BF16 || t == MT_DTYPE_F16 ? 2 : t == MT_DTYPE_F64 ? 8 : 4;
+}
+
+/* "f32", "bf16", "f16", "i32", "f64" */
+static inline const char *mt_dtype_name(enum mt_dtype t)
+{
+    switch (t) {
+    case MT_DTYPE_F32: return "f32";
+    case MT_DTYPE_BF16: return "bf16";
+    case MT_DTYPE_F16: return "f16";
+    case MT_DTYPE_I32: return "i32";
+    case MT_DTYPE_F64: return "f64";
+    }
+    return "?";
 }
 
 /* Row-major, cblas semantics: C = alpha * op(A) * op(B) + beta * C.

@@ -140,7 +140,7 @@ enum ncclResult_t {
     ncclInvalidArgument = 4,
     ncclInvalidUsage = 5,
 };
-enum ncclDataType_t { ncclInt32 = 2, ncclFloat32 = 7, ncclFloat64 = 8, ncclBfloat16 = 9 };
+enum ncclDataType_t { ncclInt32 = 2, ncclFloat16 = 6, ncclFloat32 = 7, ncclFloat64 = 8, ncclBfloat16 = 9 };
 enum ncclRedOp_t { ncclSum = 0, ncclMax = 3, ncclAvg = 4 };
 typedef struct {
     char internal[128];

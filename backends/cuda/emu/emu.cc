@@ -17,7 +17,7 @@
 #include <vector>
 extern "C" {
 #include "core/error.h"
-#include "cpu/cpu_internal.h"
+#include "process/process.h"
 }
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -222,6 +222,7 @@ enum mt_dtype dtype_of(ncclDataType_t t)
     case ncclInt32: return MT_DTYPE_I32;
     case ncclFloat64: return MT_DTYPE_F64;
     case ncclBfloat16: return MT_DTYPE_BF16;
+    case ncclFloat16: return MT_DTYPE_F16;
     default: return MT_DTYPE_F32;
     }
 }
@@ -619,7 +620,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
 /* ---- NCCL, over the CPU backend's communicator layer ------------------------------------ */
 
 struct mt_emu_nccl {
-    mt_comm *cpu;
+    mt_proc_comm *cpu;
     int rank, size;
 };
 
@@ -650,9 +651,8 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
 ncclResult_t ncclCommInitRank(ncclComm_t *c, int nranks, ncclUniqueId id, int rank)
 {
     (void)id;
-    mt_comm *w = mt_cpu_comm_world_create();
-    if (mt_cpu_comm_size(w) != nranks || mt_cpu_comm_rank(w) != rank) {
-        mt_cpu_comm_destroy(w);
+    mt_proc_comm *w = mt_proc_world();
+    if (mt_proc_size(w) != nranks || mt_proc_rank(w) != rank) {
         return nccl_fail(ncclInvalidUsage, "ncclCommInitRank: only the world communicator is "
                                            "emulated (split it with ncclCommSplit)");
     }
@@ -664,14 +664,14 @@ ncclResult_t ncclCommSplit(ncclComm_t c, int color, int key, ncclComm_t *nc, ncc
 {
     (void)cfg;
     if (color < 0) return nccl_fail(ncclInvalidArgument, "ncclCommSplit: negative color");
-    mt_comm *s = mt_cpu_comm_split(c->cpu, color, key);
-    *nc = new mt_emu_nccl{s, mt_cpu_comm_rank(s), mt_cpu_comm_size(s)};
+    mt_proc_comm *s = mt_proc_split(c->cpu, color, key);
+    *nc = new mt_emu_nccl{s, mt_proc_rank(s), mt_proc_size(s)};
     return ncclSuccess;
 }
 
 ncclResult_t ncclCommDestroy(ncclComm_t c)
 {
-    if (c) mt_cpu_comm_destroy(c->cpu);
+    if (c) mt_proc_free(c->cpu);
     delete c;
     return ncclSuccess;
 }
@@ -703,7 +703,7 @@ ncclResult_t ncclAllReduce(const void *s, void *r, size_t n, ncclDataType_t t, n
     NCCL_BUF(s, n, t, "ncclAllReduce: send buffer");
     NCCL_BUF(r, n, t, "ncclAllReduce: receive buffer");
     if (s != r) memmove(r, s, n * mt_dtype_size(dtype_of(t)));
-    mt_cpu_comm_all_reduce(c->cpu, r, n, dtype_of(t), op_of(op));
+    mt_proc_all_reduce(c->cpu, r, n, dtype_of(t), op_of(op));
     return ncclSuccess;
 }
 
@@ -713,7 +713,7 @@ ncclResult_t ncclAllGather(const void *s, void *r, size_t n, ncclDataType_t t, n
     (void)st;
     NCCL_BUF(s, n, t, "ncclAllGather: send buffer");
     NCCL_BUF(r, n * c->size, t, "ncclAllGather: receive buffer");
-    mt_cpu_comm_all_gather(c->cpu, r, s, n, dtype_of(t));
+    mt_proc_all_gather(c->cpu, r, s, n, dtype_of(t));
     return ncclSuccess;
 }
 
@@ -723,7 +723,7 @@ ncclResult_t ncclReduceScatter(const void *s, void *r, size_t n, ncclDataType_t 
     (void)st;
     NCCL_BUF(s, n * c->size, t, "ncclReduceScatter: send buffer");
     NCCL_BUF(r, n, t, "ncclReduceScatter: receive buffer");
-    mt_cpu_comm_reduce_scatter(c->cpu, r, s, n, dtype_of(t), op_of(op));
+    mt_proc_reduce_scatter(c->cpu, r, s, n, dtype_of(t), op_of(op));
     return ncclSuccess;
 }
 
@@ -736,14 +736,14 @@ ncclResult_t ncclBroadcast(const void *s, void *r, size_t n, ncclDataType_t t, i
         NCCL_BUF(s, n, t, "ncclBroadcast: send buffer");
         if (s != r) memmove(r, s, n * mt_dtype_size(dtype_of(t)));
     }
-    mt_cpu_comm_broadcast(c->cpu, r, n, dtype_of(t), root);
+    mt_proc_broadcast(c->cpu, r, n, dtype_of(t), root);
     return ncclSuccess;
 }
 
 static void run_p2p(const p2p &o)
 {
-    if (o.send) mt_cpu_comm_send(o.comm->cpu, o.buf, o.n, dtype_of(o.t), o.peer);
-    else mt_cpu_comm_recv(o.comm->cpu, o.buf, o.n, dtype_of(o.t), o.peer);
+    if (o.send) mt_proc_send(o.comm->cpu, o.buf, o.n, dtype_of(o.t), o.peer);
+    else mt_proc_recv(o.comm->cpu, o.buf, o.n, dtype_of(o.t), o.peer);
 }
 
 static ncclResult_t queue_p2p(const p2p &o)
@@ -786,7 +786,7 @@ ncclResult_t ncclGroupEnd(void)
     if (ops.size() == 2 && ops[0].send != ops[1].send && ops[0].comm == ops[1].comm &&
         ops[0].n == ops[1].n && ops[0].t == ops[1].t) {
         const p2p &s = ops[0].send ? ops[0] : ops[1], &r = ops[0].send ? ops[1] : ops[0];
-        mt_cpu_comm_sendrecv(s.comm->cpu, s.buf, s.peer, r.buf, r.peer, s.n, dtype_of(s.t));
+        mt_proc_sendrecv(s.comm->cpu, s.buf, s.peer, r.buf, r.peer, s.n, dtype_of(s.t));
         return ncclSuccess;
     }
     for (const p2p &o : ops) run_p2p(o);

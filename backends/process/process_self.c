@@ -1,4 +1,4 @@
-/* cpu_comm_self.c: the communicator layer for a world of one process.
+/* process_self.c: the process layer for a world of one process.
  *
  * Linked when the build has no MPI. Every group has one member, so every
  * collective is a copy or nothing: SUM, AVG and MAX over one rank are the
@@ -7,29 +7,26 @@
  * no peer, which is a configuration error (pipeline stages > 1 without MPI),
  * so send and recv stop the program with a message saying so; sendrecv with
  * rank 0 (itself) as both peers is a copy.
- * The interface is described in cpu_internal.h. */
-#ifdef HAVE_CONFIG_H
-#include "config.h" /* HAVE_BLAS and friends, when built by configure */
-#endif
-#include "cpu/cpu_internal.h"
+ * The interface is described in process.h. */
+#include "process/process.h"
 #include "core/error.h"
 #include <stdlib.h>
 #include <string.h>
 
-struct mt_comm {
+struct mt_proc_comm {
     int color, key; /* as given to split (world: 0, 0); kept for messages */
 };
 
-static mt_comm *comm_new(int color, int key)
+static mt_proc_comm *comm_new(int color, int key)
 {
-    mt_comm *c = malloc(sizeof *c);
-    if (!c) mt_die("cpu comm: out of memory allocating a communicator");
+    mt_proc_comm *c = malloc(sizeof *c);
+    if (!c) mt_die("process layer: out of memory allocating a communicator");
     c->color = color;
     c->key = key;
     return c;
 }
 
-const char *mt_cpu_comm_kind(void) { return "self"; }
+const char *mt_proc_kind(void) { return "self"; }
 
 /* A build without MPI started by a launcher (mpiexec, mpirun) as one of
  * several processes would otherwise train N independent copies: refuse,
@@ -48,60 +45,67 @@ static void refuse_launched_world(void)
     }
 }
 
-mt_comm *mt_cpu_comm_world_create(void)
+mt_proc_comm *mt_proc_world(void)
 {
-    refuse_launched_world();
-    return comm_new(0, 0);
+    static mt_proc_comm *world; /* lives until exit */
+    if (!world) {
+        refuse_launched_world();
+        world = comm_new(0, 0);
+    }
+    return world;
 }
 
-mt_comm *mt_cpu_comm_split(mt_comm *parent, int color, int key)
+mt_proc_comm *mt_proc_split(mt_proc_comm *parent, int color, int key)
 {
     MT_ASSERT(parent != NULL);
     return comm_new(color, key);
 }
 
-void mt_cpu_comm_destroy(mt_comm *c) { free(c); }
+void mt_proc_free(mt_proc_comm *c)
+{
+    if (c != mt_proc_world()) free(c);
+}
 
-int mt_cpu_comm_rank(const mt_comm *c)
+int mt_proc_rank(const mt_proc_comm *c)
 {
     (void)c;
     return 0;
 }
 
-int mt_cpu_comm_size(const mt_comm *c)
+int mt_proc_size(const mt_proc_comm *c)
 {
     (void)c;
     return 1;
 }
 
-void mt_cpu_comm_all_reduce(mt_comm *c, void *buf, size_t count, enum mt_dtype t,
+void mt_proc_all_reduce(mt_proc_comm *c, void *buf, size_t count, enum mt_dtype t,
                             enum mt_redop op)
 {
     /* SUM, AVG (divide by 1) and MAX of a single contribution: identity. */
     (void)c, (void)buf, (void)count, (void)t, (void)op;
 }
 
-void mt_cpu_comm_all_gather(mt_comm *c, void *recv, const void *send, size_t count_per_rank,
+void mt_proc_all_gather(mt_proc_comm *c, void *recv, const void *send, size_t count_per_rank,
                             enum mt_dtype t)
 {
     (void)c;
     if (recv != send) memcpy(recv, send, count_per_rank * mt_dtype_size(t));
 }
 
-void mt_cpu_comm_reduce_scatter(mt_comm *c, void *recv, const void *send,
+void mt_proc_reduce_scatter(mt_proc_comm *c, void *recv, const void *send,
                                 size_t count_per_rank, enum mt_dtype t, enum mt_redop op)
 {
     (void)c, (void)op;
     if (recv != send) memcpy(recv, send, count_per_rank * mt_dtype_size(t));
 }
 
-void mt_cpu_comm_broadcast(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
+void mt_proc_broadcast(mt_proc_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
 {
     (void)c, (void)buf, (void)count, (void)t;
     MT_ASSERT(root == 0);
 }
 
-void mt_cpu_comm_send(mt_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
+void mt_proc_send(mt_proc_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
 {
     (void)c, (void)buf, (void)t;
     mt_die("send of %zu elements to rank %d: this build has no MPI, so the world is one "
@@ -109,7 +113,7 @@ void mt_cpu_comm_send(mt_comm *c, const void *buf, size_t count, enum mt_dtype t
            count, peer);
 }
 
-void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
+void mt_proc_recv(mt_proc_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
 {
     (void)c, (void)buf, (void)t;
     mt_die("recv of %zu elements from rank %d: this build has no MPI, so the world is one "
@@ -117,7 +121,7 @@ void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int 
            count, peer);
 }
 
-void mt_cpu_comm_sendrecv(mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+void mt_proc_sendrecv(mt_proc_comm *c, const void *sbuf, int dst, void *rbuf, int src,
                           size_t count, enum mt_dtype t)
 {
     (void)c;

@@ -1,12 +1,12 @@
-/* cpu_comm_mpi.c: the communicator layer over MPI.
+/* process_mpi.c: the process layer over MPI.
  *
- * Linked instead of cpu_comm_self.c when configure found an MPI C compiler
+ * Linked instead of process_self.c when configure found an MPI C compiler
  * (the whole program is then built with mpicc). Run without mpiexec, the
  * program is a world of one through MPI's singleton initialisation.
- * The interface is described in cpu_internal.h.
+ * The interface is described in process.h.
  *
  * Life cycle
- *   - The first world creation initialises MPI (MPI_Init_thread with
+ *   - The first call of mt_proc_world initialises MPI (MPI_Init_thread with
  *     MPI_THREAD_FUNNELED: OpenMP threads compute, only the main thread
  *     talks to MPI) unless someone already did, and then
  *       * sets MPI_ERRORS_RETURN, so that a failing call comes back to
@@ -29,14 +29,16 @@
  *         MPI_Finalize.)
  *   - The world communicator is MPI_COMM_WORLD itself, not a duplicate:
  *     creating a backend stays a local operation (a test may create a
- *     "cpu-ref" backend on one rank only), and since the program is the only
+ *     "cpu-ref" backend on one rank only); the wrapper is made once and
+ *     lives until exit, and since the program is the only
  *     user of MPI and every call is blocking, sharing it is safe. Splits are
  *     collective over their parent, as in MPI.
  *
  * Types and operations
- *   f32 -> MPI_FLOAT, f64 -> MPI_DOUBLE, i32 -> MPI_INT32_T. bf16 travels as
- *   2-byte units (MPI_UINT16_T) in gathers, broadcasts and point-to-point;
- *   MPI has no bfloat16 arithmetic, so reducing bf16 dies with a message.
+ *   f32 -> MPI_FLOAT, f64 -> MPI_DOUBLE, i32 -> MPI_INT32_T. bf16 and f16
+ *   travel as 2-byte units (MPI_UINT16_T) in gathers, broadcasts and
+ *   point-to-point; MPI has no arithmetic on them, so reducing them dies
+ *   with a message.
  *   AVG is SUM followed by a division by the group size (f32, f64; an i32
  *   average would truncate, so it dies).
  *
@@ -55,7 +57,7 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
-#include "cpu/cpu_internal.h"
+#include "process/process.h"
 #include "core/error.h"
 #include <mpi.h>
 #include <errno.h>
@@ -65,7 +67,7 @@
 #include <string.h>
 #include <time.h>
 
-struct mt_comm {
+struct mt_proc_comm {
     MPI_Comm comm;
     int rank, size;
     int is_world; /* MPI_COMM_WORLD itself: never freed */
@@ -157,9 +159,10 @@ static MPI_Datatype mpi_type(enum mt_dtype t)
     case MT_DTYPE_F32: return MPI_FLOAT;
     case MT_DTYPE_F64: return MPI_DOUBLE;
     case MT_DTYPE_I32: return MPI_INT32_T;
-    case MT_DTYPE_BF16: return MPI_UINT16_T; /* moved as 2-byte units, never reduced */
+    case MT_DTYPE_BF16:
+    case MT_DTYPE_F16: return MPI_UINT16_T; /* moved as 2-byte units, never reduced */
     }
-    mt_die("cpu comm (mpi): unknown dtype %d", (int)t);
+    mt_die("process layer (mpi): unknown dtype %d", (int)t);
 }
 
 static const char *redop_name(enum mt_redop op)
@@ -170,10 +173,10 @@ static const char *redop_name(enum mt_redop op)
 /* The MPI operation for a reduction, or death when MPI cannot do it. */
 static MPI_Op mpi_op(const char *what, enum mt_dtype t, enum mt_redop op)
 {
-    if (t == MT_DTYPE_BF16)
-        mt_die("%s(%s) on bf16: MPI has no bfloat16 arithmetic, so the MPI layer cannot reduce "
-               "bf16 buffers; reduce an f32 copy instead",
-               what, redop_name(op));
+    if (t == MT_DTYPE_BF16 || t == MT_DTYPE_F16)
+        mt_die("%s(%s) on %s: MPI has no arithmetic on 16-bit floats, so the MPI layer cannot "
+               "reduce them; reduce an f32 copy instead",
+               what, redop_name(op), mt_dtype_name(t));
     if (t == MT_DTYPE_I32 && op == MT_REDOP_AVG)
         mt_die("%s(AVG) on i32: an integer average would truncate; reduce with SUM and divide",
                what);
@@ -210,10 +213,10 @@ static const char *cat(const void *p, size_t elems, enum mt_dtype t)
     return (const char *)p + elems * mt_dtype_size(t);
 }
 
-static mt_comm *comm_wrap(MPI_Comm mc, int is_world)
+static mt_proc_comm *comm_wrap(MPI_Comm mc, int is_world)
 {
-    mt_comm *c = malloc(sizeof *c);
-    if (!c) mt_die("cpu comm (mpi): out of memory allocating a communicator");
+    mt_proc_comm *c = malloc(sizeof *c);
+    if (!c) mt_die("process layer (mpi): out of memory allocating a communicator");
     c->comm = mc;
     c->is_world = is_world;
     MPI_CHECK(MPI_Comm_rank(mc, &c->rank));
@@ -237,14 +240,16 @@ static size_t max_count_from_env(void)
 
 /* ---- communicators ---------------------------------------------------------- */
 
-const char *mt_cpu_comm_kind(void) { return "mpi"; }
+const char *mt_proc_kind(void) { return "mpi"; }
 
-mt_comm *mt_cpu_comm_world_create(void)
+mt_proc_comm *mt_proc_world(void)
 {
+    static mt_proc_comm *world; /* lives until exit; the exit handler finalises MPI */
+    if (world) return world;
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
-    if (fin) mt_die("cpu comm (mpi): a backend was created after MPI_Finalize");
+    if (fin) mt_die("process layer (mpi): the world was asked for after MPI_Finalize");
     if (!init) {
         int provided = 0;
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
@@ -255,9 +260,9 @@ mt_comm *mt_cpu_comm_world_create(void)
                     "beside MPI may misbehave",
                     provided, MPI_THREAD_FUNNELED);
 #if defined(__GLIBC__)
-        if (on_exit(mpi_on_exit, NULL) != 0) mt_die("cpu comm (mpi): on_exit failed");
+        if (on_exit(mpi_on_exit, NULL) != 0) mt_die("process layer (mpi): on_exit failed");
 #else
-        if (atexit(mpi_atexit) != 0) mt_die("cpu comm (mpi): atexit failed");
+        if (atexit(mpi_atexit) != 0) mt_die("process layer (mpi): atexit failed");
 #endif
     }
     if (!g.set_up) {
@@ -273,10 +278,11 @@ mt_comm *mt_cpu_comm_world_create(void)
         mt_set_abort_hook(mpi_abort_hook);
         g.set_up = 1;
     }
-    return comm_wrap(MPI_COMM_WORLD, 1);
+    world = comm_wrap(MPI_COMM_WORLD, 1);
+    return world;
 }
 
-mt_comm *mt_cpu_comm_split(mt_comm *parent, int color, int key)
+mt_proc_comm *mt_proc_split(mt_proc_comm *parent, int color, int key)
 {
     MT_ASSERT(parent != NULL && color >= 0);
     MPI_Comm nc;
@@ -285,21 +291,21 @@ mt_comm *mt_cpu_comm_split(mt_comm *parent, int color, int key)
     return comm_wrap(nc, 0);
 }
 
-void mt_cpu_comm_destroy(mt_comm *c)
+void mt_proc_free(mt_proc_comm *c)
 {
-    if (!c) return;
+    if (!c || c->is_world) return;
     /* after MPI_Finalize (a backend freed from a later exit handler) only
      * the wrapper is left to free */
-    if (!c->is_world && mpi_live()) MPI_CHECK(MPI_Comm_free(&c->comm));
+    if (mpi_live()) MPI_CHECK(MPI_Comm_free(&c->comm));
     free(c);
 }
 
-int mt_cpu_comm_rank(const mt_comm *c) { return c->rank; }
-int mt_cpu_comm_size(const mt_comm *c) { return c->size; }
+int mt_proc_rank(const mt_proc_comm *c) { return c->rank; }
+int mt_proc_size(const mt_proc_comm *c) { return c->size; }
 
 /* ---- collectives ------------------------------------------------------------- */
 
-void mt_cpu_comm_all_reduce(mt_comm *c, void *buf, size_t count, enum mt_dtype t,
+void mt_proc_all_reduce(mt_proc_comm *c, void *buf, size_t count, enum mt_dtype t,
                             enum mt_redop op)
 {
     const MPI_Op mop = mpi_op("all_reduce", t, op);
@@ -312,7 +318,7 @@ void mt_cpu_comm_all_reduce(mt_comm *c, void *buf, size_t count, enum mt_dtype t
     if (op == MT_REDOP_AVG) divide_by(buf, count, t, c->size);
 }
 
-void mt_cpu_comm_broadcast(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
+void mt_proc_broadcast(mt_proc_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
 {
     const MPI_Datatype mt = mpi_type(t);
     for (size_t off = 0; off < count;) {
@@ -322,7 +328,7 @@ void mt_cpu_comm_broadcast(mt_comm *c, void *buf, size_t count, enum mt_dtype t,
     }
 }
 
-void mt_cpu_comm_all_gather(mt_comm *c, void *recv, const void *send, size_t count_per_rank,
+void mt_proc_all_gather(mt_proc_comm *c, void *recv, const void *send, size_t count_per_rank,
                             enum mt_dtype t)
 {
     const MPI_Datatype mt = mpi_type(t);
@@ -340,10 +346,10 @@ void mt_cpu_comm_all_gather(mt_comm *c, void *recv, const void *send, size_t cou
     /* Blocks above the per-call limit: put this rank's block in place, then
      * every rank broadcasts its block in chunks. */
     if (!in_place) memmove(mine, send, cnt * mt_dtype_size(t));
-    for (int r = 0; r < c->size; r++) mt_cpu_comm_broadcast(c, at(recv, (size_t)r * cnt, t), cnt, t, r);
+    for (int r = 0; r < c->size; r++) mt_proc_broadcast(c, at(recv, (size_t)r * cnt, t), cnt, t, r);
 }
 
-void mt_cpu_comm_reduce_scatter(mt_comm *c, void *recv, const void *send,
+void mt_proc_reduce_scatter(mt_proc_comm *c, void *recv, const void *send,
                                 size_t count_per_rank, enum mt_dtype t, enum mt_redop op)
 {
     const MPI_Op mop = mpi_op("reduce_scatter", t, op);
@@ -402,7 +408,7 @@ static void check_received(const MPI_Status *st, MPI_Datatype mt, int want, int 
                what, peer, want, got);
 }
 
-void mt_cpu_comm_send(mt_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
+void mt_proc_send(mt_proc_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
 {
     const MPI_Datatype mt = mpi_type(t);
     size_t off = 0;
@@ -413,7 +419,7 @@ void mt_cpu_comm_send(mt_comm *c, const void *buf, size_t count, enum mt_dtype t
     } while (off < count);
 }
 
-void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
+void mt_proc_recv(mt_proc_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
 {
     const MPI_Datatype mt = mpi_type(t);
     size_t off = 0;
@@ -426,7 +432,7 @@ void mt_cpu_comm_recv(mt_comm *c, void *buf, size_t count, enum mt_dtype t, int 
     } while (off < count);
 }
 
-void mt_cpu_comm_sendrecv(mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+void mt_proc_sendrecv(mt_proc_comm *c, const void *sbuf, int dst, void *rbuf, int src,
                           size_t count, enum mt_dtype t)
 {
     const MPI_Datatype mt = mpi_type(t);
