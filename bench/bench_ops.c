@@ -129,19 +129,22 @@ static void run_gemm(mt_backend *be, void *arg) { be->iface->gemm(be, &((struct 
 /* y (m,n) = x (m,k) W^T, W (n,k): the forward of a linear layer */
 static struct gemm_arg gemm_xwt(float *y, const float *x, const float *w, int m, int n, int k, float beta)
 {
-    struct gemm_arg a = {{MT_TRANS_N, MT_TRANS_T, m, n, k, 1, 1.0f, beta, x, k, 0, w, k, 0, y, n, 0}};
+    struct gemm_arg a = {{.ta = MT_TRANS_N, .tb = MT_TRANS_T, .m = m, .n = n, .k = k, .batch = 1, .alpha = 1.0f,
+                          .beta = beta, .a = x, .lda = k, .b = w, .ldb = k, .c = y, .ldc = n}};
     return a;
 }
 /* dx (m,k) = dy (m,n) W (n,k) */
 static struct gemm_arg gemm_dx(float *dx, const float *dy, const float *w, int m, int n, int k)
 {
-    struct gemm_arg a = {{MT_TRANS_N, MT_TRANS_N, m, k, n, 1, 1.0f, 0.0f, dy, n, 0, w, k, 0, dx, k, 0}};
+    struct gemm_arg a = {{.ta = MT_TRANS_N, .tb = MT_TRANS_N, .m = m, .n = k, .k = n, .batch = 1, .alpha = 1.0f,
+                          .a = dy, .lda = n, .b = w, .ldb = k, .c = dx, .ldc = k}};
     return a;
 }
 /* dW (n,k) += dy (m,n)^T x (m,k) */
 static struct gemm_arg gemm_dw(float *dw, const float *dy, const float *x, int m, int n, int k)
 {
-    struct gemm_arg a = {{MT_TRANS_T, MT_TRANS_N, n, k, m, 1, 1.0f, 1.0f, dy, n, 0, x, k, 0, dw, k, 0}};
+    struct gemm_arg a = {{.ta = MT_TRANS_T, .tb = MT_TRANS_N, .m = n, .n = k, .k = m, .batch = 1, .alpha = 1.0f,
+                          .beta = 1.0f, .a = dy, .lda = n, .b = x, .ldb = k, .c = dw, .ldc = k}};
     return a;
 }
 
@@ -151,33 +154,37 @@ static struct {
     float *g_in, *g_out, *g_d;
     float *qkv, *att, *aout, *dqkv, *datt, *daout;
     float *logits, *rowmax, *sumexp, *tgt, *losses, *dlosses;
-    int32_t *targets, *tok;
+    int32_t *targets, *tok, *pos;
     float *wte, *wpe, *dwte, *dwpe;
     float *p, *pg, *pm, *pv;
     double *out1;
     size_t np;
 } A;
 
-static void op_ln_fwd(mt_backend *be, void *u) { (void)u; be->iface->layernorm_fwd(be, A.y, A.mean, A.rstd, A.x, A.w, A.b, N, C); }
-static void op_ln_bwd(mt_backend *be, void *u) { (void)u; be->iface->layernorm_bwd(be, A.dx, A.dw, A.db, A.dy, A.x, A.w, A.mean, A.rstd, N, C); }
-static void op_bias_add(mt_backend *be, void *u) { (void)u; be->iface->bias_add(be, A.g_out, A.b, N, 4 * C); }
-static void op_bias_bwd(mt_backend *be, void *u) { (void)u; be->iface->bias_bwd(be, A.db, A.g_d, N, 4 * C); }
-static void op_gelu_fwd(mt_backend *be, void *u) { (void)u; be->iface->gelu_fwd(be, A.g_out, A.g_in, (size_t)N * 4 * C); }
-static void op_gelu_bwd(mt_backend *be, void *u) { (void)u; be->iface->gelu_bwd(be, A.g_out, A.g_in, A.g_d, (size_t)N * 4 * C); }
-static void op_add(mt_backend *be, void *u) { (void)u; be->iface->add(be, A.y, A.y, A.x, (size_t)N * C); }
-static void op_attn_fwd(mt_backend *be, void *u) { (void)u; be->iface->attn_fwd(be, A.aout, A.att, A.qkv, B, T, 0, NH, HS); }
-static void op_attn_bwd(mt_backend *be, void *u) { (void)u; be->iface->attn_bwd(be, A.dqkv, A.datt, A.daout, A.qkv, A.att, B, T, NH, HS); }
-static void op_xent_max(mt_backend *be, void *u) { (void)u; be->iface->xent_max(be, A.rowmax, A.logits, N, V, V); }
-static void op_xent_sumexp(mt_backend *be, void *u) { (void)u; be->iface->xent_sumexp(be, A.sumexp, A.tgt, A.logits, A.rowmax, A.targets, N, V, 0, V); }
-static void op_xent_loss(mt_backend *be, void *u) { (void)u; be->iface->xent_loss(be, A.losses, A.rowmax, A.sumexp, A.tgt, N); }
+/* tensors over the buffers: (rows, cols) f32, an i32 row of ids */
+#define TS(p, r, c) mt_f32((p), (r), (c))
+#define TI(p, n) mt_i32((p), 1, (n))
+static const struct mt_attn_args ATTN = {B, T, 0, NH, NH, HS, 1, {0.0f, 0, 0, 0, 1, 0}};
+static void op_ln_fwd(mt_backend *be, void *u) { (void)u; be->iface->layernorm_fwd(be, TS(A.y, N, C), TS(A.mean, 1, N), TS(A.rstd, 1, N), TS(A.x, N, C), TS(A.w, 1, C), TS(A.b, 1, C), 1e-5); }
+static void op_ln_bwd(mt_backend *be, void *u) { (void)u; be->iface->layernorm_bwd(be, TS(A.dx, N, C), TS(A.dw, 1, C), TS(A.db, 1, C), TS(A.dy, N, C), TS(A.x, N, C), TS(A.w, 1, C), TS(A.mean, 1, N), TS(A.rstd, 1, N)); }
+static void op_bias_add(mt_backend *be, void *u) { (void)u; be->iface->bias_add(be, TS(A.g_out, N, 4 * C), TS(A.b, 1, 4 * C)); }
+static void op_bias_bwd(mt_backend *be, void *u) { (void)u; be->iface->bias_bwd(be, TS(A.db, 1, 4 * C), TS(A.g_d, N, 4 * C)); }
+static void op_gelu_fwd(mt_backend *be, void *u) { (void)u; be->iface->gelu_fwd(be, TS(A.g_out, N, 4 * C), TS(A.g_in, N, 4 * C)); }
+static void op_gelu_bwd(mt_backend *be, void *u) { (void)u; be->iface->gelu_bwd(be, TS(A.g_out, N, 4 * C), TS(A.g_in, N, 4 * C), TS(A.g_d, N, 4 * C)); }
+static void op_add(mt_backend *be, void *u) { (void)u; be->iface->add(be, TS(A.y, N, C), TS(A.y, N, C), TS(A.x, N, C)); }
+static void op_attn_fwd(mt_backend *be, void *u) { (void)u; be->iface->attn_fwd(be, TS(A.aout, N, C), TS(A.att, B * NH * T, T), TS(A.qkv, N, 3 * C), &ATTN); }
+static void op_attn_bwd(mt_backend *be, void *u) { (void)u; be->iface->attn_bwd(be, TS(A.dqkv, N, 3 * C), TS(A.datt, B * NH * T, T), TS(A.daout, N, C), TS(A.qkv, N, 3 * C), TS(A.att, B * NH * T, T), &ATTN); }
+static void op_xent_max(mt_backend *be, void *u) { (void)u; be->iface->xent_max(be, TS(A.rowmax, 1, N), TS(A.logits, N, V), V); }
+static void op_xent_sumexp(mt_backend *be, void *u) { (void)u; be->iface->xent_sumexp(be, TS(A.sumexp, 1, N), TS(A.tgt, 1, N), TS(A.logits, N, V), TS(A.rowmax, 1, N), TI(A.targets, N), V, 0); }
+static void op_xent_loss(mt_backend *be, void *u) { (void)u; be->iface->xent_loss(be, TS(A.losses, 1, N), TS(A.rowmax, 1, N), TS(A.sumexp, 1, N), TS(A.tgt, 1, N)); }
 /* into a separate buffer, so that every repetition sees the same logits */
-static void op_xent_bwd(mt_backend *be, void *u) { be->iface->xent_bwd(be, (float *)u, A.dlosses, A.logits, A.rowmax, A.sumexp, A.targets, N, V, 0, V); }
-static void op_embed_fwd(mt_backend *be, void *u) { (void)u; be->iface->embed_fwd(be, A.y, A.tok, A.wte, A.wpe, B, T, C, 0, 0, V); }
-static void op_embed_bwd(mt_backend *be, void *u) { (void)u; be->iface->embed_bwd(be, A.dwte, A.dwpe, A.dy, A.tok, B, T, C, 0, V); }
+static void op_xent_bwd(mt_backend *be, void *u) { be->iface->xent_bwd(be, TS((float *)u, N, V), TS(A.dlosses, 1, N), TS(A.logits, N, V), TS(A.rowmax, 1, N), TS(A.sumexp, 1, N), TI(A.targets, N), V, 0); }
+static void op_embed_fwd(mt_backend *be, void *u) { (void)u; be->iface->embed_fwd(be, TS(A.y, N, C), TI(A.tok, N), TS(A.wte, V, C), 0, 0); }
+static void op_embed_bwd(mt_backend *be, void *u) { (void)u; be->iface->embed_bwd(be, TS(A.dwte, V, C), TS(A.dy, N, C), TI(A.tok, N), 0); }
 static const struct mt_adamw_args ADAM = {.lr = 6e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_scale = 1.0f, .step = 10};
-static void op_adamw(mt_backend *be, void *u) { (void)u; be->iface->adamw(be, A.p, A.pg, A.pm, A.pv, A.np, &ADAM, 1); }
-static void op_ssq(mt_backend *be, void *u) { (void)u; be->iface->sum_squares(be, A.out1, A.pg, A.np); }
-static void op_nonfinite(mt_backend *be, void *u) { (void)u; be->iface->count_nonfinite(be, A.out1, A.pg, A.np); }
+static void op_adamw(mt_backend *be, void *u) { (void)u; be->iface->adamw(be, TS(A.p, 1, A.np), TS(A.pg, 1, A.np), TS(A.pm, 1, A.np), TS(A.pv, 1, A.np), &ADAM, 1); }
+static void op_ssq(mt_backend *be, void *u) { (void)u; be->iface->sum_squares(be, A.out1, TS(A.pg, 1, A.np)); }
+static void op_nonfinite(mt_backend *be, void *u) { (void)u; be->iface->count_nonfinite(be, A.out1, TS(A.pg, 1, A.np)); }
 
 /* per-step call counts for the weighted estimate */
 struct cost {
@@ -250,7 +257,8 @@ static void part1(void)
     /* embedding */
     A.wte = buf((size_t)V * C, 0.02f), A.wpe = buf((size_t)1024 * C, 0.02f), A.dwte = buf((size_t)V * C, 0.0f), A.dwpe = buf((size_t)1024 * C, 0.0f);
     A.tok = fast->iface->alloc(fast, N * sizeof(int32_t));
-    for (int n = 0; n < N; n++) A.tok[n] = (n * 104729) % V;
+    A.pos = fast->iface->alloc(fast, N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) A.tok[n] = (n * 104729) % V, A.pos[n] = n % T;
     cost("embed", report("embed_fwd", "B=4 T=64 C=768", op_embed_fwd, NULL, 0, 0, 0), 1, 0);
     cost("embed", report("embed_bwd", "B=4 T=64 C=768", op_embed_bwd, NULL, 0, 0, 0), 1, 0);
     /* optimizer and reductions over all parameters */
@@ -329,62 +337,64 @@ static void part2_sequence(void)
         gemm_seconds = 0;
         double t0 = now();
         /* forward */
-        f->embed_fwd(be, ly[0].res, A.tok, wte, wpe, B, T, C, 0, 0, V);
+        f->embed_fwd(be, TS(ly[0].res, N, C), TI(A.tok, N), TS(wte, V, C), 0, 0);
+        f->embed_fwd(be, TS(ly[0].res, N, C), TI(A.pos, N), TS(wpe, 1024, C), 0, 1);
         for (int l = 0; l < L; l++) {
             struct layer *y = &ly[l];
             float *out = l + 1 < L ? ly[l + 1].res : resf;
-            f->layernorm_fwd(be, y->ln1, y->ln1m, y->ln1r, y->res, y->ln1w, y->ln1b, N, C);
+            f->layernorm_fwd(be, TS(y->ln1, N, C), TS(y->ln1m, 1, N), TS(y->ln1r, 1, N), TS(y->res, N, C), TS(y->ln1w, 1, C), TS(y->ln1b, 1, C), 1e-5);
             gemm_t(gemm_xwt(y->qkv, y->ln1, y->qkvw, N, 3 * C, C, 0));
-            f->bias_add(be, y->qkv, y->qkvb, N, 3 * C);
-            f->attn_fwd(be, y->atty, y->att, y->qkv, B, T, 0, NH, HS);
+            f->bias_add(be, TS(y->qkv, N, 3 * C), TS(y->qkvb, 1, 3 * C));
+            f->attn_fwd(be, TS(y->atty, N, C), TS(y->att, B * NH * T, T), TS(y->qkv, N, 3 * C), &ATTN);
             gemm_t(gemm_xwt(proj, y->atty, y->projw, N, C, C, 0));
-            f->bias_add(be, proj, y->projb, N, C);
-            f->add(be, y->res2, y->res, proj, (size_t)N * C);
-            f->layernorm_fwd(be, y->ln2, y->ln2m, y->ln2r, y->res2, y->ln2w, y->ln2b, N, C);
+            f->bias_add(be, TS(proj, N, C), TS(y->projb, 1, C));
+            f->add(be, TS(y->res2, N, C), TS(y->res, N, C), TS(proj, N, C));
+            f->layernorm_fwd(be, TS(y->ln2, N, C), TS(y->ln2m, 1, N), TS(y->ln2r, 1, N), TS(y->res2, N, C), TS(y->ln2w, 1, C), TS(y->ln2b, 1, C), 1e-5);
             gemm_t(gemm_xwt(y->fch, y->ln2, y->fcw, N, 4 * C, C, 0));
-            f->bias_add(be, y->fch, y->fcb, N, 4 * C);
-            f->gelu_fwd(be, y->fchg, y->fch, (size_t)N * 4 * C);
+            f->bias_add(be, TS(y->fch, N, 4 * C), TS(y->fcb, 1, 4 * C));
+            f->gelu_fwd(be, TS(y->fchg, N, 4 * C), TS(y->fch, N, 4 * C));
             gemm_t(gemm_xwt(proj, y->fchg, y->fcpw, N, C, 4 * C, 0));
-            f->bias_add(be, proj, y->fcpb, N, C);
-            f->add(be, out, y->res2, proj, (size_t)N * C);
+            f->bias_add(be, TS(proj, N, C), TS(y->fcpb, 1, C));
+            f->add(be, TS(out, N, C), TS(y->res2, N, C), TS(proj, N, C));
         }
-        f->layernorm_fwd(be, lnf, lnfm, lnfr, resf, lnfw, lnfb, N, C);
+        f->layernorm_fwd(be, TS(lnf, N, C), TS(lnfm, 1, N), TS(lnfr, 1, N), TS(resf, N, C), TS(lnfw, 1, C), TS(lnfb, 1, C), 1e-5);
         gemm_t(gemm_xwt(logits, lnf, wte, N, V, C, 0));
-        f->xent_max(be, A.rowmax, logits, N, V, V);
-        f->xent_sumexp(be, A.sumexp, A.tgt, logits, A.rowmax, A.targets, N, V, 0, V);
-        f->xent_loss(be, A.losses, A.rowmax, A.sumexp, A.tgt, N);
+        f->xent_max(be, TS(A.rowmax, 1, N), TS(logits, N, V), V);
+        f->xent_sumexp(be, TS(A.sumexp, 1, N), TS(A.tgt, 1, N), TS(logits, N, V), TS(A.rowmax, 1, N), TI(A.targets, N), V, 0);
+        f->xent_loss(be, TS(A.losses, 1, N), TS(A.rowmax, 1, N), TS(A.sumexp, 1, N), TS(A.tgt, 1, N));
         /* backward */
-        f->xent_bwd(be, logits, A.dlosses, logits, A.rowmax, A.sumexp, A.targets, N, V, 0, V);
+        f->xent_bwd(be, TS(logits, N, V), TS(A.dlosses, 1, N), TS(logits, N, V), TS(A.rowmax, 1, N), TS(A.sumexp, 1, N), TI(A.targets, N), V, 0);
         gemm_t(gemm_dx(dln, logits, wte, N, V, C));
         gemm_t(gemm_dw(dwte, logits, lnf, N, V, C));
         f->memset0(be, dres, (size_t)N * C * sizeof(float));
-        f->layernorm_bwd(be, dres, dlnfw, dlnfb, dln, resf, lnfw, lnfm, lnfr, N, C);
+        f->layernorm_bwd(be, TS(dres, N, C), TS(dlnfw, 1, C), TS(dlnfb, 1, C), TS(dln, N, C), TS(resf, N, C), TS(lnfw, 1, C), TS(lnfm, 1, N), TS(lnfr, 1, N));
         for (int l = L - 1; l >= 0; l--) {
             struct layer *y = &ly[l];
             /* fc proj: dres is the gradient of its output */
             gemm_t(gemm_dx(dbig, dres, y->fcpw, N, C, 4 * C));
             gemm_t(gemm_dw(y->d[10], dres, y->fchg, N, C, 4 * C));
-            f->bias_bwd(be, y->d[11], dres, N, C);
-            f->gelu_bwd(be, dbig2, y->fch, dbig, (size_t)N * 4 * C);
+            f->bias_bwd(be, TS(y->d[11], 1, C), TS(dres, N, C));
+            f->gelu_bwd(be, TS(dbig2, N, 4 * C), TS(y->fch, N, 4 * C), TS(dbig, N, 4 * C));
             gemm_t(gemm_dx(dln, dbig2, y->fcw, N, 4 * C, C));
             gemm_t(gemm_dw(y->d[8], dbig2, y->ln2, N, 4 * C, C));
-            f->bias_bwd(be, y->d[9], dbig2, N, 4 * C);
-            f->layernorm_bwd(be, dres, y->d[6], y->d[7], dln, y->res2, y->ln2w, y->ln2m, y->ln2r, N, C);
+            f->bias_bwd(be, TS(y->d[9], 1, 4 * C), TS(dbig2, N, 4 * C));
+            f->layernorm_bwd(be, TS(dres, N, C), TS(y->d[6], 1, C), TS(y->d[7], 1, C), TS(dln, N, C), TS(y->res2, N, C), TS(y->ln2w, 1, C), TS(y->ln2m, 1, N), TS(y->ln2r, 1, N));
             gemm_t(gemm_dx(dln, dres, y->projw, N, C, C));
             gemm_t(gemm_dw(y->d[4], dres, y->atty, N, C, C));
-            f->bias_bwd(be, y->d[5], dres, N, C);
-            f->attn_bwd(be, dqkv, datt, dln, y->qkv, y->att, B, T, NH, HS);
+            f->bias_bwd(be, TS(y->d[5], 1, C), TS(dres, N, C));
+            f->attn_bwd(be, TS(dqkv, N, 3 * C), TS(datt, B * NH * T, T), TS(dln, N, C), TS(y->qkv, N, 3 * C), TS(y->att, B * NH * T, T), &ATTN);
             gemm_t(gemm_dx(dln, dqkv, y->qkvw, N, 3 * C, C));
             gemm_t(gemm_dw(y->d[2], dqkv, y->ln1, N, 3 * C, C));
-            f->bias_bwd(be, y->d[3], dqkv, N, 3 * C);
-            f->layernorm_bwd(be, dres, y->d[0], y->d[1], dln, y->res, y->ln1w, y->ln1m, y->ln1r, N, C);
+            f->bias_bwd(be, TS(y->d[3], 1, 3 * C), TS(dqkv, N, 3 * C));
+            f->layernorm_bwd(be, TS(dres, N, C), TS(y->d[0], 1, C), TS(y->d[1], 1, C), TS(dln, N, C), TS(y->res, N, C), TS(y->ln1w, 1, C), TS(y->ln1m, 1, N), TS(y->ln1r, 1, N));
         }
-        f->embed_bwd(be, dwte, dwpe, dres, A.tok, B, T, C, 0, V);
+        f->embed_bwd(be, TS(dwte, V, C), TS(dres, N, C), TI(A.tok, N), 0);
+        f->embed_bwd(be, TS(dwpe, 1024, C), TS(dres, N, C), TI(A.pos, N), 0);
         /* optimizer: one flat buffer of all parameters in training; here the
          * part-1 buffers of the same size stand in for it */
         double t_opt = now();
-        f->sum_squares(be, A.out1, A.pg, A.np);
-        f->adamw(be, A.p, A.pg, A.pm, A.pv, A.np, &ADAM, 1);
+        f->sum_squares(be, A.out1, TS(A.pg, 1, A.np));
+        f->adamw(be, TS(A.p, 1, A.np), TS(A.pg, 1, A.np), TS(A.pm, 1, A.np), TS(A.pv, 1, A.np), &ADAM, 1);
         double t = now() - t0;
         t_opt = now() - t_opt;
         if (rep > 0 && t < best) best = t, best_gemm = gemm_seconds, best_opt = t_opt;

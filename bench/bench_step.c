@@ -16,7 +16,7 @@
 #include "backend/backend.h"
 #include "core/io.h"
 #include "core/rng.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include "optim/optimizer.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +39,24 @@ static void record(void *user, const struct mt_gemm_args *g)
 
 struct shape {
     const char *name;
-    struct mt_gpt_config cfg;
+    struct mt_transformer_config cfg;
     int B, T;
 };
+
+/* GPT-2 of L layers, width C, NH heads, maxT positions, V tokens padded to Vp */
+static struct mt_transformer_config gpt_config(int L, int C, int NH, int maxT, int V, int Vp)
+{
+    struct mt_transformer_config c;
+    mt_config_defaults(&c);
+    c.num_layers = L;
+    c.hidden_size = C;
+    c.num_attention_heads = NH;
+    c.max_position_embeddings = maxT;
+    c.vocab_size = V;
+    c.padded_vocab_size = Vp;
+    mt_config_derive(&c);
+    return c;
+}
 
 static void random_batch(struct mt_rng *rng, int32_t *x, int n, int V)
 {
@@ -51,9 +66,9 @@ static void random_batch(struct mt_rng *rng, int32_t *x, int n, int V)
 /* Seconds per training step over `steps` steps (after one warm-up step). */
 static double time_steps(mt_backend *be, const struct shape *s, int steps, struct rec *rec)
 {
-    struct mt_gpt m;
-    mt_gpt_init(&m, &s->cfg, be, s->B, s->T);
-    mt_gpt_init_weights(&m, 1234);
+    struct mt_model m;
+    mt_model_init(&m, &s->cfg, be, s->B, s->T, NULL, 1);
+    mt_model_init_weights(&m, 1234);
     struct mt_adamw o;
     struct mt_adamw_config oc = {0.9f, 0.999f, 1e-8f, 0.01f, 1.0f};
     mt_adamw_init(&o, &oc, be, &m.table);
@@ -67,8 +82,8 @@ static double time_steps(mt_backend *be, const struct shape *s, int steps, struc
     for (int i = 0; i <= steps; i++) {
         if (i == 1) t = mt_now();
         if (i == 0 && rec) mt_backend_set_gemm_hook(record, rec);
-        mt_gpt_forward(&m, tok, tgt, s->B, s->T);
-        mt_gpt_backward(&m, 1.0f);
+        mt_model_forward(&m, tok, tgt, s->B, s->T, 0);
+        mt_model_backward(&m, 1.0f);
         mt_adamw_step(&o, m.params, m.grads, 1e-4f, 1.0f);
         if (i == 0) mt_backend_set_gemm_hook(NULL, NULL);
         mt_synchronize(be);
@@ -77,7 +92,7 @@ static double time_steps(mt_backend *be, const struct shape *s, int steps, struc
     free(tok);
     free(tgt);
     mt_adamw_free(&o);
-    mt_gpt_free(&m);
+    mt_model_free(&m);
     return per;
 }
 
@@ -226,8 +241,8 @@ int main(int argc, char **argv)
     }
     const char *ct = getenv("OPENBLAS_CORETYPE"), *omp = getenv("OMP_NUM_THREADS");
     printf("bench_step: OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%s\n", ct ? ct : "(unset)", omp ? omp : "(unset)");
-    struct shape teaching = {"teaching", {4, 128, 4, 512, 64, 256, 256, 0.02f}, 12, 64};
-    struct shape gpt124m = {"124M", {12, 768, 12, 3072, 1024, 50257, 50304, 0.02f}, 4, 64};
+    struct shape teaching = {"teaching", gpt_config(4, 128, 4, 64, 256, 256), 12, 64};
+    struct shape gpt124m = {"124M", gpt_config(12, 768, 12, 1024, 50257, 50304), 4, 64};
     if (strcmp(backend, "cpu") != 0) ref_steps = 0; /* cpu-ref is only the CPU's yardstick */
     struct shape *shapes[] = {&teaching, &gpt124m};
     for (int i = 0; i < 2; i++) {

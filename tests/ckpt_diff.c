@@ -5,9 +5,8 @@
  * exceeds the tolerance.
  *   ckpt_diff FILE_A FILE_B [TOL]     (files: DIR/iter_N/model_optim_rng.mtc) */
 #include "backend/backend.h"
-#include "model/gpt.h"
-#include "train/checkpoint.h"
-#include "train/run.h"
+#include "ckpt/model_meta.h"
+#include "model/layout.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +29,7 @@ int main(int argc, char **argv)
         mt_model_desc_from_kv(&d[f], &kv[f], argv[1 + f]);
     }
     mt_model_desc_check(&d[0], &d[1], argv[2]);
-    mt_gpt_global_table(&d[0].gpt, 1, &t, NULL);
+    mt_layout_global_table(&d[0].model, 1, &t, NULL);
     for (int f = 0; f < 2; f++) {
         for (int g = 0; g < 3; g++) {
             buf[f][g] = mt_alloc(be, t.total * sizeof(float));

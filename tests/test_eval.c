@@ -1,4 +1,4 @@
-/* test_eval.c: the pieces of `megatron-c eval` (src/train/eval_tasks.c).
+/* test_eval.c: the pieces of `megatron-c eval` (src/eval/tasks.c).
  *  - the WikiText detokenizer: hand-written cases from Megatron's rule list,
  *    and excerpts of WikiText-2 test.txt whose expected output comes from
  *    tests/data/gen_detok_cases.py (tests/data/detok_cases.jsonl);
@@ -23,8 +23,8 @@
 #include "core/io.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
-#include "model/gpt.h"
-#include "train/eval_tasks.h"
+#include "model/model.h"
+#include "eval/tasks.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -229,10 +229,20 @@ static void test_ppl_formulas(void)
 
 /* ---- the model -------------------------------------------------------------------- */
 
-static const struct mt_gpt_config TINY = {
-    .num_layers = 2, .hidden_size = 16, .num_heads = 2, .ffn_hidden_size = 64,
-    .max_position_embeddings = 8, .vocab_size = 256, .padded_vocab_size = 256,
-    .init_method_std = 0.25f};
+static struct mt_transformer_config tiny(void)
+{
+    struct mt_transformer_config c;
+    mt_config_defaults(&c);
+    c.num_layers = 2;
+    c.hidden_size = 16;
+    c.num_attention_heads = 2;
+    c.max_position_embeddings = 8;
+    c.vocab_size = 256;
+    c.padded_vocab_size = 256;
+    c.init_method_std = 0.25f;
+    mt_config_derive(&c);
+    return c;
+}
 
 /* -log softmax(row)[t] over n logits, in double */
 static double nll_double(const float *row, int n, int t)
@@ -246,19 +256,19 @@ static double nll_double(const float *row, int n, int t)
 }
 
 /* the last-position logits of the model on tokens[0, n) */
-static void last_logits(struct mt_gpt *m, const int32_t *tokens, int n, float *row)
+static void last_logits(struct mt_model *m, const int32_t *tokens, int n, float *row)
 {
-    mt_gpt_forward(m, tokens, NULL, 1, n);
-    const int Vp = m->cfg.padded_vocab_size;
-    mt_download(m->be, row, m->logits + (size_t)(n - 1) * Vp, (size_t)Vp * sizeof(float));
+    mt_model_forward(m, tokens, NULL, 1, n, 0);
+    mt_tensor_download(m->be, row, mt_rows(m->logits, n - 1, 1));
 }
 
 static void test_model_loss(mt_backend *be)
 {
-    const int seq = 8, B = 3, Vp = TINY.padded_vocab_size;
-    struct mt_gpt m;
-    mt_gpt_init(&m, &TINY, be, B, seq);
-    mt_gpt_init_weights(&m, 11);
+    const struct mt_transformer_config TINY = tiny();
+    const int seq = 8, B = 3, Vp = TINY.vocab_size;
+    struct mt_model m;
+    mt_model_init(&m, &TINY, be, B, seq, NULL, 1);
+    mt_model_init_weights(&m, 11);
     struct mt_rng r;
     mt_rng_seed(&r, 5, 0);
     enum { NT = 45 };
@@ -331,7 +341,7 @@ static void test_model_loss(mt_backend *be)
            "LAMBADA batches of %d padded examples: %d correct, as the per-example argmax", B, total);
     for (int e = 0; e < NEX; e++) mt_lambada_example_free(&ex[e]);
     free(row);
-    mt_gpt_free(&m);
+    mt_model_free(&m);
 }
 
 /* ---- LAMBADA pieces ------------------------------------------------------------------- */

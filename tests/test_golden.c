@@ -36,7 +36,7 @@
 #include "config.h"
 #endif
 #include "backend/backend.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include "model/params.h"
 #include "optim/optimizer.h"
 #include <math.h>
@@ -247,7 +247,7 @@ static void key_mask(char *mask, int C, int HS, size_t elems_per_row)
 
 /* --------------------------------------------------------------- model */
 struct golden {
-    struct mt_gpt_config cfg;
+    struct mt_transformer_config cfg;
     int B, T, nsteps;
     double lr, beta1, beta2, eps, wd, clip;
     int32_t *tok, *tgt, *step_tok, *step_tgt;
@@ -267,7 +267,7 @@ static void to_f32(float *o, const double *d, size_t n)
 
 /* Loads the golden initial parameters; returns 1 on success. Every tensor of
  * the table must have a golden record of the same size and vice versa. */
-static int load_params(struct mt_gpt *m, const char *prefix, char *why, size_t whylen)
+static int load_params(struct mt_model *m, const char *prefix, char *why, size_t whylen)
 {
     int ngold = 0;
     for (int i = 0; i < nrecs; i++)
@@ -295,7 +295,7 @@ static int load_params(struct mt_gpt *m, const char *prefix, char *why, size_t w
         }
         float *h = malloc(r->n * sizeof *h);
         to_f32(h, r->d, r->n);
-        mt_gpt_set_param(m, idx, h);
+        mt_model_set_param(m, idx, h);
         free(h);
     }
     return 1;
@@ -305,13 +305,13 @@ static int load_params(struct mt_gpt *m, const char *prefix, char *why, size_t w
  * records "<prefix><name>". Returns the number of tensors above tolerance;
  * *worst / worst_name get the largest deviation. final != 0 applies the
  * linear_qkv key-row rules described at the top. */
-static int compare_tensors(struct mt_gpt *m, const char *prefix,
-                           void (*getter)(struct mt_gpt *, int, float *), double tol, int final,
+static int compare_tensors(struct mt_model *m, const char *prefix,
+                           void (*getter)(struct mt_model *, int, float *), double tol, int final,
                            double *worst, char *worst_name, size_t wlen, double *worst_key_w,
                            double *worst_key_b)
 {
     int nbad = 0;
-    int C = m->cfg.hidden_size, HS = C / m->cfg.num_heads;
+    int C = m->cfg.hidden_size, HS = m->cfg.kv_channels;
     char name[256];
     *worst = 0;
     worst_name[0] = 0;
@@ -358,8 +358,8 @@ static int compare_tensors(struct mt_gpt *m, const char *prefix,
     return nbad;
 }
 
-static void get_grad(struct mt_gpt *m, int idx, float *h) { mt_gpt_get_grad(m, idx, h); }
-static void get_param(struct mt_gpt *m, int idx, float *h) { mt_gpt_get_param(m, idx, h); }
+static void get_grad(struct mt_model *m, int idx, float *h) { mt_model_get_grad(m, idx, h); }
+static void get_param(struct mt_model *m, int idx, float *h) { mt_model_get_param(m, idx, h); }
 
 #define TESTS_PER_BACKEND 7
 
@@ -374,25 +374,25 @@ static void run_backend(const char *bename, const struct golden *g)
         return;
     }
     tap_diag("backend %s", bename);
-    struct mt_gpt m;
-    mt_gpt_init(&m, &g->cfg, be, g->B, g->T);
+    struct mt_model m;
+    mt_model_init(&m, &g->cfg, be, g->B, g->T, NULL, 1);
     int loaded = load_params(&m, "param/", why, sizeof why);
     if (!tap_ok(loaded, "%s: golden parameters loaded into the model", bename)) {
         tap_diag("%s", why);
         for (int i = 1; i < TESTS_PER_BACKEND; i++) tap_ok(0, "%s: skipped after load failure", bename);
-        mt_gpt_free(&m);
+        mt_model_free(&m);
         mt_backend_free(be);
         return;
     }
-    const int B = g->B, T = g->T, Vp = g->cfg.padded_vocab_size;
+    const int B = g->B, T = g->T, V = g->cfg.vocab_size;
     const size_t N = (size_t)B * T;
 
     /* forward: logits and loss */
-    mt_gpt_zero_grad(&m);
-    float loss = mt_gpt_forward(&m, g->tok, g->tgt, B, T);
-    float *logits = malloc(N * Vp * sizeof *logits);
-    mt_download(be, logits, m.logits, N * Vp * sizeof *logits);
-    struct rec *rl = need_rec("logits", N * Vp);
+    mt_model_zero_grad(&m);
+    float loss = mt_model_forward(&m, g->tok, g->tgt, B, T, 0);
+    float *logits = malloc(N * V * sizeof *logits);
+    mt_tensor_download(be, logits, m.logits);
+    struct rec *rl = need_rec("logits", N * V);
     double lmax = max_abs_d(rl->d, rl->n);
     double labs = max_abs_err(logits, rl->d, rl->n, NULL);
     double lrel = labs / fmax(lmax, 1e-6);
@@ -408,7 +408,7 @@ static void run_backend(const char *bename, const struct golden *g)
     tap_diag("max rel dev loss: %.3g", dloss);
 
     /* backward: every gradient */
-    mt_gpt_backward(&m, 1.0f);
+    mt_model_backward(&m, 1.0f);
     double wg, kw = 0, kb = 0;
     int nbad = compare_tensors(&m, "grad/", get_grad, TOL_GRAD, 0, &wg, wname, sizeof wname,
                                &kw, &kb);
@@ -418,7 +418,7 @@ static void run_backend(const char *bename, const struct golden *g)
 
     /* 10 AdamW steps from the golden start */
     load_params(&m, "param/", why, sizeof why);
-    mt_gpt_zero_grad(&m);
+    mt_model_zero_grad(&m);
     struct mt_adamw_config oc = {(float)g->beta1, (float)g->beta2, (float)g->eps, (float)g->wd,
                                  (float)g->clip};
     struct mt_adamw o;
@@ -428,8 +428,8 @@ static void run_backend(const char *bename, const struct golden *g)
     double wl = 0, wn = 0;
     int wl_at = 0, wn_at = 0;
     for (int s = 0; s < g->nsteps; s++) {
-        float l = mt_gpt_forward(&m, g->step_tok + (size_t)s * N, g->step_tgt + (size_t)s * N, B, T);
-        mt_gpt_backward(&m, 1.0f);
+        float l = mt_model_forward(&m, g->step_tok + (size_t)s * N, g->step_tgt + (size_t)s * N, B, T, 0);
+        mt_model_backward(&m, 1.0f);
         double gn = mt_adamw_step(&o, m.params, m.grads, (float)g->lr, 1.0f);
         double dl = rel_scalar(l, rsl[s]), dn = rel_scalar(gn, rsn[s]);
         if (getenv("MT_GOLDEN_VERBOSE"))
@@ -457,7 +457,7 @@ static void run_backend(const char *bename, const struct golden *g)
     tap_diag("max rel dev final linear_qkv key bias (zero gradient, not checked): %.3g", kb);
 
     mt_adamw_free(&o);
-    mt_gpt_free(&m);
+    mt_model_free(&m);
     mt_backend_free(be);
     tap_diag("%s took %.3f s", bename, now_s() - t0);
 }
@@ -475,15 +475,17 @@ int main(int argc, char **argv)
 
     struct golden g;
     memset(&g, 0, sizeof g);
+    mt_config_defaults(&g.cfg);
     const double *c = need_rec("config", 10)->d;
     g.cfg.num_layers = (int)c[0];
     g.cfg.hidden_size = (int)c[1];
-    g.cfg.num_heads = (int)c[2];
+    g.cfg.num_attention_heads = (int)c[2];
     g.cfg.ffn_hidden_size = (int)c[3];
     g.cfg.max_position_embeddings = (int)c[4];
     g.cfg.vocab_size = (int)c[5];
     g.cfg.padded_vocab_size = (int)c[6];
     g.cfg.init_method_std = 0.02f;
+    mt_config_derive(&g.cfg);
     g.B = (int)c[7];
     g.T = (int)c[8];
     g.nsteps = (int)c[9];
@@ -495,7 +497,7 @@ int main(int argc, char **argv)
     g.step_tok = to_i32(need_rec("step/tokens", (size_t)g.nsteps * N));
     g.step_tgt = to_i32(need_rec("step/targets", (size_t)g.nsteps * N));
     printf("# L=%d C=%d NH=%d F=%d maxpos=%d V=%d Vp=%d B=%d T=%d steps=%d\n",
-           g.cfg.num_layers, g.cfg.hidden_size, g.cfg.num_heads, g.cfg.ffn_hidden_size,
+           g.cfg.num_layers, g.cfg.hidden_size, g.cfg.num_attention_heads, g.cfg.ffn_hidden_size,
            g.cfg.max_position_embeddings, g.cfg.vocab_size, g.cfg.padded_vocab_size, g.B, g.T,
            g.nsteps);
 

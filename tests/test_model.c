@@ -1,22 +1,51 @@
-/* test_model.c: whole-model checks that need no golden file.
+/* test_model.c: whole-model checks that need no golden file, on a tiny
+ * GPT and a tiny Llama-style model (RoPE, RMSNorm, SwiGLU, grouped-query
+ * attention, untied output, no biases):
  *  - finite differences of the loss with respect to a sample of parameters
+ *    (also with dropout on: the masks are fixed by the sample index)
  *  - KV-cache decoding equals the full forward pass
  *  - gradient accumulation: 2 micro-batches of 2 == 1 batch of 4
+ *  - the generated parameter table: which tensors exist for a configuration
  *  - the learning-rate schedule at closed-form points
  *  - the data loader: permutations, sample contents, splits */
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "data/dataset.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include "optim/optimizer.h"
 #include "tap.h"
 #include <math.h>
 #include <string.h>
 
-static const struct mt_gpt_config TINY = {
-    .num_layers = 2, .hidden_size = 16, .num_heads = 2, .ffn_hidden_size = 64,
-    .max_position_embeddings = 8, .vocab_size = 20, .padded_vocab_size = 32,
-    .init_method_std = 0.25f};
+/* the tiny models: a GPT, and a Llama-style one whose padded vocabulary
+ * (20 of 32) and grouped heads (4 over 2 groups) are exercised too */
+static struct mt_transformer_config tiny(int llama, float dropout)
+{
+    struct mt_transformer_config c;
+    mt_config_defaults(&c);
+    c.num_layers = 2;
+    c.hidden_size = 16;
+    c.num_attention_heads = llama ? 4 : 2;
+    c.ffn_hidden_size = llama ? 24 : 64;
+    c.max_position_embeddings = 8;
+    c.vocab_size = 20;
+    c.padded_vocab_size = 32;
+    c.init_method_std = 0.25f;
+    if (llama) {
+        c.num_query_groups = 2;
+        c.position_embedding_type = MT_POS_ROPE;
+        c.normalization = MT_NORM_RMSNORM;
+        c.layernorm_epsilon = 1e-6;
+        c.gated_linear_unit = 1;
+        c.untie_embeddings_and_output_weights = 1;
+        c.add_bias_linear = 0;
+        c.add_qkv_bias = 0;
+    }
+    c.hidden_dropout = c.attention_dropout = dropout;
+    mt_config_derive(&c);
+    return c;
+}
+static const char *NAMES[] = {"gpt", "llama"};
 
 static mt_backend *backend(const char *name)
 {
@@ -35,24 +64,27 @@ static void random_tokens(struct mt_rng *r, int32_t *x, int n, int V)
 }
 
 /* loss(param + delta at one element) */
-static double loss_at(struct mt_gpt *m, size_t off, float value, const int32_t *tok,
+static double loss_at(struct mt_model *m, size_t off, float value, const int32_t *tok,
                       const int32_t *tgt, int B, int T)
 {
     float old;
     mt_download(m->be, &old, m->params + off, 4);
     mt_upload(m->be, m->params + off, &value, 4);
-    double l = mt_gpt_forward(m, tok, tgt, B, T);
+    double l = mt_model_forward(m, tok, tgt, B, T, 100);
     mt_upload(m->be, m->params + off, &old, 4);
     return l;
 }
 
-static void test_finite_differences(const char *bename)
+static void test_finite_differences(const char *bename, int llama, float dropout)
 {
     mt_backend *be = backend(bename);
-    struct mt_gpt m;
+    struct mt_model m;
     const int B = 2, T = 6;
-    mt_gpt_init(&m, &TINY, be, B, T);
-    mt_gpt_init_weights(&m, 42);
+    const struct mt_transformer_config TINY = tiny(llama, dropout);
+    mt_model_init(&m, &TINY, be, B, T, NULL, 1);
+    mt_model_init_weights(&m, 42);
+    /* dropout on: the same masks in every forward (the same sample index) */
+    mt_model_set_training(&m, dropout > 0, 99);
     struct mt_rng r;
     mt_rng_seed(&r, 7, 0);
     int32_t tok[12], tgt[12];
@@ -64,12 +96,12 @@ static void test_finite_differences(const char *bename)
         if (p->init_std > 0) continue;
         float *h = malloc(p->numel * 4);
         for (size_t j = 0; j < p->numel; j++) h[j] = p->init_value + 0.2f * (float)mt_rng_normal(&r);
-        mt_gpt_set_param(&m, i, h);
+        mt_model_set_param(&m, i, h);
         free(h);
     }
-    mt_gpt_zero_grad(&m);
-    mt_gpt_forward(&m, tok, tgt, B, T);
-    mt_gpt_backward(&m, 1.0f);
+    mt_model_zero_grad(&m);
+    mt_model_forward(&m, tok, tgt, B, T, 100);
+    mt_model_backward(&m, 1.0f);
     float *grad = malloc(m.table.total * 4), *par = malloc(m.table.total * 4);
     mt_download(be, grad, m.grads, m.table.total * 4);
     mt_download(be, par, m.params, m.table.total * 4);
@@ -83,7 +115,11 @@ static void test_finite_differences(const char *bename)
         const struct mt_param *p = &m.table.p[i];
         for (int s = 0; s < 3; s++) {
             size_t j = (size_t)mt_rng_below(&r, p->numel), off = p->offset + j;
-            if (i == 1) j = (size_t)mt_rng_below(&r, (uint64_t)T * TINY.hidden_size), off = p->offset + j;
+            /* rows the batch uses: positions below T, real vocabulary ids */
+            if (strstr(p->name, "position_embeddings"))
+                j = (size_t)mt_rng_below(&r, (uint64_t)T * TINY.hidden_size), off = p->offset + j;
+            if (strstr(p->name, "word_embeddings") || strstr(p->name, "output_layer"))
+                j = (size_t)mt_rng_below(&r, (uint64_t)TINY.vocab_size * TINY.hidden_size), off = p->offset + j;
             double lp = loss_at(&m, off, par[off] + h, tok, tgt, B, T);
             double lm = loss_at(&m, off, par[off] - h, tok, tgt, B, T);
             double fd = (lp - lm) / (2.0 * h), an = grad[off];
@@ -97,50 +133,57 @@ static void test_finite_differences(const char *bename)
             checked++;
         }
     }
-    tap_ok(bad == 0, "%s: whole-model gradient vs finite differences, %d elements of %d tensors "
-           "(worst err/(|g|+1e-3) %.2g; tol %g + %g|g|)", bename, checked, m.table.n, worst, atol, rtol);
+    tap_ok(bad == 0, "%s %s%s: whole-model gradient vs finite differences, %d elements of %d tensors "
+           "(worst err/(|g|+1e-3) %.2g; tol %g + %g|g|)", NAMES[llama], bename,
+           dropout > 0 ? " dropout 0.1" : "", checked, m.table.n, worst, atol, rtol);
     free(grad);
     free(par);
-    mt_gpt_free(&m);
+    mt_model_free(&m);
     mt_backend_free(be);
 }
 
-static void test_kv_cache(const char *bename)
+static void test_kv_cache(const char *bename, int llama)
 {
     mt_backend *be = backend(bename);
-    struct mt_gpt m;
-    const int T = 8, Vp = TINY.padded_vocab_size;
-    mt_gpt_init(&m, &TINY, be, 1, T);
-    mt_gpt_init_weights(&m, 3);
+    struct mt_model m;
+    const struct mt_transformer_config TINY = tiny(llama, 0.0f);
+    const int T = 8, V = TINY.vocab_size;
+    mt_model_init(&m, &TINY, be, 1, T, NULL, 1);
+    mt_model_init_weights(&m, 3);
     struct mt_rng r;
     mt_rng_seed(&r, 11, 0);
     int32_t tok[8];
     random_tokens(&r, tok, T, TINY.vocab_size);
-    float full[8 * 32], step[32];
-    mt_gpt_forward(&m, tok, NULL, 1, T);
-    mt_download(be, full, m.logits, sizeof full);
+    float full[8 * 20], step[20];
+    mt_model_forward(&m, tok, NULL, 1, T, 0);
+    tap_ok(m.logits.rows == T && m.logits.cols == V, "%s %s: logits are (T, vocabulary), padding excluded",
+           NAMES[llama], bename);
+    mt_tensor_download(be, full, m.logits);
     double worst = 0;
-    mt_gpt_decode_prefill(&m, tok, 3);
+    mt_model_decode_prefill(&m, tok, 3);
     for (int pos = 3; pos < T; pos++) {
-        const float *d = mt_gpt_decode_step(&m, tok[pos], pos);
-        mt_download(be, step, d, sizeof step);
-        for (int v = 0; v < Vp; v++) {
-            double e = fabs(step[v] - full[pos * Vp + v]);
+        mt_tensor d = mt_model_decode_step(&m, tok[pos], pos);
+        mt_tensor_download(be, step, d);
+        for (int v = 0; v < V; v++) {
+            double e = fabs(step[v] - full[pos * V + v]);
             if (e > worst) worst = e;
         }
     }
-    tap_ok(worst < 1e-5, "%s: KV-cache decoding equals the full forward (max |diff| %.3g < 1e-5)",
-           bename, worst);
-    mt_gpt_free(&m);
+    tap_ok(worst < 1e-5, "%s %s: KV-cache decoding equals the full forward (max |diff| %.3g < 1e-5)",
+           NAMES[llama], bename, worst);
+    mt_model_free(&m);
     mt_backend_free(be);
 }
 
-static void test_accumulation(void)
+static void test_accumulation(int llama)
 {
     mt_backend *be = backend("cpu-ref");
-    struct mt_gpt m;
-    mt_gpt_init(&m, &TINY, be, 4, 6);
-    mt_gpt_init_weights(&m, 5);
+    struct mt_model m;
+    const struct mt_transformer_config TINY = tiny(llama, 0.1f);
+    mt_model_init(&m, &TINY, be, 4, 6, NULL, 1);
+    mt_model_init_weights(&m, 5);
+    /* with dropout: a micro-batch's masks follow its samples' indices */
+    mt_model_set_training(&m, 1, 77);
     struct mt_rng r;
     mt_rng_seed(&r, 13, 0);
     int32_t tok[24], tgt[24];
@@ -148,15 +191,15 @@ static void test_accumulation(void)
     random_tokens(&r, tgt, 24, TINY.vocab_size);
     size_t P = m.table.total;
     float *g1 = malloc(P * 4), *g2 = malloc(P * 4);
-    mt_gpt_zero_grad(&m);
-    double l1 = mt_gpt_forward(&m, tok, tgt, 4, 6);
-    mt_gpt_backward(&m, 1.0f);
+    mt_model_zero_grad(&m);
+    double l1 = mt_model_forward(&m, tok, tgt, 4, 6, 40);
+    mt_model_backward(&m, 1.0f);
     mt_download(be, g1, m.grads, P * 4);
-    mt_gpt_zero_grad(&m);
+    mt_model_zero_grad(&m);
     double l2 = 0;
     for (int k = 0; k < 2; k++) {
-        l2 += 0.5 * mt_gpt_forward(&m, tok + 12 * k, tgt + 12 * k, 2, 6);
-        mt_gpt_backward(&m, 0.5f);
+        l2 += 0.5 * mt_model_forward(&m, tok + 12 * k, tgt + 12 * k, 2, 6, 40 + 2 * k);
+        mt_model_backward(&m, 0.5f);
     }
     mt_download(be, g2, m.grads, P * 4);
     double worst = 0, gmax = 0;
@@ -164,12 +207,13 @@ static void test_accumulation(void)
         worst = fmax(worst, fabs(g1[i] - g2[i]));
         gmax = fmax(gmax, fabs(g1[i]));
     }
-    tap_ok(fabs(l1 - l2) < 1e-6 * fabs(l1), "accumulation: loss of 2x2 equals 1x4 (%.9g vs %.9g)", l2, l1);
-    tap_ok(worst <= 1e-5 * gmax, "accumulation: gradients of 2x2 equal 1x4 (max diff %.3g, max |g| %.3g)",
-           worst, gmax);
+    tap_ok(fabs(l1 - l2) < 1e-6 * fabs(l1), "%s accumulation with dropout: loss of 2x2 equals 1x4 (%.9g vs %.9g)",
+           NAMES[llama], l2, l1);
+    tap_ok(worst <= 1e-5 * gmax, "%s accumulation with dropout: gradients of 2x2 equal 1x4 (max diff %.3g, max |g| %.3g)",
+           NAMES[llama], worst, gmax);
     free(g1);
     free(g2);
-    mt_gpt_free(&m);
+    mt_model_free(&m);
     mt_backend_free(be);
 }
 
@@ -247,13 +291,68 @@ static void test_loader(void)
            mt_split_ranges("1,2,3,4", 1000, bg, en) != 0, "split: malformed strings rejected");
 }
 
+/* The generated table: GPT-2's 12 tensors per layer and the tied output;
+ * the Llama-style model without biases, LayerNorm biases and positions,
+ * with an output layer of its own, and a tied copy of the embedding on a
+ * later pipeline stage only when tied. */
+static void test_table(void)
+{
+    struct mt_transformer_config g = tiny(0, 0), l = tiny(1, 0);
+    struct mt_param_table t;
+    mt_layout_global_table(&g, 1, &t, NULL);
+    int ok = t.n == 2 + 12 * 2 + 2 && mt_params_find(&t, "output_layer.weight") < 0 &&
+             mt_params_find(&t, "embedding.position_embeddings.weight") >= 0;
+    mt_params_free(&t);
+    tap_ok(ok, "gpt table: embeddings, 12 tensors per layer, final LayerNorm; output tied");
+    mt_layout_global_table(&l, 1, &t, NULL);
+    int fc1 = mt_params_find(&t, "decoder.layers.1.mlp.linear_fc1.weight");
+    int qkv = mt_params_find(&t, "decoder.layers.0.self_attention.linear_qkv.weight");
+    ok = t.n == 1 + 6 * 2 + 2 && mt_params_find(&t, "output_layer.weight") >= 0 &&
+         mt_params_find(&t, "embedding.position_embeddings.weight") < 0 &&
+         mt_params_find(&t, "decoder.final_layernorm.bias") < 0 &&
+         mt_params_find(&t, "decoder.layers.0.self_attention.linear_qkv.bias") < 0 && fc1 >= 0 &&
+         t.p[fc1].shape[0] == 2 * 24 && qkv >= 0 && t.p[qkv].shape[0] == (4 + 2 * 2) * 4;
+    mt_params_free(&t);
+    tap_ok(ok, "llama table: no biases, no positions, untied output, fc1 [gate; up], qkv (heads + 2 groups) x kv");
+    /* the last of two stages of a tied model holds a shared copy */
+    struct mt_stage s1 = {1, 0, 0, 1, 1, 1};
+    mt_layout_stage_table(&g, &s1, &t);
+    int w = mt_params_find(&t, "embedding.word_embeddings.weight");
+    ok = w >= 0 && t.p[w].shared;
+    mt_params_free(&t);
+    mt_layout_stage_table(&l, &s1, &t);
+    ok &= mt_params_find(&t, "embedding.word_embeddings.weight") < 0;
+    mt_params_free(&t);
+    tap_ok(ok, "pipeline: the last stage holds a shared copy of a tied embedding, none when untied");
+    /* SwiGLU's fc1 under tp = 2: a shard keeps its gate rows and its up rows */
+    struct mt_stage s2 = {2, 1, 1, 1, 0, 2};
+    mt_layout_stage_table(&l, &s2, &t);
+    const struct mt_param *p = &t.p[mt_params_find(&t, "decoder.layers.0.mlp.linear_fc1.weight")];
+    float global[48 * 16], local[24 * 16];
+    for (int i = 0; i < 48 * 16; i++) global[i] = (float)(i / 16); /* the row index */
+    mt_param_shard(p, 2, 1, global, local);
+    ok = p->split_stride == 2 && local[0] == 12 && local[11 * 16] == 23 && local[12 * 16] == 36 &&
+         local[23 * 16] == 47;
+    float back[48 * 16], blocks[48 * 16];
+    mt_param_shard(p, 2, 0, global, blocks);
+    memcpy(blocks + 24 * 16, local, sizeof local);
+    mt_param_unshard(p, 2, blocks, back);
+    ok &= memcmp(back, global, sizeof back) == 0;
+    mt_params_free(&t);
+    tap_ok(ok, "tp=2 shard of SwiGLU fc1: gate rows 12..23 then up rows 36..47; unshard inverts it");
+}
+
 int main(void)
 {
-    test_finite_differences("cpu-ref");
-    test_finite_differences("cpu");
-    test_kv_cache("cpu-ref");
-    test_kv_cache("cpu");
-    test_accumulation();
+    test_table();
+    for (int llama = 0; llama < 2; llama++) {
+        test_finite_differences("cpu-ref", llama, 0.0f);
+        test_finite_differences("cpu", llama, 0.0f);
+        test_finite_differences("cpu-ref", llama, 0.1f);
+        test_kv_cache("cpu-ref", llama);
+        test_kv_cache("cpu", llama);
+        test_accumulation(llama);
+    }
     test_lr();
     test_loader();
     return tap_done();

@@ -31,6 +31,7 @@
 #include <omp.h>
 #endif
 #include "cpu/cpu_internal.h"
+#include "core/philox.h"
 #include "tap.h"
 
 static mt_backend *fast; /* "cpu", then "cuda" when a device is present */
@@ -78,11 +79,14 @@ static float *host_fill(size_t n, float v)
 struct dpair {
     void *f, *r; /* the same contents on fast and on ref */
     size_t bytes;
+    int64_t rows, cols; /* as a tensor: rows x cols of f32 (i32 for dp_ids) */
+    enum mt_dtype dtype;
 };
 
 static struct dpair dp_new(const void *host, size_t bytes)
 {
-    struct dpair p = {fast->iface->alloc(fast, bytes), ref->iface->alloc(ref, bytes), bytes};
+    struct dpair p = {fast->iface->alloc(fast, bytes), ref->iface->alloc(ref, bytes), bytes,
+                      1, (int64_t)(bytes / 4), MT_DTYPE_F32};
     assert(p.f && p.r);
     assert(((uintptr_t)p.f & 63) == 0 && ((uintptr_t)p.r & 63) == 0);
     fast->iface->upload(fast, p.f, host, bytes);
@@ -93,6 +97,31 @@ static struct dpair dp_new(const void *host, size_t bytes)
 /* floats from a host array */
 static struct dpair dp_floats(const float *host, size_t n) { return dp_new(host, n * sizeof(float)); }
 
+/* the pair seen as rows x cols tensors */
+static struct dpair dp_shape(struct dpair p, int64_t rows, int64_t cols)
+{
+    assert(rows * cols * 4 == (int64_t)p.bytes);
+    p.rows = rows, p.cols = cols;
+    return p;
+}
+
+/* rows x cols floats from a host array, as a tensor pair */
+static struct dpair dp_mat(const float *host, int64_t rows, int64_t cols)
+{
+    return dp_shape(dp_floats(host, (size_t)(rows * cols)), rows, cols);
+}
+
+/* rows x cols floats equal to v */
+static struct dpair dp_cmat(int64_t rows, int64_t cols, float v);
+
+/* n int32 ids as a (1, n) tensor pair */
+static struct dpair dp_ids(const int32_t *host, size_t n)
+{
+    struct dpair p = dp_new(host, n * sizeof *host);
+    p.rows = 1, p.cols = (int64_t)n, p.dtype = MT_DTYPE_I32;
+    return p;
+}
+
 /* n floats all equal to v (NaN to prove an output is overwritten) */
 static struct dpair dp_const(size_t n, float v)
 {
@@ -100,6 +129,11 @@ static struct dpair dp_const(size_t n, float v)
     struct dpair p = dp_floats(h, n);
     free(h);
     return p;
+}
+
+static struct dpair dp_cmat(int64_t rows, int64_t cols, float v)
+{
+    return dp_shape(dp_const((size_t)(rows * cols), v), rows, cols);
 }
 
 static void dp_free(struct dpair *p)
@@ -110,8 +144,19 @@ static void dp_free(struct dpair *p)
 
 #define F(p) ((float *)(p).f)
 #define R(p) ((float *)(p).r)
-#define FI(p) ((int32_t *)(p).f)
-#define RI(p) ((int32_t *)(p).r)
+/* the fast and ref tensors of a pair */
+#define TF(p) mt_tensor_of((p).f, (p).dtype, (p).rows, (p).cols)
+#define TR(p) mt_tensor_of((p).r, (p).dtype, (p).rows, (p).cols)
+/* a statement run on both backends: ON(X) names the pair's side */
+#define BOTH(stmt) \
+    do { \
+        for (int side_ = 0; side_ < 2; side_++) { \
+            mt_backend *be = side_ ? ref : fast; \
+            (void)be; \
+            stmt; \
+        } \
+    } while (0)
+#define ON(p) (side_ ? TR(p) : TF(p))
 
 /* ---- comparison ---------------------------------------------------------------------- */
 
@@ -208,63 +253,56 @@ struct op_case {
 
 static void t_embed_fwd(const struct op_case *oc, const struct shape *s)
 {
-    int B = s->B, T = s->T, C = s->C, V = emb_vocab(s), N = B * T;
-    /* variants: whole vocabulary; a shard [V/3, V/3 + V/2) with tokens outside
-     * it and pos0 = 2 (decode-style offset); no position table */
+    int C = s->C, V = emb_vocab(s), N = s->B * s->T;
+    /* variants: whole vocabulary; a shard [V/3, V/3 + V/2) with ids outside
+     * it; the shard accumulated into a non-zero output (a position table
+     * added after the word embedding) */
     for (int variant = 0; variant < 3; variant++) {
-        int off = variant == 1 ? V / 3 : 0, Vl = variant == 1 ? V / 2 + 1 : V;
-        int pos0 = variant == 1 ? 2 : 0, maxT = T + 2;
+        int off = variant ? V / 3 : 0, Vl = variant ? V / 2 + 1 : V, acc = variant == 2;
         int32_t *tok = xmalloc((size_t)N * sizeof *tok);
         for (int i = 0; i < N; i++) tok[i] = irand(V);
-        float *hwte = host_rand((size_t)Vl * C, 1.0f, 0.0f), *hwpe = host_rand((size_t)maxT * C, 1.0f, 0.0f);
-        struct dpair dtok = dp_new(tok, (size_t)N * sizeof *tok), wte = dp_floats(hwte, (size_t)Vl * C),
-                     wpe = dp_floats(hwpe, (size_t)maxT * C), out = dp_const((size_t)N * C, NAN);
-        int use_wpe = variant != 2;
-        fast->iface->embed_fwd(fast, F(out), FI(dtok), F(wte), use_wpe ? F(wpe) : NULL, B, T, C, pos0, off, Vl);
-        ref->iface->embed_fwd(ref, R(out), RI(dtok), R(wte), use_wpe ? R(wpe) : NULL, B, T, C, pos0, off, Vl);
+        float *ht = host_rand((size_t)Vl * C, 1.0f, 0.0f), *ho = host_rand((size_t)N * C, 1.0f, 0.0f);
+        struct dpair ids = dp_ids(tok, (size_t)N), table = dp_mat(ht, Vl, C),
+                     out = acc ? dp_mat(ho, N, C) : dp_cmat(N, C, NAN);
+        BOTH(be->iface->embed_fwd(be, ON(out), ON(ids), ON(table), off, acc));
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "out", out, (size_t)N * C);
-        static const char *vname[] = {"full", "shard+pos0", "no-wpe"};
+        static const char *vname[] = {"full", "shard", "shard accumulate"};
         cmp_report(&c, "%s %s [%s]", oc->name, vname[variant], s->name);
-        dp_free(&dtok), dp_free(&wte), dp_free(&wpe), dp_free(&out);
-        free(tok), free(hwte), free(hwpe);
+        dp_free(&ids), dp_free(&table), dp_free(&out);
+        free(tok), free(ht), free(ho);
     }
 }
 
 static void t_embed_bwd(const struct op_case *oc, const struct shape *s)
 {
-    int B = s->B, T = s->T, C = s->C, V = emb_vocab(s), N = B * T;
-    for (int variant = 0; variant < 3; variant++) {
-        int off = variant == 1 ? V / 3 : 0, Vl = variant == 1 ? V / 2 + 1 : V;
+    int C = s->C, V = emb_vocab(s), N = s->B * s->T;
+    for (int variant = 0; variant < 2; variant++) {
+        int off = variant ? V / 3 : 0, Vl = variant ? V / 2 + 1 : V;
         int32_t *tok = xmalloc((size_t)N * sizeof *tok);
-        /* tokens from a narrow range so that rows repeat (the ordered sums) */
-        for (int i = 0; i < N; i++) tok[i] = off + irand(Vl < 5 ? Vl : 5) + (variant == 1 && i % 3 == 0 ? -off : 0);
-        float *hd = host_rand((size_t)N * C, 1.0f, 0.0f);
-        float *hdwte = host_rand((size_t)Vl * C, 1.0f, 0.0f), *hdwpe = host_rand((size_t)T * C, 1.0f, 0.0f);
-        struct dpair dtok = dp_new(tok, (size_t)N * sizeof *tok), dout = dp_floats(hd, (size_t)N * C),
-                     dwte = dp_floats(hdwte, (size_t)Vl * C), dwpe = dp_floats(hdwpe, (size_t)T * C);
-        int use_wpe = variant != 2;
-        fast->iface->embed_bwd(fast, F(dwte), use_wpe ? F(dwpe) : NULL, F(dout), FI(dtok), B, T, C, off, Vl);
-        ref->iface->embed_bwd(ref, R(dwte), use_wpe ? R(dwpe) : NULL, R(dout), RI(dtok), B, T, C, off, Vl);
+        /* ids from a narrow range so that rows repeat (the ordered sums) */
+        for (int i = 0; i < N; i++) tok[i] = off + irand(Vl < 5 ? Vl : 5) + (variant && i % 3 == 0 ? -off : 0);
+        float *hd = host_rand((size_t)N * C, 1.0f, 0.0f), *hdt = host_rand((size_t)Vl * C, 1.0f, 0.0f);
+        struct dpair ids = dp_ids(tok, (size_t)N), dout = dp_mat(hd, N, C), dtab = dp_mat(hdt, Vl, C);
+        BOTH(be->iface->embed_bwd(be, ON(dtab), ON(dout), ON(ids), off));
         struct cmp c = cmp_init(oc->atol, oc->rtol);
-        cmp_pair(&c, "dwte", dwte, (size_t)Vl * C);
-        cmp_pair(&c, "dwpe", dwpe, (size_t)T * C);
-        static const char *vname[] = {"full", "shard", "no-wpe"};
-        cmp_report(&c, "%s %s [%s]", oc->name, vname[variant], s->name);
-        dp_free(&dtok), dp_free(&dout), dp_free(&dwte), dp_free(&dwpe);
-        free(tok), free(hd), free(hdwte), free(hdwpe);
+        cmp_pair(&c, "dtable", dtab, (size_t)Vl * C);
+        cmp_report(&c, "%s %s [%s]", oc->name, variant ? "shard" : "full", s->name);
+        dp_free(&ids), dp_free(&dout), dp_free(&dtab);
+        free(tok), free(hd), free(hdt);
     }
 }
+
+static const double LN_EPS = 1e-5, RMS_EPS = 1e-6;
 
 static void t_layernorm_fwd(const struct op_case *oc, const struct shape *s)
 {
     int N = s->B * s->T, C = s->C;
     float *hx = host_rand((size_t)N * C, 2.0f, 3.0f); /* mean 3: centering matters */
     float *hw = host_rand(C, 1.0f, 1.0f), *hb = host_rand(C, 0.5f, 0.0f);
-    struct dpair x = dp_floats(hx, (size_t)N * C), w = dp_floats(hw, C), b = dp_floats(hb, C),
-                 out = dp_const((size_t)N * C, NAN), mean = dp_const(N, NAN), rstd = dp_const(N, NAN);
-    fast->iface->layernorm_fwd(fast, F(out), F(mean), F(rstd), F(x), F(w), F(b), N, C);
-    ref->iface->layernorm_fwd(ref, R(out), R(mean), R(rstd), R(x), R(w), R(b), N, C);
+    struct dpair x = dp_mat(hx, N, C), w = dp_mat(hw, 1, C), b = dp_mat(hb, 1, C),
+                 out = dp_cmat(N, C, NAN), mean = dp_cmat(1, N, NAN), rstd = dp_cmat(1, N, NAN);
+    BOTH(be->iface->layernorm_fwd(be, ON(out), ON(mean), ON(rstd), ON(x), ON(w), ON(b), LN_EPS));
     struct cmp c = cmp_init(oc->atol, oc->rtol);
     cmp_pair(&c, "out", out, (size_t)N * C);
     cmp_pair(&c, "mean", mean, N);
@@ -274,16 +312,17 @@ static void t_layernorm_fwd(const struct op_case *oc, const struct shape *s)
     free(hx), free(hw), free(hb);
 }
 
-/* mean and rstd of x (N,C) on the host, in double, as the forward saves them */
-static void host_ln_stats(const float *x, int N, int C, float *mean, float *rstd)
+/* mean and rstd of x (N,C) on the host, in double, as the forward saves
+ * them; rms = 1: no centring (RMSNorm), mean is then 0 */
+static void host_norm_stats(const float *x, int N, int C, float *mean, float *rstd, int rms)
 {
     for (int n = 0; n < N; n++) {
         double s = 0, ss = 0;
         for (int c = 0; c < C; c++) s += x[(size_t)n * C + c];
-        double mu = s / C;
+        double mu = rms ? 0.0 : s / C;
         for (int c = 0; c < C; c++) ss += (x[(size_t)n * C + c] - mu) * (x[(size_t)n * C + c] - mu);
-        mean[n] = (float)mu;
-        rstd[n] = (float)(1.0 / sqrt(ss / C + 1e-5));
+        if (mean) mean[n] = (float)mu;
+        rstd[n] = (float)(1.0 / sqrt(ss / C + (rms ? RMS_EPS : LN_EPS)));
     }
 }
 
@@ -293,14 +332,13 @@ static void t_layernorm_bwd(const struct op_case *oc, const struct shape *s)
     float *hx = host_rand((size_t)N * C, 2.0f, 3.0f), *hw = host_rand(C, 1.0f, 1.0f);
     float *hd = host_rand((size_t)N * C, 1.0f, 0.0f);
     float *hmean = xmalloc(N * sizeof(float)), *hrstd = xmalloc(N * sizeof(float));
-    host_ln_stats(hx, N, C, hmean, hrstd);
+    host_norm_stats(hx, N, C, hmean, hrstd, 0);
     /* gradients start non-zero: the member accumulates */
     float *hdi = host_rand((size_t)N * C, 1.0f, 0.0f), *hdw = host_rand(C, 1.0f, 0.0f), *hdb = host_rand(C, 1.0f, 0.0f);
-    struct dpair x = dp_floats(hx, (size_t)N * C), w = dp_floats(hw, C), dout = dp_floats(hd, (size_t)N * C),
-                 mean = dp_floats(hmean, N), rstd = dp_floats(hrstd, N), dinp = dp_floats(hdi, (size_t)N * C),
-                 dw = dp_floats(hdw, C), db = dp_floats(hdb, C);
-    fast->iface->layernorm_bwd(fast, F(dinp), F(dw), F(db), F(dout), F(x), F(w), F(mean), F(rstd), N, C);
-    ref->iface->layernorm_bwd(ref, R(dinp), R(dw), R(db), R(dout), R(x), R(w), R(mean), R(rstd), N, C);
+    struct dpair x = dp_mat(hx, N, C), w = dp_mat(hw, 1, C), dout = dp_mat(hd, N, C),
+                 mean = dp_mat(hmean, 1, N), rstd = dp_mat(hrstd, 1, N), dinp = dp_mat(hdi, N, C),
+                 dw = dp_mat(hdw, 1, C), db = dp_mat(hdb, 1, C);
+    BOTH(be->iface->layernorm_bwd(be, ON(dinp), ON(dw), ON(db), ON(dout), ON(x), ON(w), ON(mean), ON(rstd)));
     struct cmp c = cmp_init(oc->atol, oc->rtol);
     cmp_pair(&c, "dinp", dinp, (size_t)N * C);
     cmp_pair(&c, "dw", dw, C);
@@ -310,13 +348,45 @@ static void t_layernorm_bwd(const struct op_case *oc, const struct shape *s)
     free(hx), free(hw), free(hd), free(hmean), free(hrstd), free(hdi), free(hdw), free(hdb);
 }
 
+static void t_rmsnorm_fwd(const struct op_case *oc, const struct shape *s)
+{
+    int N = s->B * s->T, C = s->C;
+    float *hx = host_rand((size_t)N * C, 2.0f, 1.0f), *hw = host_rand(C, 1.0f, 1.0f);
+    struct dpair x = dp_mat(hx, N, C), w = dp_mat(hw, 1, C), out = dp_cmat(N, C, NAN),
+                 rstd = dp_cmat(1, N, NAN);
+    BOTH(be->iface->rmsnorm_fwd(be, ON(out), ON(rstd), ON(x), ON(w), RMS_EPS));
+    struct cmp c = cmp_init(oc->atol, oc->rtol);
+    cmp_pair(&c, "out", out, (size_t)N * C);
+    cmp_pair(&c, "rstd", rstd, N);
+    cmp_report(&c, "%s N=%d C=%d [%s]", oc->name, N, C, s->name);
+    dp_free(&x), dp_free(&w), dp_free(&out), dp_free(&rstd);
+    free(hx), free(hw);
+}
+
+static void t_rmsnorm_bwd(const struct op_case *oc, const struct shape *s)
+{
+    int N = s->B * s->T, C = s->C;
+    float *hx = host_rand((size_t)N * C, 2.0f, 1.0f), *hw = host_rand(C, 1.0f, 1.0f);
+    float *hd = host_rand((size_t)N * C, 1.0f, 0.0f), *hrstd = xmalloc(N * sizeof(float));
+    host_norm_stats(hx, N, C, NULL, hrstd, 1);
+    float *hdi = host_rand((size_t)N * C, 1.0f, 0.0f), *hdw = host_rand(C, 1.0f, 0.0f);
+    struct dpair x = dp_mat(hx, N, C), w = dp_mat(hw, 1, C), dout = dp_mat(hd, N, C),
+                 rstd = dp_mat(hrstd, 1, N), dinp = dp_mat(hdi, N, C), dw = dp_mat(hdw, 1, C);
+    BOTH(be->iface->rmsnorm_bwd(be, ON(dinp), ON(dw), ON(dout), ON(x), ON(w), ON(rstd)));
+    struct cmp c = cmp_init(oc->atol, oc->rtol);
+    cmp_pair(&c, "dinp", dinp, (size_t)N * C);
+    cmp_pair(&c, "dw", dw, C);
+    cmp_report(&c, "%s N=%d C=%d [%s]", oc->name, N, C, s->name);
+    dp_free(&x), dp_free(&w), dp_free(&dout), dp_free(&rstd), dp_free(&dinp), dp_free(&dw);
+    free(hx), free(hw), free(hd), free(hrstd), free(hdi), free(hdw);
+}
+
 static void t_bias_add(const struct op_case *oc, const struct shape *s)
 {
     int N = s->B * s->T, C = s->C;
     float *hy = host_rand((size_t)N * C, 1.0f, 0.0f), *hb = host_rand(C, 1.0f, 0.0f);
-    struct dpair y = dp_floats(hy, (size_t)N * C), b = dp_floats(hb, C);
-    fast->iface->bias_add(fast, F(y), F(b), N, C);
-    ref->iface->bias_add(ref, R(y), R(b), N, C);
+    struct dpair y = dp_mat(hy, N, C), b = dp_mat(hb, 1, C);
+    BOTH(be->iface->bias_add(be, ON(y), ON(b)));
     struct cmp c = cmp_init(oc->atol, oc->rtol);
     cmp_pair(&c, "y", y, (size_t)N * C);
     cmp_report(&c, "%s N=%d C=%d [%s]", oc->name, N, C, s->name);
@@ -327,9 +397,8 @@ static void t_bias_bwd(const struct op_case *oc, const struct shape *s)
 {
     int N = s->B * s->T, C = s->C;
     float *hd = host_rand((size_t)N * C, 1.0f, 0.0f), *hb = host_rand(C, 1.0f, 0.0f);
-    struct dpair dy = dp_floats(hd, (size_t)N * C), db = dp_floats(hb, C);
-    fast->iface->bias_bwd(fast, F(db), F(dy), N, C);
-    ref->iface->bias_bwd(ref, R(db), R(dy), N, C);
+    struct dpair dy = dp_mat(hd, N, C), db = dp_mat(hb, 1, C);
+    BOTH(be->iface->bias_bwd(be, ON(db), ON(dy)));
     struct cmp c = cmp_init(oc->atol, oc->rtol);
     cmp_pair(&c, "dbias", db, C);
     cmp_report(&c, "%s N=%d C=%d [%s]", oc->name, N, C, s->name);
@@ -341,8 +410,7 @@ static void t_gelu_fwd(const struct op_case *oc, const struct shape *s)
     size_t n = s->n;
     float *hx = host_rand(n, 6.0f, 0.0f); /* both tails and the bend */
     struct dpair x = dp_floats(hx, n), out = dp_const(n, NAN);
-    fast->iface->gelu_fwd(fast, F(out), F(x), n);
-    ref->iface->gelu_fwd(ref, R(out), R(x), n);
+    BOTH(be->iface->gelu_fwd(be, ON(out), ON(x)));
     struct cmp c = cmp_init(oc->atol, oc->rtol);
     cmp_pair(&c, "out", out, n);
     cmp_report(&c, "%s n=%zu [%s]", oc->name, n, s->name);
@@ -356,14 +424,38 @@ static void t_gelu_bwd(const struct op_case *oc, const struct shape *s)
     for (int alias = 0; alias < 2; alias++) {
         struct dpair x = dp_floats(hx, n), dout = dp_floats(hd, n), dinp = dp_const(n, NAN);
         struct dpair *dst = alias ? &dout : &dinp; /* alias: dinp == dout */
-        fast->iface->gelu_bwd(fast, F(*dst), F(x), F(dout), n);
-        ref->iface->gelu_bwd(ref, R(*dst), R(x), R(dout), n);
+        BOTH(be->iface->gelu_bwd(be, ON(*dst), ON(x), ON(dout)));
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "dinp", *dst, n);
         cmp_report(&c, "%s%s n=%zu [%s]", oc->name, alias ? " in-place" : "", n, s->name);
         dp_free(&x), dp_free(&dout), dp_free(&dinp);
     }
     free(hx), free(hd);
+}
+
+/* swiglu over (N, F) with F = the shape's C (inputs (N, 2F)) */
+static void t_swiglu_fwd(const struct op_case *oc, const struct shape *s)
+{
+    int N = s->B * s->T, F = s->C;
+    float *hx = host_rand((size_t)N * 2 * F, 6.0f, 0.0f);
+    struct dpair x = dp_mat(hx, N, 2 * F), out = dp_cmat(N, F, NAN);
+    BOTH(be->iface->swiglu_fwd(be, ON(out), ON(x)));
+    struct cmp c = cmp_init(oc->atol, oc->rtol);
+    cmp_pair(&c, "out", out, (size_t)N * F);
+    cmp_report(&c, "%s N=%d F=%d [%s]", oc->name, N, F, s->name);
+    dp_free(&x), dp_free(&out), free(hx);
+}
+
+static void t_swiglu_bwd(const struct op_case *oc, const struct shape *s)
+{
+    int N = s->B * s->T, F = s->C;
+    float *hx = host_rand((size_t)N * 2 * F, 6.0f, 0.0f), *hd = host_rand((size_t)N * F, 1.0f, 0.0f);
+    struct dpair x = dp_mat(hx, N, 2 * F), dout = dp_mat(hd, N, F), dinp = dp_cmat(N, 2 * F, NAN);
+    BOTH(be->iface->swiglu_bwd(be, ON(dinp), ON(x), ON(dout)));
+    struct cmp c = cmp_init(oc->atol, oc->rtol);
+    cmp_pair(&c, "dinp", dinp, (size_t)N * 2 * F);
+    cmp_report(&c, "%s N=%d F=%d [%s]", oc->name, N, F, s->name);
+    dp_free(&x), dp_free(&dout), dp_free(&dinp), free(hx), free(hd);
 }
 
 static void t_add(const struct op_case *oc, const struct shape *s)
@@ -373,8 +465,7 @@ static void t_add(const struct op_case *oc, const struct shape *s)
     for (int alias = 0; alias < 2; alias++) {
         struct dpair a = dp_floats(ha, n), b = dp_floats(hb, n), out = dp_const(n, NAN);
         struct dpair *dst = alias ? &a : &out; /* alias: out == a (the residual add) */
-        fast->iface->add(fast, F(*dst), F(a), F(b), n);
-        ref->iface->add(ref, R(*dst), R(a), R(b), n);
+        BOTH(be->iface->add(be, ON(*dst), ON(a), ON(b)));
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "out", *dst, n);
         cmp_report(&c, "%s%s n=%zu [%s]", oc->name, alias ? " in-place" : "", n, s->name);
@@ -388,83 +479,214 @@ static void t_scale(const struct op_case *oc, const struct shape *s)
     size_t n = s->n;
     float *hx = host_rand(n, 1.0f, 0.0f);
     struct dpair x = dp_floats(hx, n);
-    fast->iface->scale(fast, F(x), 0.37f, n);
-    ref->iface->scale(ref, R(x), 0.37f, n);
+    BOTH(be->iface->scale(be, ON(x), 0.37f));
     struct cmp c = cmp_init(oc->atol, oc->rtol);
     cmp_pair(&c, "x", x, n);
     cmp_report(&c, "%s n=%zu [%s]", oc->name, n, s->name);
     dp_free(&x), free(hx);
 }
 
+/* dropout of x (N, C) for samples of T positions: fast vs ref exactly, the
+ * kept fraction near 1 - p, kept elements x / (1 - p), and the mask a
+ * function of the global coordinates: the two halves of the rows (later
+ * samples: sample0 moved) and the two halves of the columns (col0 moved)
+ * give the same elements as the whole, as a data- or tensor-parallel split
+ * of the same tensor must */
+static void t_dropout(const struct op_case *oc, const struct shape *s)
+{
+    int T = s->T, N = s->B * s->T, C = s->C;
+    const float p = 0.25f;
+    struct mt_dropout_args d = {p, 0x1234abcd5678ull, 77, 1000, T, 3};
+    float *hx = host_rand((size_t)N * C, 1.0f, 2.0f); /* no zeros */
+    struct dpair x = dp_mat(hx, N, C);
+    BOTH(be->iface->dropout(be, ON(x), &d));
+    struct cmp c = cmp_init(0, 0);
+    cmp_pair(&c, "x", x, (size_t)N * C);
+    cmp_report(&c, "%s p=%.2f N=%d C=%d [%s]", oc->name, p, N, C, s->name);
+    float *got = xmalloc((size_t)N * C * sizeof(float));
+    fast->iface->download(fast, got, x.f, (size_t)N * C * sizeof(float));
+    long zeros = 0, wrong = 0;
+    for (size_t i = 0; i < (size_t)N * C; i++) {
+        if (got[i] == 0.0f) zeros++;
+        else if (got[i] != hx[i] * mt_dropout_scale(p)) wrong++;
+    }
+    double frac = (double)zeros / ((double)N * C), sd = sqrt(p * (1 - p) / ((double)N * C));
+    tap_ok(wrong == 0 && fabs(frac - p) <= 4 * sd + 1e-9,
+           "%s: %.4f of elements dropped (p %.2f, 4 sd %.4f), kept ones scaled by 1/(1-p) [%s]",
+           oc->name, frac, p, 4 * sd, s->name);
+    /* the pieces: rows of later samples, columns further right */
+    int nb = s->B / 2 > 0 ? s->B / 2 : 1, c2 = C / 2 > 0 ? C / 2 : 1;
+    float *piece = xmalloc((size_t)N * C * sizeof(float));
+    long differ = 0;
+    for (int part = 0; part < 2; part++) {
+        int r0 = part ? nb * T : 0, nr = part ? N - nb * T : nb * T;
+        int k0 = part ? c2 : 0, nc = part ? C - c2 : c2;
+        if (nr <= 0 || nc <= 0) continue;
+        float *h = xmalloc((size_t)nr * nc * sizeof(float));
+        for (int r = 0; r < nr; r++)
+            for (int k = 0; k < nc; k++) h[(size_t)r * nc + k] = hx[(size_t)(r0 + r) * C + k0 + k];
+        struct dpair xp = dp_mat(h, nr, nc);
+        struct mt_dropout_args dp = d;
+        dp.sample0 += r0 / T, dp.col0 += k0;
+        fast->iface->dropout(fast, TF(xp), &dp);
+        fast->iface->download(fast, piece, xp.f, (size_t)nr * nc * sizeof(float));
+        for (int r = 0; r < nr; r++)
+            for (int k = 0; k < nc; k++)
+                differ += piece[(size_t)r * nc + k] != got[(size_t)(r0 + r) * C + k0 + k];
+        dp_free(&xp), free(h);
+    }
+    tap_ok(differ == 0, "%s: a block of rows (later samples) and of columns (col0) draws the "
+           "whole tensor's mask there (%ld differ) [%s]", oc->name, differ, s->name);
+    dp_free(&x), free(hx), free(got), free(piece);
+}
+
+/* the attention layouts tested per shape: MHA causal; grouped (groups < heads
+ * where heads allow) causal; MHA over all keys; grouped with dropout */
+struct attn_variant {
+    const char *name;
+    int grouped, causal;
+    float p;
+};
+static const struct attn_variant ATTN_VARIANTS[] = {
+    {"mha causal", 0, 1, 0.0f}, {"gqa causal", 1, 1, 0.0f}, {"mha full", 0, 0, 0.0f},
+    {"gqa causal dropout", 1, 1, 0.2f}};
+enum { NATTN = sizeof ATTN_VARIANTS / sizeof ATTN_VARIANTS[0] };
+
+static struct mt_attn_args attn_args(const struct shape *s, const struct attn_variant *v, int t0)
+{
+    int groups = s->NH;
+    if (v->grouped) groups = s->NH % 2 == 0 && s->NH > 2 ? s->NH / 2 : 1;
+    struct mt_attn_args a = {s->B, s->T, t0, s->NH, groups, s->HS, v->causal,
+                             {v->p, 99, 5, 17, 1, 2}};
+    return a;
+}
+
 static void t_attn_fwd(const struct op_case *oc, const struct shape *s)
 {
-    int B = s->B, T = s->T, NH = s->NH, HS = s->HS;
-    size_t nqkv = (size_t)B * T * NH * 3 * HS;
-    float *hqkv = host_rand(nqkv, 2.0f, 0.0f); /* scores of a few units: a peaked softmax */
-    struct dpair qkv = dp_floats(hqkv, nqkv);
-    /* t0 = 0 (training) */
-    size_t nout = (size_t)B * T * NH * HS, natt = (size_t)B * NH * T * T;
-    struct dpair out = dp_const(nout, NAN), att = dp_const(natt, NAN);
-    fast->iface->attn_fwd(fast, F(out), F(att), F(qkv), B, T, 0, NH, HS);
-    ref->iface->attn_fwd(ref, R(out), R(att), R(qkv), B, T, 0, NH, HS);
-    struct cmp c = cmp_init(oc->atol, oc->rtol);
-    cmp_pair(&c, "out", out, nout);
-    cmp_pair(&c, "att", att, natt);
-    cmp_report(&c, "%s t0=0 B=%d T=%d NH=%d HS=%d [%s]", oc->name, B, T, NH, HS, s->name);
-    /* t0 = T-1 (decoding one token): against ref, and against the last row of t0 = 0 */
-    size_t nout1 = (size_t)B * NH * HS, natt1 = (size_t)B * NH * T;
-    struct dpair out1 = dp_const(nout1, NAN), att1 = dp_const(natt1, NAN);
-    fast->iface->attn_fwd(fast, F(out1), F(att1), F(qkv), B, T, T - 1, NH, HS);
-    ref->iface->attn_fwd(ref, R(out1), R(att1), R(qkv), B, T, T - 1, NH, HS);
-    c = cmp_init(oc->atol, oc->rtol);
-    cmp_pair(&c, "out", out1, nout1);
-    cmp_pair(&c, "att", att1, natt1);
-    cmp_report(&c, "%s t0=T-1 B=%d T=%d NH=%d HS=%d [%s]", oc->name, B, T, NH, HS, s->name);
-    float *full_out = xmalloc(nout * sizeof(float)), *full_att = xmalloc(natt * sizeof(float));
-    float *last_out = xmalloc(nout1 * sizeof(float)), *last_att = xmalloc(natt1 * sizeof(float));
-    float *dec_out = xmalloc(nout1 * sizeof(float)), *dec_att = xmalloc(natt1 * sizeof(float));
-    ref->iface->download(ref, full_out, R(out), nout * sizeof(float));
-    ref->iface->download(ref, full_att, R(att), natt * sizeof(float));
-    fast->iface->download(fast, dec_out, F(out1), nout1 * sizeof(float));
-    fast->iface->download(fast, dec_att, F(att1), natt1 * sizeof(float));
-    for (int b = 0; b < B; b++) {
-        memcpy(last_out + (size_t)b * NH * HS, full_out + ((size_t)b * T + T - 1) * NH * HS, (size_t)NH * HS * sizeof(float));
-        for (int h = 0; h < NH; h++)
-            memcpy(last_att + ((size_t)b * NH + h) * T, full_att + (((size_t)b * NH + h) * T + T - 1) * T, (size_t)T * sizeof(float));
+    for (int vi = 0; vi < NATTN; vi++) {
+        const struct attn_variant *v = &ATTN_VARIANTS[vi];
+        struct mt_attn_args a = attn_args(s, v, 0);
+        int B = a.B, T = a.T, NH = a.heads, HS = a.head_dim, W = mt_qkv_width(&a);
+        size_t nqkv = (size_t)B * T * W;
+        float *hqkv = host_rand(nqkv, 2.0f, 0.0f); /* scores of a few units: a peaked softmax */
+        struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W);
+        /* t0 = 0 (training) */
+        size_t nout = (size_t)B * T * NH * HS, natt = (size_t)B * NH * T * T;
+        struct dpair out = dp_cmat((int64_t)B * T, NH * HS, NAN), att = dp_cmat((int64_t)B * NH * T, T, NAN);
+        BOTH(be->iface->attn_fwd(be, ON(out), ON(att), ON(qkv), &a));
+        struct cmp c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "out", out, nout);
+        cmp_pair(&c, "att", att, natt);
+        cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d [%s]", oc->name, v->name, a.groups, B, T,
+                   NH, HS, s->name);
+        if (!v->causal || v->p > 0) {
+            dp_free(&qkv), dp_free(&out), dp_free(&att), free(hqkv);
+            continue;
+        }
+        /* t0 = T-1 (decoding one token): against ref, and against the last row of t0 = 0 */
+        struct mt_attn_args a1 = attn_args(s, v, T - 1);
+        size_t nout1 = (size_t)B * NH * HS, natt1 = (size_t)B * NH * T;
+        struct dpair out1 = dp_cmat(B, NH * HS, NAN), att1 = dp_cmat((int64_t)B * NH, T, NAN);
+        BOTH(be->iface->attn_fwd(be, ON(out1), ON(att1), ON(qkv), &a1));
+        c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "out", out1, nout1);
+        cmp_pair(&c, "att", att1, natt1);
+        cmp_report(&c, "%s %s t0=T-1 [%s]", oc->name, v->name, s->name);
+        float *full_out = xmalloc(nout * sizeof(float)), *full_att = xmalloc(natt * sizeof(float));
+        float *last_out = xmalloc(nout1 * sizeof(float)), *last_att = xmalloc(natt1 * sizeof(float));
+        float *dec_out = xmalloc(nout1 * sizeof(float)), *dec_att = xmalloc(natt1 * sizeof(float));
+        ref->iface->download(ref, full_out, R(out), nout * sizeof(float));
+        ref->iface->download(ref, full_att, R(att), natt * sizeof(float));
+        fast->iface->download(fast, dec_out, F(out1), nout1 * sizeof(float));
+        fast->iface->download(fast, dec_att, F(att1), natt1 * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            memcpy(last_out + (size_t)b * NH * HS, full_out + ((size_t)b * T + T - 1) * NH * HS, (size_t)NH * HS * sizeof(float));
+            for (int h = 0; h < NH; h++)
+                memcpy(last_att + ((size_t)b * NH + h) * T, full_att + (((size_t)b * NH + h) * T + T - 1) * T, (size_t)T * sizeof(float));
+        }
+        c = cmp_init(oc->atol, oc->rtol);
+        cmp_arrays(&c, "out", dec_out, last_out, nout1);
+        cmp_arrays(&c, "att", dec_att, last_att, natt1);
+        cmp_report(&c, "%s %s t0=T-1 == last row of ref t0=0 [%s]", oc->name, v->name, s->name);
+        dp_free(&qkv), dp_free(&out), dp_free(&att), dp_free(&out1), dp_free(&att1);
+        free(hqkv), free(full_out), free(full_att), free(last_out), free(last_att), free(dec_out), free(dec_att);
     }
-    c = cmp_init(oc->atol, oc->rtol);
-    cmp_arrays(&c, "out", dec_out, last_out, nout1);
-    cmp_arrays(&c, "att", dec_att, last_att, natt1);
-    cmp_report(&c, "%s cpu t0=T-1 == last row of ref t0=0 [%s]", oc->name, s->name);
-    dp_free(&qkv), dp_free(&out), dp_free(&att), dp_free(&out1), dp_free(&att1);
-    free(hqkv), free(full_out), free(full_att), free(last_out), free(last_att), free(dec_out), free(dec_att);
 }
 
 static void t_attn_bwd(const struct op_case *oc, const struct shape *s)
 {
-    int B = s->B, T = s->T, NH = s->NH, HS = s->HS;
-    size_t nqkv = (size_t)B * T * NH * 3 * HS, nout = (size_t)B * T * NH * HS, natt = (size_t)B * NH * T * T;
-    float *hqkv = host_rand(nqkv, 2.0f, 0.0f), *hd = host_rand(nout, 1.0f, 0.0f);
-    struct dpair qkv = dp_floats(hqkv, nqkv), dout = dp_floats(hd, nout), out = dp_const(nout, 0.0f),
-                 att = dp_const(natt, 0.0f), dqkv = dp_const(nqkv, NAN), datt = dp_const(natt, NAN);
-    /* both backends take the same saved probabilities: ref's forward */
-    ref->iface->attn_fwd(ref, R(out), R(att), R(qkv), B, T, 0, NH, HS);
-    float *hatt = xmalloc(natt * sizeof(float));
-    ref->iface->download(ref, hatt, R(att), natt * sizeof(float));
-    fast->iface->upload(fast, F(att), hatt, natt * sizeof(float));
-    fast->iface->attn_bwd(fast, F(dqkv), F(datt), F(dout), F(qkv), F(att), B, T, NH, HS);
-    ref->iface->attn_bwd(ref, R(dqkv), R(datt), R(dout), R(qkv), R(att), B, T, NH, HS);
-    struct cmp c = cmp_init(oc->atol, oc->rtol);
-    cmp_pair(&c, "dqkv", dqkv, nqkv);
-    cmp_report(&c, "%s B=%d T=%d NH=%d HS=%d [%s]", oc->name, B, T, NH, HS, s->name);
-    dp_free(&qkv), dp_free(&dout), dp_free(&out), dp_free(&att), dp_free(&dqkv), dp_free(&datt);
-    free(hqkv), free(hd), free(hatt);
+    for (int vi = 0; vi < NATTN; vi++) {
+        const struct attn_variant *v = &ATTN_VARIANTS[vi];
+        struct mt_attn_args a = attn_args(s, v, 0);
+        int B = a.B, T = a.T, NH = a.heads, HS = a.head_dim, W = mt_qkv_width(&a);
+        size_t nqkv = (size_t)B * T * W, nout = (size_t)B * T * NH * HS, natt = (size_t)B * NH * T * T;
+        float *hqkv = host_rand(nqkv, 2.0f, 0.0f), *hd = host_rand(nout, 1.0f, 0.0f);
+        struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W), dout = dp_mat(hd, (int64_t)B * T, NH * HS),
+                     out = dp_cmat((int64_t)B * T, NH * HS, 0.0f), att = dp_cmat((int64_t)B * NH * T, T, 0.0f),
+                     dqkv = dp_cmat((int64_t)B * T, W, NAN), datt = dp_cmat((int64_t)B * NH * T, T, NAN);
+        /* both backends take the same saved probabilities: ref's forward */
+        ref->iface->attn_fwd(ref, TR(out), TR(att), TR(qkv), &a);
+        float *hatt = xmalloc(natt * sizeof(float));
+        ref->iface->download(ref, hatt, R(att), natt * sizeof(float));
+        fast->iface->upload(fast, F(att), hatt, natt * sizeof(float));
+        BOTH(be->iface->attn_bwd(be, ON(dqkv), ON(datt), ON(dout), ON(qkv), ON(att), &a));
+        struct cmp c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "dqkv", dqkv, nqkv);
+        cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d [%s]", oc->name, v->name, a.groups, B, T,
+                   NH, HS, s->name);
+        dp_free(&qkv), dp_free(&dout), dp_free(&out), dp_free(&att), dp_free(&dqkv), dp_free(&datt);
+        free(hqkv), free(hd), free(hatt);
+    }
+}
+
+/* a rope table of maxT rows for R rotated dims (cos then sin of R/2 angles) */
+static float *rope_table(int maxT, int R)
+{
+    float *t = xmalloc((size_t)maxT * (R ? R : 1) * sizeof(float));
+    for (int p = 0; p < maxT; p++)
+        for (int i = 0; i < R / 2; i++) {
+            double ang = p * pow(10000.0, -2.0 * i / R);
+            t[(size_t)p * R + i] = (float)cos(ang);
+            t[(size_t)p * R + R / 2 + i] = (float)sin(ang);
+        }
+    return t;
+}
+
+/* rope on grouped qkv rows, the whole head and the first half of it rotated,
+ * from t0 = 0 and from t0 = T-1 (decoding); forward against ref, and the
+ * inverse after the forward gives the input back */
+static void t_rope(const struct op_case *oc, const struct shape *s)
+{
+    static const struct attn_variant gqa = {"gqa", 1, 1, 0.0f};
+    for (int partial = 0; partial < 2; partial++)
+        for (int dec = 0; dec < 2; dec++) {
+            struct mt_attn_args a = attn_args(s, &gqa, dec ? s->T - 1 : 0);
+            int R = (partial ? a.head_dim / 2 : a.head_dim) & ~1, W = mt_qkv_width(&a);
+            if (R == 0) R = 2 <= a.head_dim ? 2 : 0;
+            if (R == 0) continue;
+            size_t nqkv = (size_t)a.B * a.T * W;
+            float *hqkv = host_rand(nqkv, 1.0f, 0.0f), *ht = rope_table(a.T + 3, R);
+            struct dpair qkv = dp_mat(hqkv, (int64_t)a.B * a.T, W), table = dp_mat(ht, a.T + 3, R);
+            BOTH(be->iface->rope(be, ON(qkv), ON(table), &a, 0));
+            struct cmp c = cmp_init(oc->atol, oc->rtol);
+            cmp_pair(&c, "qkv", qkv, nqkv);
+            cmp_report(&c, "%s R=%d of HS=%d t0=%d groups=%d [%s]", oc->name, R, a.head_dim, a.t0, a.groups,
+                       s->name);
+            BOTH(be->iface->rope(be, ON(qkv), ON(table), &a, 1));
+            c = cmp_init(1e-6, 1e-6); /* a rotation and its inverse in float */
+            float *back = xmalloc(nqkv * sizeof(float));
+            fast->iface->download(fast, back, qkv.f, nqkv * sizeof(float));
+            cmp_arrays(&c, "qkv", back, hqkv, nqkv);
+            cmp_report(&c, "%s inverse after forward is the identity R=%d t0=%d [%s]", oc->name, R, a.t0,
+                       s->name);
+            dp_free(&qkv), dp_free(&table), free(hqkv), free(ht), free(back);
+        }
 }
 
 /* The cross-entropy chain, each backend on its own intermediate results.
  * Variants: the whole vocabulary; a shard [V/3, V/3 + V/2) of a row stride
- * ld > V_local with targets all over [0, V); the shard again with the
- * gradient written in place over the logits. */
+ * ld > V_local (padding columns take no part) with targets all over [0, V);
+ * the shard again with the gradient written in place over the logits. */
 static void t_xent(const struct op_case *oc, const struct shape *s)
 {
     int N = s->B * s->T, V = s->V;
@@ -476,25 +698,18 @@ static void t_xent(const struct op_case *oc, const struct shape *s)
         for (int n = 0; n < N; n++) htg[n] = irand(V);
         if (variant) htg[0] = off, htg[N - 1] = off + Vl - 1; /* shard edges */
         float *hdl = host_rand(N, 1.0f, 0.0f);
-        struct dpair logits = dp_floats(hl, nl), tg = dp_new(htg, (size_t)N * sizeof *htg),
-                     dloss = dp_floats(hdl, N), rowmax = dp_const(N, NAN), sumexp = dp_const(N, NAN),
-                     tgt = dp_const(N, NAN), losses = dp_const(N, NAN), dlog = dp_floats(hl, nl);
+        struct dpair logits = dp_mat(hl, N, ld), tg = dp_ids(htg, (size_t)N),
+                     dloss = dp_mat(hdl, 1, N), rowmax = dp_cmat(1, N, NAN), sumexp = dp_cmat(1, N, NAN),
+                     tgt = dp_cmat(1, N, NAN), losses = dp_cmat(1, N, NAN), dlog = dp_mat(hl, N, ld);
         /* padding columns [Vl, ld) of the output must be left alone */
         struct dpair *dst = variant == 2 ? &logits : &dlog;
         static const char *vname[] = {"full", "shard ld>V", "shard in-place"};
         struct cmp c;
-        mt_backend *bes[2] = {fast, ref};
-        for (int k = 0; k < 2; k++) {
-            mt_backend *be = bes[k];
-#define SIDE(p) ((float *)(k ? (p).r : (p).f))
-            be->iface->xent_max(be, SIDE(rowmax), SIDE(logits), N, Vl, ld);
-            be->iface->xent_sumexp(be, SIDE(sumexp), SIDE(tgt), SIDE(logits), SIDE(rowmax),
-                                   (int32_t *)(k ? tg.r : tg.f), N, Vl, off, ld);
-            be->iface->xent_loss(be, SIDE(losses), SIDE(rowmax), SIDE(sumexp), SIDE(tgt), N);
-            be->iface->xent_bwd(be, SIDE(*dst), SIDE(dloss), SIDE(logits), SIDE(rowmax), SIDE(sumexp),
-                                (int32_t *)(k ? tg.r : tg.f), N, Vl, off, ld);
-#undef SIDE
-        }
+        BOTH(be->iface->xent_max(be, ON(rowmax), ON(logits), Vl);
+             be->iface->xent_sumexp(be, ON(sumexp), ON(tgt), ON(logits), ON(rowmax), ON(tg), Vl, off);
+             be->iface->xent_loss(be, ON(losses), ON(rowmax), ON(sumexp), ON(tgt));
+             be->iface->xent_bwd(be, ON(*dst), ON(dloss), ON(logits), ON(rowmax), ON(sumexp), ON(tg), Vl,
+                                 off));
         c = cmp_init(0, 0); /* a max is exact */
         cmp_pair(&c, "rowmax", rowmax, N);
         cmp_report(&c, "xent_max %s N=%d V_local=%d ld=%d [%s]", vname[variant], N, Vl, ld, s->name);
@@ -523,8 +738,7 @@ static void t_adamw(const struct op_case *oc, const struct shape *s)
     float *hm = host_rand(n, 0.1f, 0.0f), *hv = host_rand(n, 0.01f, 0.01f); /* v >= 0 */
     for (int zero_grad = 0; zero_grad < 2; zero_grad++) {
         struct dpair p = dp_floats(hp, n), g = dp_floats(hg, n), m = dp_floats(hm, n), v = dp_floats(hv, n);
-        fast->iface->adamw(fast, F(p), F(g), F(m), F(v), n, &args, zero_grad);
-        ref->iface->adamw(ref, R(p), R(g), R(m), R(v), n, &args, zero_grad);
+        BOTH(be->iface->adamw(be, ON(p), ON(g), ON(m), ON(v), &args, zero_grad));
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "param", p, n);
         cmp_pair(&c, "m", m, n);
@@ -553,8 +767,8 @@ static void t_sum_squares(const struct op_case *oc, const struct shape *s)
     struct dpair x = dp_floats(hx, n);
     double out_f = NAN, out_r = NAN;
     double *df = fast->iface->alloc(fast, sizeof(double)), *dr = ref->iface->alloc(ref, sizeof(double));
-    fast->iface->sum_squares(fast, df, F(x), n);
-    ref->iface->sum_squares(ref, dr, R(x), n);
+    fast->iface->sum_squares(fast, df, TF(x));
+    ref->iface->sum_squares(ref, dr, TR(x));
     fast->iface->download(fast, &out_f, df, sizeof out_f);
     ref->iface->download(ref, &out_r, dr, sizeof out_r);
     (void)oc;
@@ -584,8 +798,8 @@ static void t_count_nonfinite(const struct op_case *oc, const struct shape *s)
     struct dpair x = dp_floats(hx, n);
     double out_f = -1, out_r = -1;
     double *df = fast->iface->alloc(fast, sizeof(double)), *dr = ref->iface->alloc(ref, sizeof(double));
-    fast->iface->count_nonfinite(fast, df, F(x), n);
-    ref->iface->count_nonfinite(ref, dr, R(x), n);
+    fast->iface->count_nonfinite(fast, df, TF(x));
+    ref->iface->count_nonfinite(ref, dr, TR(x));
     fast->iface->download(fast, &out_f, df, sizeof out_f);
     ref->iface->download(ref, &out_r, dr, sizeof out_r);
     (void)oc;
@@ -606,13 +820,22 @@ static const struct op_case CASES[] = {
     {"layernorm_fwd", t_layernorm_fwd, 1e-5, 1e-5},
     /* dinp: short float sums vs double; dw, db: column sums over N rows */
     {"layernorm_bwd", t_layernorm_bwd, 1e-5, 1e-4},
+    {"rmsnorm_fwd", t_rmsnorm_fwd, 1e-5, 1e-5},
+    {"rmsnorm_bwd", t_rmsnorm_bwd, 1e-5, 1e-4},
     {"bias_add", t_bias_add, 0, 0},     /* one float add */
     {"bias_bwd", t_bias_bwd, 1e-6, 1e-6}, /* double sums in the same order */
     /* fast_expf (2 ulp) vs double tanh */
     {"gelu_fwd", t_gelu_fwd, 1e-6, 1e-5},
     {"gelu_bwd", t_gelu_bwd, 1e-6, 1e-5},
+    /* fast_expf vs double exp in the sigmoid, values to |x| ~ 6 */
+    {"swiglu_fwd", t_swiglu_fwd, 1e-5, 1e-5},
+    {"swiglu_bwd", t_swiglu_bwd, 1e-5, 1e-5},
     {"add", t_add, 0, 0},
     {"scale", t_scale, 0, 0},
+    /* the same Philox bits and the same float multiply: exact */
+    {"dropout", t_dropout, 0, 0},
+    /* float rotation vs double, |x| <= 1 */
+    {"rope", t_rope, 1e-6, 1e-5},
     /* float dot products over HS and sums over T vs double */
     {"attn_fwd", t_attn_fwd, 1e-5, 1e-4},
     {"attn_bwd", t_attn_bwd, 1e-5, 1e-4},
@@ -661,7 +884,8 @@ static void test_gemm_one(int m, int n, int k, enum mt_trans ta, enum mt_trans t
         for (int i = 0; i < m; i++)
             for (int j = n; j < ldc; j++) hc[p * sc + (int64_t)i * ldc + j] = -7.0f;
     struct dpair a = dp_floats(ha, na ? na : 1), b = dp_floats(hb, nb ? nb : 1), c = dp_floats(hc, nc);
-    struct mt_gemm_args g = {ta, tb, m, n, k, batch, alpha, beta, NULL, lda, sa, NULL, ldb, sb, NULL, ldc, sc};
+    struct mt_gemm_args g = {ta, tb, m, n, k, batch, alpha, beta, NULL, lda, sa, NULL, ldb, sb, NULL, ldc, sc,
+                             MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32};
     g.a = F(a), g.b = F(b), g.c = F(c);
     fast->iface->gemm(fast, &g);
     g.a = R(a), g.b = R(b), g.c = R(c);
@@ -702,28 +926,32 @@ static void test_thread_determinism(void)
     float *hss = host_rand(nss, 1.0f, 0.0f);
     int32_t *tok = xmalloc((size_t)N * sizeof *tok);
     for (int i = 0; i < N; i++) tok[i] = irand(7); /* many repeats */
-    host_ln_stats(hx, N, C, hmean, hrstd);
+    host_norm_stats(hx, N, C, hmean, hrstd, 0);
     const char *names[] = {"bias_bwd", "layernorm_bwd", "embed_bwd", "sum_squares"};
-    size_t sizes[] = {(size_t)C, (size_t)N * C + 2 * C, (size_t)V * C + (size_t)T * C, 2};
+    size_t sizes[] = {(size_t)C, (size_t)N * C + 2 * C, (size_t)V * C, 2};
+    (void)T, (void)B;
     float *res[2][4];
     int saved = omp_get_max_threads();
     for (int r = 0; r < 2; r++) {
         omp_set_num_threads(r + 1);
         /* bias_bwd */
         float *db = calloc(C, sizeof(float));
-        fast->iface->bias_bwd(fast, db, hd, N, C);
+        fast->iface->bias_bwd(fast, mt_f32(db, 1, C), mt_f32(hd, N, C));
         res[r][0] = db;
         /* layernorm_bwd: dinp, dw, db in one array */
         float *lo = calloc((size_t)N * C + 2 * C, sizeof(float));
-        fast->iface->layernorm_bwd(fast, lo, lo + (size_t)N * C, lo + (size_t)N * C + C, hd, hx, hw, hmean, hrstd, N, C);
+        fast->iface->layernorm_bwd(fast, mt_f32(lo, N, C), mt_f32(lo + (size_t)N * C, 1, C),
+                                   mt_f32(lo + (size_t)N * C + C, 1, C), mt_f32(hd, N, C),
+                                   mt_f32(hx, N, C), mt_f32(hw, 1, C), mt_f32(hmean, 1, N),
+                                   mt_f32(hrstd, 1, N));
         res[r][1] = lo;
-        /* embed_bwd: dwte (V,C) then dwpe (T,C) */
-        float *eo = calloc((size_t)V * C + (size_t)T * C, sizeof(float));
-        fast->iface->embed_bwd(fast, eo, eo + (size_t)V * C, hd, tok, B, T, C, 0, V);
+        /* embed_bwd: dtable (V,C) */
+        float *eo = calloc((size_t)V * C, sizeof(float));
+        fast->iface->embed_bwd(fast, mt_f32(eo, V, C), mt_f32(hd, N, C), mt_i32(tok, 1, N), 0);
         res[r][2] = eo;
         /* sum_squares: a double, kept as two floats' worth of bytes */
         float *so = calloc(2, sizeof(float));
-        fast->iface->sum_squares(fast, (double *)(void *)so, hss, nss);
+        fast->iface->sum_squares(fast, (double *)(void *)so, mt_f32(hss, 1, (int64_t)nss));
         res[r][3] = so;
     }
     omp_set_num_threads(saved);
@@ -735,6 +963,35 @@ static void test_thread_determinism(void)
     free(hx), free(hd), free(hw), free(hmean), free(hrstd), free(hss), free(tok);
 }
 #endif
+
+/* ---- the counter-based generator behind dropout ------------------------------------------
+ * Philox4x32-10 against the known-answer vectors of Random123 (kat_vectors,
+ * "philox4x32 10"), and the block/element forms agreeing. */
+static void test_philox(void)
+{
+    static const uint32_t kat[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u},
+        {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu,
+         0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu},
+        {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u,
+         0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}};
+    int ok = 1;
+    for (int v = 0; v < 3; v++) {
+        uint32_t out[4];
+        mt_philox4x32(kat[v], kat[v] + 4, out);
+        for (int i = 0; i < 4; i++) ok &= out[i] == kat[v][6 + i];
+    }
+    tap_ok(ok, "philox4x32-10 equals the three Random123 known-answer vectors");
+    uint32_t blk[4];
+    mt_philox_block(42, 7, 5, 1, 2, 3, blk);
+    ok = 1;
+    for (int i = 0; i < 4; i++) ok &= mt_philox_bits(42, 7, 20 + (uint32_t)i, 1, 2, 3) == blk[i];
+    ok &= mt_philox_bits(42, 8, 20, 1, 2, 3) != blk[0] && mt_philox_bits(43, 7, 20, 1, 2, 3) != blk[0];
+    tap_ok(ok, "philox: element a uses word a %% 4 of block a / 4; another stream or seed, other bits");
+    ok = mt_dropout_threshold(0.0) == 0 && mt_dropout_threshold(0.5) == 0x80000000u &&
+         mt_dropout_threshold(1.0) == 0xffffffffu && mt_dropout_scale(0.1) == (float)(1.0 / 0.9);
+    tap_ok(ok, "dropout threshold floor(p 2^32) and scale 1/(1-p) in float");
+}
 
 /* ---- memory members, vtables, communicator --------------------------------------------- */
 
@@ -867,6 +1124,7 @@ int main(void)
 #else
     tap_diag("cpu gemm: blocked C fallback");
 #endif
+    test_philox();
     test_iface(fast, "cpu");
     test_iface(ref, "cpu-ref");
     test_gemm();

@@ -26,6 +26,7 @@
 #endif
 #include "cpu/cpu_internal.h"
 #include "core/error.h"
+#include "core/philox.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +174,7 @@ void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
     (void)be;
     if (g->m <= 0 || g->n <= 0) return;
     for (int p = 0; p < g->batch; p++) {
-        float *c = g->c + p * g->stride_c;
+        float *c = (float *)g->c + p * g->stride_c;
         /* k = 0 or alpha = 0: C = beta * C. Done here because cblas rejects
          * lda < 1, which a caller may legitimately pass for an empty A. */
         if (g->k <= 0 || g->alpha == 0.0f) {
@@ -182,7 +183,8 @@ void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
         }
         cblas_sgemm(CblasRowMajor, g->ta == MT_TRANS_N ? CblasNoTrans : CblasTrans,
                     g->tb == MT_TRANS_N ? CblasNoTrans : CblasTrans, g->m, g->n, g->k, g->alpha,
-                    g->a + p * g->stride_a, g->lda, g->b + p * g->stride_b, g->ldb, g->beta, c,
+                    (const float *)g->a + p * g->stride_a, g->lda,
+                    (const float *)g->b + p * g->stride_b, g->ldb, g->beta, c,
                     g->ldc);
     }
 }
@@ -307,7 +309,8 @@ void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
     int m = g->m, n = g->n, k = g->k;
     if (m <= 0 || n <= 0 || g->batch <= 0) return;
     if (k <= 0 || g->alpha == 0.0f) { /* C = beta * C, as BLAS */
-        for (int p = 0; p < g->batch; p++) scale_c(g->c + p * g->stride_c, g->ldc, m, n, g->beta);
+        for (int p = 0; p < g->batch; p++)
+            scale_c((float *)g->c + p * g->stride_c, g->ldc, m, n, g->beta);
         return;
     }
     int mt = (m + GEMM_MC - 1) / GEMM_MC, nt = (n + GEMM_NC - 1) / GEMM_NC;
@@ -327,9 +330,9 @@ void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
             int i0 = (rem / nt) * GEMM_MC, j0 = (rem % nt) * GEMM_NC;
             int mc = m - i0 < GEMM_MC ? m - i0 : GEMM_MC;
             int nc = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
-            const float *a = g->a + p * g->stride_a;
-            const float *b = g->b + p * g->stride_b;
-            float *c = g->c + p * g->stride_c;
+            const float *a = (const float *)g->a + p * g->stride_a;
+            const float *b = (const float *)g->b + p * g->stride_b;
+            float *c = (float *)g->c + p * g->stride_c;
             for (int l0 = 0; l0 < k; l0 += GEMM_KC) {
                 int kc = k - l0 < GEMM_KC ? k - l0 : GEMM_KC;
                 pack_a(ap, a, g->lda, g->ta, i0, mc, l0, kc);
@@ -354,55 +357,53 @@ void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
 
 /* ---- embedding --------------------------------------------------------------------- */
 
-/* out (B,T,C), tok (B,T), wte (V_local,C) this shard's rows, wpe (maxT,C) or NULL */
-void mt_cpu_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                      const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
-                      int V_local)
+/* out (N,C) = or += table[ids - vocab_offset] (nothing from outside the shard),
+ * ids (1,N), table (V_local,C) */
+void mt_cpu_embed_fwd(mt_backend *be, mt_tensor out_, mt_tensor ids_, mt_tensor table_,
+                      int vocab_offset, int accumulate)
 {
     (void)be;
-    int N = B * T;
+    const int N = (int)out_.rows, C = (int)out_.cols, V = (int)table_.rows;
+    const int32_t *ids = mt_ip(ids_);
+    const float *table = mt_fp(table_);
+    float *out = mt_fp(out_);
     OMP(parallel for if ((size_t)N * C > PAR_MIN_STREAM) schedule(static))
-    for (int bt = 0; bt < N; bt++) {
-        float *o = out + (size_t)bt * C;
-        int row = tok[bt] - vocab_offset;
-        const float *e = row >= 0 && row < V_local ? wte + (size_t)row * C : NULL;
-        const float *pe = wpe ? wpe + (size_t)(pos0 + bt % T) * C : NULL;
-        if (e && pe) {
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * C;
+        int row = ids[n] - vocab_offset;
+        const float *e = row >= 0 && row < V ? table + (size_t)row * C : NULL;
+        if (e && accumulate) {
             OMP(simd)
-            for (int c = 0; c < C; c++) o[c] = e[c] + pe[c];
+            for (int c = 0; c < C; c++) o[c] += e[c];
         } else if (e) {
             memcpy(o, e, (size_t)C * sizeof *o);
-        } else if (pe) {
-            memcpy(o, pe, (size_t)C * sizeof *o);
-        } else {
+        } else if (!accumulate) {
             memset(o, 0, (size_t)C * sizeof *o);
         }
     }
 }
 
-/* dwte (V_local,C) +=, dwpe (maxT,C) += or NULL, dout (B,T,C), tok (B,T) */
-void mt_cpu_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                      const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local)
+/* dtable (V_local,C) += dout (N,C) rows by id */
+void mt_cpu_embed_bwd(mt_backend *be, mt_tensor dtable_, mt_tensor dout_, mt_tensor ids_,
+                      int vocab_offset)
 {
     (void)be;
-    /* forward: out[b,t,:] = wte[tok[b,t] - vocab_offset, :] + wpe[t, :]
-     * Threads own column blocks and walk the rows in (b,t) order, so a token
-     * that repeats is summed in the same order as cpu-ref (bitwise equal). */
-    int N = B * T;
+    /* forward: out[n,:] = table[ids[n] - vocab_offset, :]
+     * Threads own column blocks and walk the rows in n order, so an id that
+     * repeats is summed in the same order as cpu-ref (bitwise equal). */
+    const int N = (int)dout_.rows, C = (int)dout_.cols, V = (int)dtable_.rows;
+    const int32_t *ids = mt_ip(ids_);
+    const float *dout = mt_fp(dout_);
+    float *dtable = mt_fp(dtable_);
     int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
     OMP(parallel for if ((size_t)N * C > PAR_MIN && nblk > 1) schedule(static))
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        for (int bt = 0; bt < N; bt++) {
-            const float *d = dout + (size_t)bt * C;
-            int row = tok[bt] - vocab_offset;
-            if (row >= 0 && row < V_local) {
-                float *w = dwte + (size_t)row * C;
-                OMP(simd)
-                for (int c = c0; c < c1; c++) w[c] += d[c];
-            }
-            if (dwpe) {
-                float *w = dwpe + (size_t)(bt % T) * C;
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * C;
+            int row = ids[n] - vocab_offset;
+            if (row >= 0 && row < V) {
+                float *w = dtable + (size_t)row * C;
                 OMP(simd)
                 for (int c = c0; c < c1; c++) w[c] += d[c];
             }
@@ -410,13 +411,16 @@ void mt_cpu_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dou
     }
 }
 
-/* ---- layernorm --------------------------------------------------------------------- */
+/* ---- layernorm and RMSNorm ---------------------------------------------------------- */
 
 /* out, inp (N,C); mean, rstd (N); w, b (C) */
-void mt_cpu_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
-                          const float *inp, const float *w, const float *b, int N, int C)
+void mt_cpu_layernorm_fwd(mt_backend *be, mt_tensor out_, mt_tensor mean_, mt_tensor rstd_,
+                          mt_tensor inp_, mt_tensor w_, mt_tensor b_, double eps)
 {
     (void)be;
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *inp = mt_fp(inp_), *w = mt_fp(w_), *b = mt_fp(b_);
+    float *out = mt_fp(out_), *mean = mt_fp(mean_), *rstd = mt_fp(rstd_);
     OMP(parallel for if ((size_t)N * C > PAR_MIN) schedule(static))
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -430,7 +434,7 @@ void mt_cpu_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
             float dx = x[c] - mu;
             ss += dx * dx;
         }
-        float r = (float)(1.0 / sqrt(ss / C + 1e-5));
+        float r = (float)(1.0 / sqrt(ss / C + eps));
         float *o = out + (size_t)n * C;
         OMP(simd)
         for (int c = 0; c < C; c++) o[c] = (x[c] - mu) * r * w[c] + b[c];
@@ -440,14 +444,18 @@ void mt_cpu_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
 }
 
 /* dinp (N,C) +=, dw, db (C) +=; dout, inp (N,C); w (C); mean, rstd (N) */
-void mt_cpu_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
-                          const float *dout, const float *inp, const float *w,
-                          const float *mean, const float *rstd, int N, int C)
+void mt_cpu_layernorm_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor dw_, mt_tensor db_,
+                          mt_tensor dout_, mt_tensor inp_, mt_tensor w_, mt_tensor mean_,
+                          mt_tensor rstd_)
 {
     (void)be;
     /* forward: norm = (inp - mean) * rstd;  out = norm * w + b
      * dnorm = dout * w;  dinp += rstd * (dnorm - mean_c(dnorm) - norm * mean_c(dnorm * norm))
      * dw += sum_n dout * norm;  db += sum_n dout   (column sums, rows in order) */
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *dout = mt_fp(dout_), *inp = mt_fp(inp_), *w = mt_fp(w_);
+    const float *mean = mt_fp(mean_), *rstd = mt_fp(rstd_);
+    float *dinp = mt_fp(dinp_), *dw = mt_fp(dw_), *db = mt_fp(db_);
     int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
     OMP(parallel if ((size_t)N * C > PAR_MIN))
     {
@@ -495,12 +503,78 @@ void mt_cpu_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
     }
 }
 
-/* ---- bias, gelu, elementwise ---------------------------------------------------------- */
-
-/* y (N,C) += bias (C) broadcast over rows */
-void mt_cpu_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
+/* out, inp (N,C); rstd (N); w (C) */
+void mt_cpu_rmsnorm_fwd(mt_backend *be, mt_tensor out_, mt_tensor rstd_, mt_tensor inp_,
+                        mt_tensor w_, double eps)
 {
     (void)be;
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *inp = mt_fp(inp_), *w = mt_fp(w_);
+    float *out = mt_fp(out_), *rstd = mt_fp(rstd_);
+    OMP(parallel for if ((size_t)N * C > PAR_MIN) schedule(static))
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double ss = 0.0;
+        OMP(simd reduction(+ : ss))
+        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float r = (float)(1.0 / sqrt(ss / C + eps));
+        float *o = out + (size_t)n * C;
+        OMP(simd)
+        for (int c = 0; c < C; c++) o[c] = x[c] * r * w[c];
+        rstd[n] = r;
+    }
+}
+
+/* dinp (N,C) +=, dw (C) +=; dout, inp (N,C); w (C); rstd (N) */
+void mt_cpu_rmsnorm_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor dw_, mt_tensor dout_,
+                        mt_tensor inp_, mt_tensor w_, mt_tensor rstd_)
+{
+    (void)be;
+    /* forward: norm = inp * rstd;  out = norm * w
+     * dinp += rstd * (dout * w - norm * mean_c(dout * w * norm));  dw += sum_n dout * norm */
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *dout = mt_fp(dout_), *inp = mt_fp(inp_), *w = mt_fp(w_), *rstd = mt_fp(rstd_);
+    float *dinp = mt_fp(dinp_), *dw = mt_fp(dw_);
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    OMP(parallel if ((size_t)N * C > PAR_MIN))
+    {
+        OMP(for schedule(static) nowait)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float r = rstd[n];
+            double sum_dn_norm = 0.0;
+            OMP(simd reduction(+ : sum_dn_norm))
+            for (int c = 0; c < C; c++) sum_dn_norm += d[c] * w[c] * (x[c] * r);
+            float mean_dn_norm = (float)(sum_dn_norm / C);
+            float *di = dinp + (size_t)n * C;
+            OMP(simd)
+            for (int c = 0; c < C; c++) di[c] += r * (d[c] * w[c] - x[c] * r * mean_dn_norm);
+        }
+        OMP(for schedule(static))
+        for (int blk = 0; blk < nblk; blk++) {
+            int c0 = blk * COL_BLOCK, len = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+            double acc_w[COL_BLOCK];
+            for (int j = 0; j < len; j++) acc_w[j] = 0.0;
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * C + c0, *d = dout + (size_t)n * C + c0;
+                float r = rstd[n];
+                OMP(simd)
+                for (int j = 0; j < len; j++) acc_w[j] += d[j] * (x[j] * r);
+            }
+            for (int j = 0; j < len; j++) dw[c0 + j] += (float)acc_w[j];
+        }
+    }
+}
+
+/* ---- bias, activations, elementwise --------------------------------------------------- */
+
+/* y (N,C) += bias (C) broadcast over rows */
+void mt_cpu_bias_add(mt_backend *be, mt_tensor y_, mt_tensor bias_)
+{
+    (void)be;
+    const int N = (int)y_.rows, C = (int)y_.cols;
+    float *y = mt_fp(y_);
+    const float *bias = mt_fp(bias_);
     OMP(parallel for if ((size_t)N * C > PAR_MIN_STREAM) schedule(static))
     for (int n = 0; n < N; n++) {
         float *yn = y + (size_t)n * C;
@@ -510,9 +584,12 @@ void mt_cpu_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
 }
 
 /* dbias (C) += column sums of dy (N,C); a thread owns a column block, rows in order */
-void mt_cpu_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C)
+void mt_cpu_bias_bwd(mt_backend *be, mt_tensor dbias_, mt_tensor dy_)
 {
     (void)be;
+    const int N = (int)dy_.rows, C = (int)dy_.cols;
+    const float *dy = mt_fp(dy_);
+    float *dbias = mt_fp(dbias_);
     int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
     OMP(parallel for if ((size_t)N * C > PAR_MIN && nblk > 1) schedule(static))
     for (int blk = 0; blk < nblk; blk++) {
@@ -534,10 +611,13 @@ void mt_cpu_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
 
-/* out, inp (n) */
-void mt_cpu_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
+/* out, inp (any shape) */
+void mt_cpu_gelu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(inp_);
+    const float *inp = mt_fp(inp_);
+    float *out = mt_fp(out_);
     OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -546,13 +626,15 @@ void mt_cpu_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
     }
 }
 
-/* dinp = gelu'(inp) * dout (overwrites; dinp may alias dout). All (n). */
-void mt_cpu_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout,
-                     size_t n)
+/* dinp = gelu'(inp) * dout (overwrites; dinp may alias dout). */
+void mt_cpu_gelu_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_)
 {
     (void)be;
     /* forward: out = x s, s = sigmoid(2u);  d out/dx = s + 2 x s (1 - s) du/dx,
      * with 1 - s = e s for e = exp(-2u) (no cancellation when s is near 1). */
+    const size_t n = (size_t)mt_numel(inp_);
+    const float *inp = mt_fp(inp_), *dout = mt_fp(dout_);
+    float *dinp = mt_fp(dinp_);
     OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -564,31 +646,144 @@ void mt_cpu_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float 
     }
 }
 
-/* out = a + b, all (n); out may alias a or b */
-void mt_cpu_add(mt_backend *be, float *out, const float *a, const float *b, size_t n)
+/* out (N,F) = silu(gate) * up; inp (N,2F) rows [gate | up] */
+void mt_cpu_swiglu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
 {
     (void)be;
+    const int N = (int)out_.rows, F = (int)out_.cols;
+    const float *inp = mt_fp(inp_);
+    float *out = mt_fp(out_);
+    OMP(parallel for if ((size_t)N * F > PAR_MIN) schedule(static))
+    for (int n = 0; n < N; n++) {
+        const float *g = inp + (size_t)n * 2 * F, *u = g + F;
+        float *o = out + (size_t)n * F;
+        OMP(simd)
+        for (int j = 0; j < F; j++) o[j] = g[j] / (1.0f + fast_expf(-g[j])) * u[j];
+    }
+}
+
+/* dinp (N,2F) = [d gate | d up] (overwrites); inp (N,2F); dout (N,F) */
+void mt_cpu_swiglu_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_)
+{
+    (void)be;
+    /* forward: out = s(g) g u;  d/dg = u s (1 + g (1 - s)),  d/du = s g */
+    const int N = (int)dout_.rows, F = (int)dout_.cols;
+    const float *inp = mt_fp(inp_), *dout = mt_fp(dout_);
+    float *dinp = mt_fp(dinp_);
+    OMP(parallel for if ((size_t)N * F > PAR_MIN) schedule(static))
+    for (int n = 0; n < N; n++) {
+        const float *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
+        float *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
+        OMP(simd)
+        for (int j = 0; j < F; j++) {
+            float gj = g[j], uj = u[j], dj = d[j];
+            float s = 1.0f / (1.0f + fast_expf(-gj));
+            dg[j] = dj * uj * s * (1.0f + gj * (1.0f - s));
+            du[j] = dj * s * gj;
+        }
+    }
+}
+
+/* out = a + b, any shape; out may alias a or b */
+void mt_cpu_add(mt_backend *be, mt_tensor out_, mt_tensor a_, mt_tensor b_)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(out_);
+    const float *a = mt_fp(a_), *b = mt_fp(b_);
+    float *out = mt_fp(out_);
     OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-/* x (n) *= s */
-void mt_cpu_scale(mt_backend *be, float *x, float s, size_t n)
+/* x *= s */
+void mt_cpu_scale(mt_backend *be, mt_tensor x_, float s)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    float *x = mt_fp(x_);
     OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* ---- dropout ---------------------------------------------------------------------------
+ * The keep flags of a run of n consecutive elements a0, a0+1, ... (the other
+ * coordinates fixed), one Philox block per four: the same decisions as
+ * mt_dropout_keep (core/philox.h) element by element, in a quarter of the
+ * work. */
+static void keep_run(unsigned char *keep, const struct mt_dropout_args *d, uint32_t thr,
+                     uint32_t a0, int n, uint32_t b, uint32_t c, uint32_t dd)
+{
+    uint32_t bits[4];
+    for (int i = 0; i < n; i++) {
+        const uint32_t a = a0 + (uint32_t)i;
+        if (i == 0 || (a & 3) == 0) mt_philox_block(d->seed, d->stream, a >> 2, b, c, dd, bits);
+        keep[i] = bits[a & 3] >= thr;
+    }
+}
+
+/* x (N,C) in place; element (n,c) has coordinates (col0 + c, n % T, sample0 + n / T, 0) */
+void mt_cpu_dropout(mt_backend *be, mt_tensor x_, const struct mt_dropout_args *d)
+{
+    (void)be;
+    const int N = (int)x_.rows, C = (int)x_.cols;
+    const uint32_t thr = mt_dropout_threshold(d->p);
+    const float scale = mt_dropout_scale(d->p);
+    float *x = mt_fp(x_);
+    OMP(parallel if ((size_t)N * C > PAR_MIN))
+    {
+        unsigned char *keep = xmalloc((size_t)C);
+        OMP(for schedule(static))
+        for (int n = 0; n < N; n++) {
+            keep_run(keep, d, thr, (uint32_t)d->col0, C, (uint32_t)(n % d->T),
+                     (uint32_t)(d->sample0 + n / d->T), 0);
+            float *xn = x + (size_t)n * C;
+            for (int c = 0; c < C; c++) xn[c] = keep[c] ? xn[c] * scale : 0.0f;
+        }
+        free(keep);
+    }
+}
+
+/* ---- rotary embedding ------------------------------------------------------------------ */
+
+/* qkv (B*T, width) in place, rows t0..T-1 of each sequence; table (maxT, R) */
+void mt_cpu_rope(mt_backend *be, mt_tensor qkv_, mt_tensor table_, const struct mt_attn_args *a,
+                 int inverse)
+{
+    (void)be;
+    const int R = (int)table_.cols, hR = R / 2, W = mt_qkv_width(a), Tq = a->T - a->t0;
+    const int nrows = a->B * Tq, nheads = a->heads + a->groups;
+    float *qkv = mt_fp(qkv_);
+    const float *table = mt_fp(table_);
+    const float sgn = inverse ? -1.0f : 1.0f;
+    OMP(parallel for if ((size_t)nrows * nheads * R > PAR_MIN) schedule(static))
+    for (int r = 0; r < nrows; r++) {
+        const int b = r / Tq, t = a->t0 + r % Tq;
+        float *row = qkv + ((size_t)b * a->T + t) * W;
+        const float *cs = table + (size_t)t * R, *sn = cs + hR;
+        for (int k = 0; k < nheads; k++) {
+            float *x = row + (k < a->heads ? mt_q_offset(a, k) : mt_k_offset(a, k - a->heads));
+            OMP(simd)
+            for (int i = 0; i < hR; i++) {
+                float x1 = x[i], x2 = x[hR + i], c = cs[i], s = sgn * sn[i];
+                x[i] = x1 * c - x2 * s;
+                x[hR + i] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
 /* ---- attention ------------------------------------------------------------------------
- * One (b,h) pair is the unit of parallel work: B*NH = 48 independent T x T
- * problems in the 124M step, equal in cost, so a static schedule balances.
- * Inside, rows of the causal score matrix are dot products over HS and the
- * value sums are axpys over HS, both with unit stride. Measured against the
- * alternative (2*B*NH cblas_sgemm calls for QK^T and att V, issued outside
- * any parallel region, plus an OpenMP softmax) at T = 64, HS = 64 on 2
- * cores: 0.67-0.70 ms either way for the forward, so the plain C stays: it
- * needs no BLAS, skips the masked half and cannot nest BLAS threads. */
+ * One (b,h) pair is the unit of parallel work in the forward (one (b,g)
+ * group in the backward, whose heads share their keys' and values'
+ * gradients): B*NH = 48 independent T x T problems in the 124M step, equal
+ * in cost, so a static schedule balances. Inside, rows of the score matrix
+ * are dot products over HS and the value sums are axpys over HS, both with
+ * unit stride. Measured against the alternative (2*B*NH cblas_sgemm calls
+ * for QK^T and att V, issued outside any parallel region, plus an OpenMP
+ * softmax) at T = 64, HS = 64 on 2 cores: 0.67-0.70 ms either way for the
+ * forward, so the plain C stays: it needs no BLAS, skips the masked half and
+ * cannot nest BLAS threads. Attention dropout multiplies the probabilities
+ * as they are used (att keeps them undropped, for the softmax backward). */
 
 static inline float dot_f(const float *restrict x, const float *restrict y, int n)
 {
@@ -598,103 +793,148 @@ static inline float dot_f(const float *restrict x, const float *restrict y, int 
     return s;
 }
 
-/* out (B,T-t0,NH,HS), att (B,NH,T-t0,T), qkv (B,T,NH,3,HS) */
-void mt_cpu_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
-                     int t0, int NH, int HS)
+/* keep[j] * scale for the keys j <= jmax of query t of (b, h): the dropout
+ * factor of each probability */
+static void attn_factors(float *f, const struct mt_attn_args *a, int b, int h, int t, int jmax,
+                         unsigned char *keep)
+{
+    const struct mt_dropout_args *d = &a->dropout;
+    const float scale = mt_dropout_scale(d->p);
+    keep_run(keep, d, mt_dropout_threshold(d->p), 0, jmax + 1, (uint32_t)t,
+             (uint32_t)(d->sample0 + b), (uint32_t)(d->col0 + h));
+    for (int j = 0; j <= jmax; j++) f[j] = keep[j] ? scale : 0.0f;
+}
+
+/* out (B*(T-t0), heads*HS), att (B*heads*(T-t0), T), qkv (B*T, width) */
+void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor qkv_,
+                     const struct mt_attn_args *a)
 {
     (void)be;
-    int Tq = T - t0;
-    size_t tok_stride = (size_t)NH * 3 * HS; /* floats between consecutive tokens */
+    const int B = a->B, T = a->T, t0 = a->t0, NH = a->heads, HS = a->head_dim;
+    const int Tq = T - t0, per = a->heads / a->groups, drop = a->dropout.p > 0.0f;
+    const size_t tok_stride = (size_t)mt_qkv_width(a); /* floats between consecutive tokens */
+    const float *qkv = mt_fp(qkv_);
+    float *out = mt_fp(out_), *att = mt_fp(att_);
     float scale = 1.0f / sqrtf((float)HS);
     double work = (double)B * NH * Tq * T * HS;
     (void)work; /* only read by the OpenMP if clause */
-    OMP(parallel for if (B * NH > 1 && work > 1e5) schedule(static))
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *base = qkv + (size_t)b * T * tok_stride + (size_t)h * 3 * HS;
-        for (int i = 0; i < Tq; i++) {
-            int t = t0 + i; /* the query at position t sees keys 0..t */
-            const float *q = base + (size_t)t * tok_stride;
-            float *a = att + ((size_t)bh * Tq + i) * T;
-            float mx = -INFINITY;
-            for (int j = 0; j <= t; j++) {
-                a[j] = scale * dot_f(q, base + (size_t)j * tok_stride + HS, HS);
-                mx = a[j] > mx ? a[j] : mx;
-            }
-            float sum = 0.0f;
-            OMP(simd reduction(+ : sum))
-            for (int j = 0; j <= t; j++) {
-                a[j] = fast_expf(a[j] - mx);
-                sum += a[j];
-            }
-            float inv = 1.0f / sum;
-            OMP(simd)
-            for (int j = 0; j <= t; j++) a[j] *= inv;
-            for (int j = t + 1; j < T; j++) a[j] = 0.0f;
-            float *o = out + (((size_t)b * Tq + i) * NH + h) * HS;
-            for (int d = 0; d < HS; d++) o[d] = 0.0f;
-            for (int j = 0; j <= t; j++) {
-                const float *v = base + (size_t)j * tok_stride + 2 * HS;
-                float aj = a[j];
+    OMP(parallel if (B * NH > 1 && work > 1e5))
+    {
+        float *f = drop ? xmalloc((size_t)T * sizeof *f) : NULL;
+        unsigned char *keep = drop ? xmalloc((size_t)T) : NULL;
+        OMP(for schedule(static))
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            const float *base = qkv + (size_t)b * T * tok_stride;
+            const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
+            for (int i = 0; i < Tq; i++) {
+                int t = t0 + i, jmax = a->causal ? t : T - 1; /* query t sees keys 0..jmax */
+                const float *q = base + (size_t)t * tok_stride + qo;
+                float *arow = att + ((size_t)bh * Tq + i) * T;
+                float mx = -INFINITY;
+                for (int j = 0; j <= jmax; j++) {
+                    arow[j] = scale * dot_f(q, base + (size_t)j * tok_stride + ko, HS);
+                    mx = arow[j] > mx ? arow[j] : mx;
+                }
+                float sum = 0.0f;
+                OMP(simd reduction(+ : sum))
+                for (int j = 0; j <= jmax; j++) {
+                    arow[j] = fast_expf(arow[j] - mx);
+                    sum += arow[j];
+                }
+                float inv = 1.0f / sum;
                 OMP(simd)
-                for (int d = 0; d < HS; d++) o[d] += aj * v[d];
-            }
-        }
-    }
-}
-
-/* dqkv (B,T,NH,3,HS) overwritten, datt (B,NH,T,T) scratch, dout (B,T,NH,HS),
- * qkv (B,T,NH,3,HS), att (B,NH,T,T); t0 = 0 */
-void mt_cpu_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout,
-                     const float *qkv, const float *att, int B, int T, int NH, int HS)
-{
-    (void)be;
-    /* forward, per (b,h):  s[i,j] = scale q_i.k_j (j <= i);  att = softmax_j(s);
-     *                      out_i = sum_j att[i,j] v_j
-     * backward:            datt[i,j] = dout_i.v_j;  dv_j += att[i,j] dout_i
-     *                      ds[i,j] = att[i,j] (datt[i,j] - sum_l att[i,l] datt[i,l])
-     *                      dq_i += scale ds[i,j] k_j;  dk_j += scale ds[i,j] q_i
-     * Each (b,h) writes only its own q, k, v slots of dqkv, so threads never share. */
-    size_t tok_stride = (size_t)NH * 3 * HS;
-    float scale = 1.0f / sqrtf((float)HS);
-    double work = (double)B * NH * T * T * HS;
-    (void)work; /* only read by the OpenMP if clause */
-    OMP(parallel for if (B * NH > 1 && work > 1e5) schedule(static))
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        size_t off = (size_t)b * T * tok_stride + (size_t)h * 3 * HS;
-        const float *base = qkv + off;
-        float *dbase = dqkv + off;
-        for (int t = 0; t < T; t++) memset(dbase + (size_t)t * tok_stride, 0, 3 * HS * sizeof(float));
-        for (int i = 0; i < T; i++) {
-            const float *a = att + ((size_t)bh * T + i) * T;
-            float *da = datt + ((size_t)bh * T + i) * T;
-            const float *dout_i = dout + (((size_t)b * T + i) * NH + h) * HS;
-            const float *q = base + (size_t)i * tok_stride;
-            float *dq = dbase + (size_t)i * tok_stride;
-            float row = 0.0f; /* sum_l att[i,l] datt[i,l] */
-            for (int j = 0; j <= i; j++) {
-                const float *v = base + (size_t)j * tok_stride + 2 * HS;
-                float *dv = dbase + (size_t)j * tok_stride + 2 * HS;
-                da[j] = dot_f(dout_i, v, HS);
-                row += a[j] * da[j];
-                float aj = a[j];
-                OMP(simd)
-                for (int d = 0; d < HS; d++) dv[d] += aj * dout_i[d];
-            }
-            for (int j = i + 1; j < T; j++) da[j] = 0.0f;
-            for (int j = 0; j <= i; j++) {
-                const float *k = base + (size_t)j * tok_stride + HS;
-                float *dk = dbase + (size_t)j * tok_stride + HS;
-                float ds = scale * a[j] * (da[j] - row);
-                da[j] = ds;
-                OMP(simd)
-                for (int d = 0; d < HS; d++) {
-                    dq[d] += ds * k[d];
-                    dk[d] += ds * q[d];
+                for (int j = 0; j <= jmax; j++) arow[j] *= inv;
+                for (int j = jmax + 1; j < T; j++) arow[j] = 0.0f;
+                if (drop) attn_factors(f, a, b, h, t, jmax, keep);
+                float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
+                for (int d = 0; d < HS; d++) o[d] = 0.0f;
+                for (int j = 0; j <= jmax; j++) {
+                    const float *v = base + (size_t)j * tok_stride + vo;
+                    float aj = drop ? arow[j] * f[j] : arow[j];
+                    OMP(simd)
+                    for (int d = 0; d < HS; d++) o[d] += aj * v[d];
                 }
             }
         }
+        free(f);
+        free(keep);
+    }
+}
+
+/* dqkv (B*T, width) overwritten, datt (B*heads*T, T) scratch, dout (B*T, heads*HS),
+ * qkv (B*T, width), att (B*heads*T, T); t0 = 0 */
+void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor dout_,
+                     mt_tensor qkv_, mt_tensor att_, const struct mt_attn_args *a)
+{
+    (void)be;
+    /* forward, per (b,h):  s[i,j] = scale q_i.k_j;  att = softmax_j(s);
+     *                      out_i = sum_j att[i,j] f[i,j] v_j  (f: dropout factor, 1 without)
+     * backward:            datt[i,j] = f[i,j] dout_i.v_j;  dv_j += att[i,j] f[i,j] dout_i
+     *                      ds[i,j] = att[i,j] (datt[i,j] - sum_l att[i,l] datt[i,l])
+     *                      dq_i += scale ds[i,j] k_j;  dk_j += scale ds[i,j] q_i
+     * Each (b,g) writes only its own heads' q, k, v slots of dqkv, so threads
+     * never share; the group's heads add into its k and v slots in order. */
+    const int B = a->B, T = a->T, NH = a->heads, HS = a->head_dim, G = a->groups;
+    const int per = NH / G, drop = a->dropout.p > 0.0f;
+    const size_t tok_stride = (size_t)mt_qkv_width(a);
+    const float *dout = mt_fp(dout_), *qkv = mt_fp(qkv_), *att = mt_fp(att_);
+    float *dqkv = mt_fp(dqkv_), *datt = mt_fp(datt_);
+    float scale = 1.0f / sqrtf((float)HS);
+    double work = (double)B * NH * T * T * HS;
+    (void)work; /* only read by the OpenMP if clause */
+    OMP(parallel if (B * G > 1 && work > 1e5))
+    {
+        float *f = drop ? xmalloc((size_t)T * sizeof *f) : NULL;
+        unsigned char *keep = drop ? xmalloc((size_t)T) : NULL;
+        OMP(for schedule(static))
+        for (int bg = 0; bg < B * G; bg++) {
+            int b = bg / G, g = bg % G;
+            const float *base = qkv + (size_t)b * T * tok_stride;
+            float *dbase = dqkv + (size_t)b * T * tok_stride;
+            const int ko = mt_k_offset(a, g), vo = ko + HS;
+            for (int t = 0; t < T; t++) {
+                float *r = dbase + (size_t)t * tok_stride;
+                memset(r + mt_q_offset(a, g * per), 0, (size_t)(per + 2) * HS * sizeof(float));
+            }
+            for (int h = g * per; h < (g + 1) * per; h++) {
+                const int bh = b * NH + h, qo = mt_q_offset(a, h);
+                for (int i = 0; i < T; i++) {
+                    const int jmax = a->causal ? i : T - 1;
+                    const float *arow = att + ((size_t)bh * T + i) * T;
+                    float *da = datt + ((size_t)bh * T + i) * T;
+                    const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
+                    const float *q = base + (size_t)i * tok_stride + qo;
+                    float *dq = dbase + (size_t)i * tok_stride + qo;
+                    if (drop) attn_factors(f, a, b, h, i, jmax, keep);
+                    float row = 0.0f; /* sum_l att[i,l] datt[i,l] */
+                    for (int j = 0; j <= jmax; j++) {
+                        const float *v = base + (size_t)j * tok_stride + vo;
+                        float *dv = dbase + (size_t)j * tok_stride + vo;
+                        da[j] = dot_f(dout_i, v, HS);
+                        float aj = arow[j];
+                        if (drop) da[j] *= f[j], aj *= f[j];
+                        row += arow[j] * da[j];
+                        OMP(simd)
+                        for (int d = 0; d < HS; d++) dv[d] += aj * dout_i[d];
+                    }
+                    for (int j = jmax + 1; j < T; j++) da[j] = 0.0f;
+                    for (int j = 0; j <= jmax; j++) {
+                        const float *k = base + (size_t)j * tok_stride + ko;
+                        float *dk = dbase + (size_t)j * tok_stride + ko;
+                        float ds = scale * arow[j] * (da[j] - row);
+                        da[j] = ds;
+                        OMP(simd)
+                        for (int d = 0; d < HS; d++) {
+                            dq[d] += ds * k[d];
+                            dk[d] += ds * q[d];
+                        }
+                    }
+                }
+            }
+        }
+        free(f);
+        free(keep);
     }
 }
 
@@ -703,10 +943,13 @@ void mt_cpu_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout
  * 124M model) is long enough that per-row work dwarfs scheduling. */
 
 /* rowmax (N); logits (N,ld), V_local columns used */
-void mt_cpu_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
-                     int ld)
+void mt_cpu_xent_max(mt_backend *be, mt_tensor rowmax_, mt_tensor logits_, int V_local)
 {
     (void)be;
+    const int N = (int)logits_.rows;
+    const size_t ld = (size_t)logits_.cols;
+    const float *logits = mt_fp(logits_);
+    float *rowmax = mt_fp(rowmax_);
     OMP(parallel for if ((size_t)N * V_local > PAR_MIN) schedule(static))
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * ld;
@@ -733,11 +976,15 @@ static int local_target(int32_t target, int vocab_offset, int V_local)
 }
 
 /* sumexp, tgt (N); logits (N,ld); rowmax (N); targets (N) global ids */
-void mt_cpu_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                        const float *rowmax, const int32_t *targets, int N, int V_local,
-                        int vocab_offset, int ld)
+void mt_cpu_xent_sumexp(mt_backend *be, mt_tensor sumexp_, mt_tensor tgt_, mt_tensor logits_,
+                        mt_tensor rowmax_, mt_tensor targets_, int V_local, int vocab_offset)
 {
     (void)be;
+    const int N = (int)logits_.rows;
+    const size_t ld = (size_t)logits_.cols;
+    const float *logits = mt_fp(logits_), *rowmax = mt_fp(rowmax_);
+    const int32_t *targets = mt_ip(targets_);
+    float *sumexp = mt_fp(sumexp_), *tgt = mt_fp(tgt_);
     OMP(parallel for if ((size_t)N * V_local > PAR_MIN) schedule(static))
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * ld;
@@ -752,22 +999,31 @@ void mt_cpu_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *
 }
 
 /* losses, rowmax, sumexp, tgt (N) */
-void mt_cpu_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
-                      const float *tgt, int N)
+void mt_cpu_xent_loss(mt_backend *be, mt_tensor losses_, mt_tensor rowmax_, mt_tensor sumexp_,
+                      mt_tensor tgt_)
 {
     (void)be;
+    const int N = (int)mt_numel(losses_);
+    const float *rowmax = mt_fp(rowmax_), *sumexp = mt_fp(sumexp_), *tgt = mt_fp(tgt_);
+    float *losses = mt_fp(losses_);
     for (int n = 0; n < N; n++) losses[n] = (float)(log((double)sumexp[n]) + rowmax[n] - tgt[n]);
 }
 
 /* dlogits (N,ld) overwritten in the V_local used columns, may alias logits (N,ld);
  * dlosses, rowmax, sumexp, targets (N) */
-void mt_cpu_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
-                     const float *rowmax, const float *sumexp, const int32_t *targets, int N,
-                     int V_local, int vocab_offset, int ld)
+void mt_cpu_xent_bwd(mt_backend *be, mt_tensor dlogits_, mt_tensor dlosses_, mt_tensor logits_,
+                     mt_tensor rowmax_, mt_tensor sumexp_, mt_tensor targets_, int V_local,
+                     int vocab_offset)
 {
     (void)be;
     /* forward: loss = log(sum_c exp(l_c - max)) + max - l_target
      * dloss/dl_c = softmax_c - [c == target] */
+    const int N = (int)logits_.rows;
+    const size_t ld = (size_t)logits_.cols;
+    const float *dlosses = mt_fp(dlosses_), *logits = mt_fp(logits_);
+    const float *rowmax = mt_fp(rowmax_), *sumexp = mt_fp(sumexp_);
+    const int32_t *targets = mt_ip(targets_);
+    float *dlogits = mt_fp(dlogits_);
     OMP(parallel for if ((size_t)N * V_local > PAR_MIN) schedule(static))
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * ld;
@@ -814,10 +1070,12 @@ static inline void adamw_elem(float *p, const float *g, float *m, float *v, floa
     *v = vi;
 }
 
-void mt_cpu_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
+void mt_cpu_adamw(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tensor m_, mt_tensor v_,
                   const struct mt_adamw_args *a, int zero_grad)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(param_);
+    float *param = mt_fp(param_), *grad = mt_fp(grad_), *m = mt_fp(m_), *v = mt_fp(v_);
     const float b1 = a->beta1, b2 = a->beta2, eps = a->eps, gs = a->grad_scale;
     const float decay = (float)(1.0 - (double)a->lr * a->weight_decay);
     const float step_size = (float)(a->lr / (1.0 - pow(a->beta1, a->step))); /* lr / bc1 */
@@ -845,9 +1103,11 @@ void mt_cpu_adamw(mt_backend *be, float *param, float *grad, float *m, float *v,
  * scalars because gcc keeps an array of them in memory (2x slower). */
 enum { SSQ_GROUP = 8 };
 
-void mt_cpu_sum_squares(mt_backend *be, double *out1, const float *x, size_t n)
+void mt_cpu_sum_squares(mt_backend *be, double *out1, mt_tensor x_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    const float *x = mt_fp(x_);
     const size_t BLK = MT_REDUCE_BLOCK;
     size_t nblocks = (n + BLK - 1) / BLK;
     size_t nfull = n / BLK;            /* blocks of exactly BLK elements */
@@ -889,9 +1149,11 @@ void mt_cpu_sum_squares(mt_backend *be, double *out1, const float *x, size_t n)
 
 /* out1[0] = number of inf or nan elements of x (n). An integer count is exact
  * in any order, so a plain reduction is deterministic. */
-void mt_cpu_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n)
+void mt_cpu_count_nonfinite(mt_backend *be, double *out1, mt_tensor x_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    const float *x = mt_fp(x_);
     long long count = 0;
     OMP(parallel for simd if (parallel : n > PAR_MIN) reduction(+ : count) schedule(static))
     for (size_t i = 0; i < n; i++) count += (f2i(x[i]) & 0x7f800000) == 0x7f800000;

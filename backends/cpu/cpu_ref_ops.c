@@ -7,6 +7,9 @@
  * and transcendental functions are evaluated in double, so the reference is
  * more accurate than anything it is compared with. Speed is not a goal.
  *
+ * Every member computes f32 tensors (the wrappers check the types; cpu-ref
+ * implements every op, so it has no `supports` member).
+ *
  * Shape letters: B batch, T sequence, C channels, NH heads, HS head size,
  * N = B*T rows, V_local vocabulary columns held by this shard, ld row stride
  * of the logits. */
@@ -15,6 +18,7 @@
 #endif
 #include "cpu/cpu_internal.h"
 #include "core/error.h"
+#include "core/philox.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +44,9 @@ void mt_cpu_ref_gemm(mt_backend *be, const struct mt_gemm_args *g)
 {
     (void)be;
     for (int p = 0; p < g->batch; p++) {
-        const float *a = g->a + p * g->stride_a;
-        const float *b = g->b + p * g->stride_b;
-        float *c = g->c + p * g->stride_c;
+        const float *a = (const float *)g->a + p * g->stride_a;
+        const float *b = (const float *)g->b + p * g->stride_b;
+        float *c = (float *)g->c + p * g->stride_c;
         for (int i = 0; i < g->m; i++) {
             for (int j = 0; j < g->n; j++) {
                 double acc = 0.0;
@@ -61,53 +65,54 @@ void mt_cpu_ref_gemm(mt_backend *be, const struct mt_gemm_args *g)
 
 /* ---- embedding --------------------------------------------------------------- */
 
-/* out (B,T,C), tok (B,T), wte (V_local,C) this shard's rows, wpe (maxT,C) or NULL */
-void mt_cpu_ref_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                          const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
-                          int V_local)
+/* out (N,C) = or += table[ids - vocab_offset] (zero / nothing outside the shard),
+ * ids (1,N), table (V_local,C) */
+void mt_cpu_ref_embed_fwd(mt_backend *be, mt_tensor out, mt_tensor ids, mt_tensor table,
+                          int vocab_offset, int accumulate)
 {
     (void)be;
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            float *o = out + ((size_t)b * T + t) * C;
-            int row = tok[b * T + t] - vocab_offset; /* row of this shard, if any */
-            int here = row >= 0 && row < V_local;
-            for (int c = 0; c < C; c++) {
-                float v = here ? wte[(size_t)row * C + c] : 0.0f;
-                if (wpe) v += wpe[(size_t)(pos0 + t) * C + c];
-                o[c] = v;
-            }
+    const int64_t N = out.rows, C = out.cols, V = table.rows;
+    const int32_t *id = mt_ip(ids);
+    const float *tb = mt_fp(table);
+    float *o = mt_fp(out);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t row = (int64_t)id[n] - vocab_offset; /* row of this shard, if any */
+        int here = row >= 0 && row < V;
+        for (int64_t c = 0; c < C; c++) {
+            float v = here ? tb[row * C + c] : 0.0f;
+            if (accumulate) o[n * C + c] += v;
+            else o[n * C + c] = v;
         }
     }
 }
 
-/* dwte (V_local,C) +=, dwpe (maxT,C) += or NULL, dout (B,T,C), tok (B,T) */
-void mt_cpu_ref_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                          const int32_t *tok, int B, int T, int C, int vocab_offset,
-                          int V_local)
+/* dtable (V_local,C) += rows of dout (N,C) by id, rows visited in n order */
+void mt_cpu_ref_embed_bwd(mt_backend *be, mt_tensor dtable, mt_tensor dout, mt_tensor ids,
+                          int vocab_offset)
 {
     (void)be;
-    /* forward: out[b,t,:] = wte[tok[b,t] - vocab_offset, :] + wpe[t, :]
-     * Rows are visited in (b,t) order, the order the contract fixes. */
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            const float *d = dout + ((size_t)b * T + t) * C;
-            int row = tok[b * T + t] - vocab_offset;
-            if (row >= 0 && row < V_local)
-                for (int c = 0; c < C; c++) dwte[(size_t)row * C + c] += d[c];
-            if (dwpe)
-                for (int c = 0; c < C; c++) dwpe[(size_t)t * C + c] += d[c];
-        }
+    /* forward: out[n,:] = table[ids[n] - vocab_offset, :] */
+    const int64_t N = dout.rows, C = dout.cols, V = dtable.rows;
+    const int32_t *id = mt_ip(ids);
+    const float *d = mt_fp(dout);
+    float *dt = mt_fp(dtable);
+    for (int64_t n = 0; n < N; n++) {
+        int64_t row = (int64_t)id[n] - vocab_offset;
+        if (row >= 0 && row < V)
+            for (int64_t c = 0; c < C; c++) dt[row * C + c] += d[n * C + c];
     }
 }
 
-/* ---- layernorm --------------------------------------------------------------- */
+/* ---- layernorm and RMSNorm ------------------------------------------------------ */
 
 /* out, inp (N,C); mean, rstd (N); w, b (C) */
-void mt_cpu_ref_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
-                              const float *inp, const float *w, const float *b, int N, int C)
+void mt_cpu_ref_layernorm_fwd(mt_backend *be, mt_tensor out_, mt_tensor mean_, mt_tensor rstd_,
+                              mt_tensor inp_, mt_tensor w_, mt_tensor b_, double eps)
 {
     (void)be;
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *inp = mt_fp(inp_), *w = mt_fp(w_), *b = mt_fp(b_);
+    float *out = mt_fp(out_), *mean = mt_fp(mean_), *rstd = mt_fp(rstd_);
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         double s = 0.0;
@@ -115,7 +120,7 @@ void mt_cpu_ref_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rs
         double mu = s / C;
         double ss = 0.0;
         for (int c = 0; c < C; c++) ss += (x[c] - mu) * (x[c] - mu);
-        double r = 1.0 / sqrt(ss / C + 1e-5); /* biased variance, as torch */
+        double r = 1.0 / sqrt(ss / C + eps); /* biased variance, as torch */
         float *o = out + (size_t)n * C;
         for (int c = 0; c < C; c++) o[c] = (float)((x[c] - mu) * r * w[c] + b[c]);
         mean[n] = (float)mu;
@@ -124,13 +129,17 @@ void mt_cpu_ref_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rs
 }
 
 /* dinp (N,C) +=, dw, db (C) +=; dout, inp (N,C); w (C); mean, rstd (N) */
-void mt_cpu_ref_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
-                              const float *dout, const float *inp, const float *w,
-                              const float *mean, const float *rstd, int N, int C)
+void mt_cpu_ref_layernorm_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor dw_, mt_tensor db_,
+                              mt_tensor dout_, mt_tensor inp_, mt_tensor w_, mt_tensor mean_,
+                              mt_tensor rstd_)
 {
     (void)be;
     /* forward: norm = (inp - mean) * rstd;  out = norm * w + b
      * dnorm = dout * w;  dinp += rstd * (dnorm - mean_c(dnorm) - norm * mean_c(dnorm * norm)) */
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *dout = mt_fp(dout_), *inp = mt_fp(inp_), *w = mt_fp(w_);
+    const float *mean = mt_fp(mean_), *rstd = mt_fp(rstd_);
+    float *dinp = mt_fp(dinp_), *dw = mt_fp(dw_), *db = mt_fp(db_);
     double *dw_acc = xcalloc((size_t)C, sizeof *dw_acc);
     double *db_acc = xcalloc((size_t)C, sizeof *db_acc);
     for (int n = 0; n < N; n++) {
@@ -162,23 +171,77 @@ void mt_cpu_ref_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
     free(db_acc);
 }
 
-/* ---- bias, gelu, elementwise ----------------------------------------------------- */
-
-/* y (N,C) +=  bias (C) broadcast over rows */
-void mt_cpu_ref_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
+/* out, inp (N,C); rstd (N); w (C) */
+void mt_cpu_ref_rmsnorm_fwd(mt_backend *be, mt_tensor out_, mt_tensor rstd_, mt_tensor inp_,
+                            mt_tensor w_, double eps)
 {
     (void)be;
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) y[(size_t)n * C + c] += bias[c];
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *inp = mt_fp(inp_), *w = mt_fp(w_);
+    float *out = mt_fp(out_), *rstd = mt_fp(rstd_);
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        double r = 1.0 / sqrt(ss / C + eps);
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (float)(x[c] * r * w[c]);
+        rstd[n] = (float)r;
+    }
+}
+
+/* dinp (N,C) +=, dw (C) +=; dout, inp (N,C); w (C); rstd (N) */
+void mt_cpu_ref_rmsnorm_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor dw_, mt_tensor dout_,
+                            mt_tensor inp_, mt_tensor w_, mt_tensor rstd_)
+{
+    (void)be;
+    /* forward: norm = inp * rstd, rstd = (mean(inp^2) + eps)^(-1/2);  out = norm * w
+     * dnorm = dout * w;  dinp += rstd * (dnorm - norm * mean_c(dnorm * norm));
+     * dw += sum_n dout * norm */
+    const int N = (int)inp_.rows, C = (int)inp_.cols;
+    const float *dout = mt_fp(dout_), *inp = mt_fp(inp_), *w = mt_fp(w_), *rstd = mt_fp(rstd_);
+    float *dinp = mt_fp(dinp_), *dw = mt_fp(dw_);
+    double *dw_acc = xcalloc((size_t)C, sizeof *dw_acc);
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        double r = rstd[n], sum_dn_norm = 0.0;
+        for (int c = 0; c < C; c++) {
+            double norm = x[c] * r;
+            sum_dn_norm += (double)d[c] * w[c] * norm;
+            dw_acc[c] += (double)d[c] * norm;
+        }
+        double mean_dn_norm = sum_dn_norm / C;
+        float *di = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++)
+            di[c] += (float)(r * ((double)d[c] * w[c] - x[c] * r * mean_dn_norm));
+    }
+    for (int c = 0; c < C; c++) dw[c] += (float)dw_acc[c];
+    free(dw_acc);
+}
+
+/* ---- bias, activations, elementwise ----------------------------------------------- */
+
+/* y (N,C) +=  bias (C) broadcast over rows */
+void mt_cpu_ref_bias_add(mt_backend *be, mt_tensor y_, mt_tensor bias_)
+{
+    (void)be;
+    const int64_t N = y_.rows, C = y_.cols;
+    float *y = mt_fp(y_);
+    const float *bias = mt_fp(bias_);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) y[n * C + c] += bias[c];
 }
 
 /* dbias (C) += column sums of dy (N,C), rows in order */
-void mt_cpu_ref_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C)
+void mt_cpu_ref_bias_bwd(mt_backend *be, mt_tensor dbias_, mt_tensor dy_)
 {
     (void)be;
-    for (int c = 0; c < C; c++) {
+    const int64_t N = dy_.rows, C = dy_.cols;
+    const float *dy = mt_fp(dy_);
+    float *dbias = mt_fp(dbias_);
+    for (int64_t c = 0; c < C; c++) {
         double s = 0.0;
-        for (int n = 0; n < N; n++) s += dy[(size_t)n * C + c];
+        for (int64_t n = 0; n < N; n++) s += dy[n * C + c];
         dbias[c] += (float)s;
     }
 }
@@ -187,21 +250,26 @@ void mt_cpu_ref_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, i
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_A 0.044715
 
-/* out, inp (n) */
-void mt_cpu_ref_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
+/* out, inp (any shape) */
+void mt_cpu_ref_gelu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(inp_);
+    const float *inp = mt_fp(inp_);
+    float *out = mt_fp(out_);
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
         out[i] = (float)(0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x))));
     }
 }
 
-/* dinp = gelu'(inp) * dout, overwrites; dinp may alias dout. All (n). */
-void mt_cpu_ref_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout,
-                         size_t n)
+/* dinp = gelu'(inp) * dout, overwrites; dinp may alias dout. */
+void mt_cpu_ref_gelu_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(inp_);
+    const float *inp = mt_fp(inp_), *dout = mt_fp(dout_);
+    float *dinp = mt_fp(dinp_);
     for (size_t i = 0; i < n; i++) {
         double x = inp[i];
         double th = tanh(GELU_K * (x + GELU_A * x * x * x));
@@ -211,61 +279,156 @@ void mt_cpu_ref_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const fl
     }
 }
 
-/* out = a + b, all (n); out may alias a or b */
-void mt_cpu_ref_add(mt_backend *be, float *out, const float *a, const float *b, size_t n)
+/* out (N,F) = silu(gate) * up; inp (N,2F) rows [gate | up] */
+void mt_cpu_ref_swiglu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
 {
     (void)be;
+    const int64_t N = out_.rows, F = out_.cols;
+    const float *inp = mt_fp(inp_);
+    float *out = mt_fp(out_);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < F; j++) {
+            double g = inp[n * 2 * F + j], u = inp[n * 2 * F + F + j];
+            out[n * F + j] = (float)(g / (1.0 + exp(-g)) * u);
+        }
+}
+
+/* dinp (N,2F) = [d gate | d up] (overwrites); inp (N,2F); dout (N,F) */
+void mt_cpu_ref_swiglu_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_)
+{
+    (void)be;
+    /* forward: out = s(g) g u with s the logistic function;
+     * d out/d g = u s(g) (1 + g (1 - s(g))),  d out/d u = s(g) g */
+    const int64_t N = dout_.rows, F = dout_.cols;
+    const float *inp = mt_fp(inp_), *dout = mt_fp(dout_);
+    float *dinp = mt_fp(dinp_);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < F; j++) {
+            double g = inp[n * 2 * F + j], u = inp[n * 2 * F + F + j], d = dout[n * F + j];
+            double sg = 1.0 / (1.0 + exp(-g));
+            dinp[n * 2 * F + j] = (float)(d * u * sg * (1.0 + g * (1.0 - sg)));
+            dinp[n * 2 * F + F + j] = (float)(d * sg * g);
+        }
+}
+
+/* out = a + b (any shape); out may alias a or b */
+void mt_cpu_ref_add(mt_backend *be, mt_tensor out_, mt_tensor a_, mt_tensor b_)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(out_);
+    const float *a = mt_fp(a_), *b = mt_fp(b_);
+    float *out = mt_fp(out_);
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-/* x (n) *= s */
-void mt_cpu_ref_scale(mt_backend *be, float *x, float s, size_t n)
+/* x *= s */
+void mt_cpu_ref_scale(mt_backend *be, mt_tensor x_, float s)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    float *x = mt_fp(x_);
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-/* ---- attention ----------------------------------------------------------------- */
-
-/* Start of the q (which = 0), k (1) or v (2) vector of token (b,t), head h. */
-static size_t qkv_at(int b, int t, int h, int which, int T, int NH, int HS)
-{
-    return ((((size_t)b * T + t) * NH + h) * 3 + which) * HS;
-}
-
-/* out (B,T-t0,NH,HS), att (B,NH,T-t0,T), qkv (B,T,NH,3,HS) */
-void mt_cpu_ref_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
-                         int t0, int NH, int HS)
+/* x (N,C) in place: element (n, c) kept with coordinates (col0 + c, n % T,
+ * sample0 + n / T, 0) and scaled, or zeroed */
+void mt_cpu_ref_dropout(mt_backend *be, mt_tensor x_, const struct mt_dropout_args *d)
 {
     (void)be;
-    int Tq = T - t0; /* number of query positions */
+    const int64_t N = x_.rows, C = x_.cols;
+    const uint32_t thr = mt_dropout_threshold(d->p);
+    const float scale = mt_dropout_scale(d->p);
+    float *x = mt_fp(x_);
+    for (int64_t n = 0; n < N; n++) {
+        const uint32_t pos = (uint32_t)(n % d->T), sample = (uint32_t)(d->sample0 + n / d->T);
+        for (int64_t c = 0; c < C; c++) {
+            int keep = mt_dropout_keep(d->seed, d->stream, thr, (uint32_t)(d->col0 + c), pos,
+                                       sample, 0);
+            x[n * C + c] = keep ? x[n * C + c] * scale : 0.0f;
+        }
+    }
+}
+
+/* ---- rotary embedding and attention ---------------------------------------------- */
+
+/* Rotates the first R dims of the head at x by the angles of one table row. */
+static void rotate_head(float *x, const float *cs, int R, int inverse)
+{
+    const int h = R / 2;
+    for (int i = 0; i < h; i++) {
+        double c = cs[i], s = inverse ? -(double)cs[h + i] : cs[h + i];
+        double x1 = x[i], x2 = x[h + i];
+        x[i] = (float)(x1 * c - x2 * s);
+        x[h + i] = (float)(x2 * c + x1 * s);
+    }
+}
+
+/* qkv (B*T, width) in place, rows t0..T-1 of each sequence; table (maxT, R) */
+void mt_cpu_ref_rope(mt_backend *be, mt_tensor qkv_, mt_tensor table_,
+                     const struct mt_attn_args *a, int inverse)
+{
+    (void)be;
+    const int R = (int)table_.cols, W = mt_qkv_width(a);
+    float *qkv = mt_fp(qkv_);
+    const float *table = mt_fp(table_);
+    for (int b = 0; b < a->B; b++)
+        for (int t = a->t0; t < a->T; t++) {
+            float *row = qkv + ((size_t)b * a->T + t) * W;
+            const float *cs = table + (size_t)t * R;
+            for (int h = 0; h < a->heads; h++) rotate_head(row + mt_q_offset(a, h), cs, R, inverse);
+            for (int g = 0; g < a->groups; g++) rotate_head(row + mt_k_offset(a, g), cs, R, inverse);
+        }
+}
+
+/* the dropout factor of attention probability (b, h, query t, key j): 1 without dropout */
+static double attn_keep(const struct mt_attn_args *a, int b, int h, int t, int j)
+{
+    const struct mt_dropout_args *d = &a->dropout;
+    if (d->p <= 0.0f) return 1.0;
+    int keep = mt_dropout_keep(d->seed, d->stream, mt_dropout_threshold(d->p), (uint32_t)j,
+                               (uint32_t)t, (uint32_t)(d->sample0 + b), (uint32_t)(d->col0 + h));
+    return keep ? (double)mt_dropout_scale(d->p) : 0.0;
+}
+
+/* out (B*(T-t0), heads*HS), att (B*heads*(T-t0), T), qkv (B*T, width) */
+void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor qkv_,
+                         const struct mt_attn_args *a)
+{
+    (void)be;
+    const int B = a->B, T = a->T, t0 = a->t0, NH = a->heads, HS = a->head_dim;
+    const int Tq = T - t0, W = mt_qkv_width(a), per = a->heads / a->groups;
+    const float *qkv = mt_fp(qkv_);
+    float *out = mt_fp(out_), *att = mt_fp(att_);
     double scale = 1.0 / sqrt((double)HS);
     double *s = xcalloc((size_t)T, sizeof *s); /* one row of scores (T) */
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
-                int t = t0 + i; /* absolute position of the query: it sees keys 0..t */
-                const float *q = qkv + qkv_at(b, t, h, 0, T, NH, HS);
+                int t = t0 + i; /* absolute position of the query */
+                int jmax = a->causal ? t : T - 1; /* it sees keys 0..jmax */
+                const float *q = qkv + ((size_t)b * T + t) * W + qo;
                 double mx = -INFINITY;
-                for (int j = 0; j <= t; j++) {
-                    const float *k = qkv + qkv_at(b, j, h, 1, T, NH, HS);
+                for (int j = 0; j <= jmax; j++) {
+                    const float *k = qkv + ((size_t)b * T + j) * W + ko;
                     double dot = 0.0;
                     for (int d = 0; d < HS; d++) dot += (double)q[d] * k[d];
                     s[j] = dot * scale;
                     if (s[j] > mx) mx = s[j];
                 }
                 double sum = 0.0;
-                for (int j = 0; j <= t; j++) {
+                for (int j = 0; j <= jmax; j++) {
                     s[j] = exp(s[j] - mx);
                     sum += s[j];
                 }
-                float *a = att + (((size_t)b * NH + h) * Tq + i) * T;
-                for (int j = 0; j < T; j++) a[j] = j <= t ? (float)(s[j] / sum) : 0.0f;
-                float *o = out + (((size_t)b * Tq + i) * NH + h) * HS;
+                float *arow = att + (((size_t)b * NH + h) * Tq + i) * T;
+                for (int j = 0; j < T; j++) arow[j] = j <= jmax ? (float)(s[j] / sum) : 0.0f;
+                float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) {
                     double acc = 0.0;
-                    for (int j = 0; j <= t; j++)
-                        acc += s[j] / sum * qkv[qkv_at(b, j, h, 2, T, NH, HS) + d];
+                    for (int j = 0; j <= jmax; j++)
+                        acc += s[j] / sum * attn_keep(a, b, h, t, j) *
+                               qkv[((size_t)b * T + j) * W + vo + d];
                     o[d] = (float)acc;
                 }
             }
@@ -274,63 +437,75 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, float *out, float *att, const float *qk
     free(s);
 }
 
-/* dqkv (B,T,NH,3,HS) overwritten, datt (B,NH,T,T) scratch, dout (B,T,NH,HS),
- * qkv (B,T,NH,3,HS), att (B,NH,T,T); t0 = 0 */
-void mt_cpu_ref_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout,
-                         const float *qkv, const float *att, int B, int T, int NH, int HS)
+/* dqkv (B*T, width) overwritten, datt (B*heads*T, T) scratch, dout (B*T, heads*HS),
+ * qkv (B*T, width), att (B*heads*T, T); t0 = 0 */
+void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor dout_,
+                         mt_tensor qkv_, mt_tensor att_, const struct mt_attn_args *a)
 {
     (void)be;
-    /* forward, per (b,h):  s[i,j] = scale * q_i.k_j (j <= i);  att = softmax_j(s);
-     *                      out_i = sum_j att[i,j] v_j
-     * backward:            datt[i,j] = dout_i.v_j;  dv_j = sum_i att[i,j] dout_i
+    /* forward, per (b,h):  s[i,j] = scale * q_i.k_j;  att = softmax_j(s) (j <= i when
+     *                      causal);  out_i = sum_j att[i,j] m[i,j] v_j  (m: dropout factor)
+     * backward:            datt[i,j] = m[i,j] dout_i.v_j;  dv_j += att[i,j] m[i,j] dout_i
      *                      ds[i,j] = att[i,j] (datt[i,j] - sum_l att[i,l] datt[i,l])
-     *                      dq_i = scale sum_j ds[i,j] k_j;  dk_j = scale sum_i ds[i,j] q_i */
+     *                      dq_i = scale sum_j ds[i,j] k_j;  dk_j += scale sum_i ds[i,j] q_i
+     * The heads of a group add into its dk, dv in head order. */
+    const int B = a->B, T = a->T, NH = a->heads, HS = a->head_dim;
+    const int W = mt_qkv_width(a), per = a->heads / a->groups;
+    const float *dout = mt_fp(dout_), *qkv = mt_fp(qkv_), *att = mt_fp(att_);
+    float *dqkv = mt_fp(dqkv_), *datt = mt_fp(datt_);
     double scale = 1.0 / sqrt((double)HS);
     size_t th = (size_t)T * HS;
-    double *dq = xcalloc(th, sizeof *dq); /* (T,HS) for one (b,h) */
-    double *dk = xcalloc(th, sizeof *dk);
+    double *dq = xcalloc(th, sizeof *dq); /* (T,HS) for one head */
+    double *dk = xcalloc(th, sizeof *dk); /* (T,HS) for one group */
     double *dv = xcalloc(th, sizeof *dv);
     for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            memset(dq, 0, th * sizeof *dq);
+        for (int g = 0; g < a->groups; g++) {
+            const int ko = mt_k_offset(a, g), vo = ko + HS;
             memset(dk, 0, th * sizeof *dk);
             memset(dv, 0, th * sizeof *dv);
-            for (int i = 0; i < T; i++) {
-                const float *a = att + (((size_t)b * NH + h) * T + i) * T;
-                float *da = datt + (((size_t)b * NH + h) * T + i) * T;
-                const float *dout_i = dout + (((size_t)b * T + i) * NH + h) * HS;
-                const float *q = qkv + qkv_at(b, i, h, 0, T, NH, HS);
-                double row = 0.0; /* sum_l att[i,l] datt[i,l] */
-                for (int j = 0; j < T; j++) {
-                    if (j > i) {
-                        da[j] = 0.0f;
-                        continue;
+            for (int h = g * per; h < (g + 1) * per; h++) {
+                const int qo = mt_q_offset(a, h);
+                memset(dq, 0, th * sizeof *dq);
+                for (int i = 0; i < T; i++) {
+                    const int jmax = a->causal ? i : T - 1;
+                    const float *arow = att + (((size_t)b * NH + h) * T + i) * T;
+                    float *da = datt + (((size_t)b * NH + h) * T + i) * T;
+                    const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
+                    const float *q = qkv + ((size_t)b * T + i) * W + qo;
+                    double row = 0.0; /* sum_l att[i,l] datt[i,l] */
+                    for (int j = 0; j < T; j++) {
+                        if (j > jmax) {
+                            da[j] = 0.0f;
+                            continue;
+                        }
+                        const float *v = qkv + ((size_t)b * T + j) * W + vo;
+                        const double m = attn_keep(a, b, h, i, j);
+                        double dot = 0.0;
+                        for (int d = 0; d < HS; d++) {
+                            dot += (double)dout_i[d] * v[d];
+                            dv[(size_t)j * HS + d] += (double)arow[j] * m * dout_i[d];
+                        }
+                        da[j] = (float)(dot * m);
+                        row += (double)arow[j] * dot * m;
                     }
-                    const float *v = qkv + qkv_at(b, j, h, 2, T, NH, HS);
-                    double dot = 0.0;
-                    for (int d = 0; d < HS; d++) {
-                        dot += (double)dout_i[d] * v[d];
-                        dv[(size_t)j * HS + d] += (double)a[j] * dout_i[d];
+                    for (int j = 0; j <= jmax; j++) {
+                        const float *k = qkv + ((size_t)b * T + j) * W + ko;
+                        double ds = (double)arow[j] * ((double)da[j] - row);
+                        for (int d = 0; d < HS; d++) {
+                            dq[(size_t)i * HS + d] += scale * ds * k[d];
+                            dk[(size_t)j * HS + d] += scale * ds * q[d];
+                        }
                     }
-                    da[j] = (float)dot;
-                    row += (double)a[j] * dot;
                 }
-                for (int j = 0; j <= i; j++) {
-                    const float *k = qkv + qkv_at(b, j, h, 1, T, NH, HS);
-                    double ds = (double)a[j] * ((double)da[j] - row);
-                    for (int d = 0; d < HS; d++) {
-                        dq[(size_t)i * HS + d] += scale * ds * k[d];
-                        dk[(size_t)j * HS + d] += scale * ds * q[d];
-                    }
-                }
+                for (int t = 0; t < T; t++)
+                    for (int d = 0; d < HS; d++)
+                        dqkv[((size_t)b * T + t) * W + qo + d] = (float)dq[(size_t)t * HS + d];
             }
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < T; t++)
                 for (int d = 0; d < HS; d++) {
-                    dqkv[qkv_at(b, t, h, 0, T, NH, HS) + d] = (float)dq[(size_t)t * HS + d];
-                    dqkv[qkv_at(b, t, h, 1, T, NH, HS) + d] = (float)dk[(size_t)t * HS + d];
-                    dqkv[qkv_at(b, t, h, 2, T, NH, HS) + d] = (float)dv[(size_t)t * HS + d];
+                    dqkv[((size_t)b * T + t) * W + ko + d] = (float)dk[(size_t)t * HS + d];
+                    dqkv[((size_t)b * T + t) * W + vo + d] = (float)dv[(size_t)t * HS + d];
                 }
-            }
         }
     }
     free(dq);
@@ -341,14 +516,16 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *
 /* ---- softmax cross-entropy (vocab-parallel order, see backend.h) ---------------- */
 
 /* rowmax (N); logits (N,ld), V_local columns used */
-void mt_cpu_ref_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
-                         int ld)
+void mt_cpu_ref_xent_max(mt_backend *be, mt_tensor rowmax_, mt_tensor logits_, int V_local)
 {
     (void)be;
-    for (int n = 0; n < N; n++) {
+    const int64_t N = logits_.rows, ld = logits_.cols;
+    const float *logits = mt_fp(logits_);
+    float *rowmax = mt_fp(rowmax_);
+    for (int64_t n = 0; n < N; n++) {
         float mx = -INFINITY;
         for (int c = 0; c < V_local; c++) {
-            float v = logits[(size_t)n * ld + c];
+            float v = logits[n * ld + c];
             if (v > mx) mx = v;
         }
         rowmax[n] = mx;
@@ -363,13 +540,16 @@ static int local_target(int32_t target, int vocab_offset, int V_local)
 }
 
 /* sumexp, tgt (N); logits (N,ld); rowmax (N); targets (N) global ids */
-void mt_cpu_ref_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                            const float *rowmax, const int32_t *targets, int N, int V_local,
-                            int vocab_offset, int ld)
+void mt_cpu_ref_xent_sumexp(mt_backend *be, mt_tensor sumexp_, mt_tensor tgt_, mt_tensor logits_,
+                            mt_tensor rowmax_, mt_tensor targets_, int V_local, int vocab_offset)
 {
     (void)be;
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * ld;
+    const int64_t N = logits_.rows, ld = logits_.cols;
+    const float *logits = mt_fp(logits_), *rowmax = mt_fp(rowmax_);
+    const int32_t *targets = mt_ip(targets_);
+    float *sumexp = mt_fp(sumexp_), *tgt = mt_fp(tgt_);
+    for (int64_t n = 0; n < N; n++) {
+        const float *l = logits + n * ld;
         double s = 0.0;
         for (int c = 0; c < V_local; c++) s += exp((double)l[c] - rowmax[n]);
         sumexp[n] = (float)s;
@@ -379,25 +559,33 @@ void mt_cpu_ref_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const flo
 }
 
 /* losses, rowmax, sumexp, tgt (N) */
-void mt_cpu_ref_xent_loss(mt_backend *be, float *losses, const float *rowmax,
-                          const float *sumexp, const float *tgt, int N)
+void mt_cpu_ref_xent_loss(mt_backend *be, mt_tensor losses_, mt_tensor rowmax_,
+                          mt_tensor sumexp_, mt_tensor tgt_)
 {
     (void)be;
-    for (int n = 0; n < N; n++)
+    const int64_t N = mt_numel(losses_);
+    const float *rowmax = mt_fp(rowmax_), *sumexp = mt_fp(sumexp_), *tgt = mt_fp(tgt_);
+    float *losses = mt_fp(losses_);
+    for (int64_t n = 0; n < N; n++)
         losses[n] = (float)(log((double)sumexp[n]) + rowmax[n] - tgt[n]);
 }
 
 /* dlogits (N,ld) overwritten in the V_local used columns, may alias logits (N,ld);
  * dlosses, rowmax, sumexp, targets (N) */
-void mt_cpu_ref_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses,
-                         const float *logits, const float *rowmax, const float *sumexp,
-                         const int32_t *targets, int N, int V_local, int vocab_offset, int ld)
+void mt_cpu_ref_xent_bwd(mt_backend *be, mt_tensor dlogits_, mt_tensor dlosses_,
+                         mt_tensor logits_, mt_tensor rowmax_, mt_tensor sumexp_,
+                         mt_tensor targets_, int V_local, int vocab_offset)
 {
     (void)be;
-    for (int n = 0; n < N; n++) {
+    const int64_t N = logits_.rows, ld = logits_.cols;
+    const float *dlosses = mt_fp(dlosses_), *logits = mt_fp(logits_);
+    const float *rowmax = mt_fp(rowmax_), *sumexp = mt_fp(sumexp_);
+    const int32_t *targets = mt_ip(targets_);
+    float *dlogits = mt_fp(dlogits_);
+    for (int64_t n = 0; n < N; n++) {
         int tc = local_target(targets[n], vocab_offset, V_local);
         for (int c = 0; c < V_local; c++) {
-            size_t at = (size_t)n * ld + c;
+            size_t at = (size_t)(n * ld + c);
             double p = exp((double)logits[at] - rowmax[n]) / sumexp[n];
             dlogits[at] = (float)((p - (c == tc ? 1.0 : 0.0)) * dlosses[n]);
         }
@@ -407,10 +595,12 @@ void mt_cpu_ref_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses,
 /* ---- optimizer and reductions ------------------------------------------------------ */
 
 /* param, grad, m, v (n) */
-void mt_cpu_ref_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
-                      const struct mt_adamw_args *a, int zero_grad)
+void mt_cpu_ref_adamw(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tensor m_,
+                      mt_tensor v_, const struct mt_adamw_args *a, int zero_grad)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(param_);
+    float *param = mt_fp(param_), *grad = mt_fp(grad_), *m = mt_fp(m_), *v = mt_fp(v_);
     double bc1 = 1.0 - pow(a->beta1, a->step); /* bias corrections */
     double bc2 = 1.0 - pow(a->beta2, a->step);
     for (size_t i = 0; i < n; i++) {
@@ -428,9 +618,11 @@ void mt_cpu_ref_adamw(mt_backend *be, float *param, float *grad, float *m, float
 
 /* out1[0] = sum x^2 over x (n); the fixed block order of backend.h, which the
  * fast backend reproduces bit for bit. */
-void mt_cpu_ref_sum_squares(mt_backend *be, double *out1, const float *x, size_t n)
+void mt_cpu_ref_sum_squares(mt_backend *be, double *out1, mt_tensor x_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    const float *x = mt_fp(x_);
     double total = 0.0;
     for (size_t b0 = 0; b0 < n; b0 += MT_REDUCE_BLOCK) {
         size_t b1 = n - b0 < MT_REDUCE_BLOCK ? n : b0 + MT_REDUCE_BLOCK;
@@ -442,9 +634,11 @@ void mt_cpu_ref_sum_squares(mt_backend *be, double *out1, const float *x, size_t
 }
 
 /* out1[0] = number of inf or nan elements of x (n) */
-void mt_cpu_ref_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n)
+void mt_cpu_ref_count_nonfinite(mt_backend *be, double *out1, mt_tensor x_)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    const float *x = mt_fp(x_);
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) count++;

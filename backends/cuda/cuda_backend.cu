@@ -117,17 +117,19 @@ void mt_cuda_gemm(mt_backend *be, const struct mt_gemm_args *g)
     cublasOperation_t opa = g->ta == MT_TRANS_T ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = g->tb == MT_TRANS_T ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (g->m == 0 || g->n == 0) return;
+    const float *A = (const float *)g->a, *B = (const float *)g->b;
+    float *C = (float *)g->c;
     if (g->k == 0) { /* no products: C = beta C, without relying on cuBLAS's k = 0 case */
-        mt_cuda_gemm_beta_only(be, g->c, g->m, g->n, g->ldc, g->stride_c, g->batch, g->beta);
+        mt_cuda_gemm_beta_only(be, C, g->m, g->n, g->ldc, g->stride_c, g->batch, g->beta);
         return;
     }
     if (g->batch <= 1)
-        CUBLAS_CHECK(cublasSgemm(h, opb, opa, g->n, g->m, g->k, &g->alpha, g->b, g->ldb, g->a,
-                                 g->lda, &g->beta, g->c, g->ldc));
+        CUBLAS_CHECK(cublasSgemm(h, opb, opa, g->n, g->m, g->k, &g->alpha, B, g->ldb, A, g->lda,
+                                 &g->beta, C, g->ldc));
     else
-        CUBLAS_CHECK(cublasSgemmStridedBatched(h, opb, opa, g->n, g->m, g->k, &g->alpha, g->b,
-                                               g->ldb, (long long)g->stride_b, g->a, g->lda,
-                                               (long long)g->stride_a, &g->beta, g->c, g->ldc,
+        CUBLAS_CHECK(cublasSgemmStridedBatched(h, opb, opa, g->n, g->m, g->k, &g->alpha, B,
+                                               g->ldb, (long long)g->stride_b, A, g->lda,
+                                               (long long)g->stride_a, &g->beta, C, g->ldc,
                                                (long long)g->stride_c, g->batch));
 }
 
@@ -145,13 +147,14 @@ static void cu_set_tf32(mt_backend *be, int on)
 static const struct mt_backend_i cuda_iface = {
     /* lifetime */ cu_name, cu_free,
     /* memory */ cu_alloc, cu_dealloc, cu_memset0, cu_upload, cu_download, cu_copy_2d,
-    cu_synchronize,
+    cu_synchronize, /* supports: f32 only */ NULL,
     /* gemm */ mt_cuda_gemm,
     /* kernels */ mt_cuda_embed_fwd, mt_cuda_embed_bwd, mt_cuda_layernorm_fwd,
-    mt_cuda_layernorm_bwd, mt_cuda_bias_add, mt_cuda_bias_bwd, mt_cuda_gelu_fwd,
-    mt_cuda_gelu_bwd, mt_cuda_add, mt_cuda_scale, mt_cuda_attn_fwd, mt_cuda_attn_bwd,
-    mt_cuda_xent_max, mt_cuda_xent_sumexp, mt_cuda_xent_loss, mt_cuda_xent_bwd, mt_cuda_adamw,
-    mt_cuda_sum_squares, mt_cuda_count_nonfinite,
+    mt_cuda_layernorm_bwd, mt_cuda_rmsnorm_fwd, mt_cuda_rmsnorm_bwd, mt_cuda_bias_add,
+    mt_cuda_bias_bwd, mt_cuda_gelu_fwd, mt_cuda_gelu_bwd, mt_cuda_swiglu_fwd, mt_cuda_swiglu_bwd,
+    mt_cuda_add, mt_cuda_scale, mt_cuda_dropout, mt_cuda_rope, mt_cuda_attn_fwd,
+    mt_cuda_attn_bwd, mt_cuda_xent_max, mt_cuda_xent_sumexp, mt_cuda_xent_loss, mt_cuda_xent_bwd,
+    mt_cuda_adamw, mt_cuda_sum_squares, mt_cuda_count_nonfinite,
     /* communicators */ mt_cuda_comm_world, mt_cuda_comm_split, mt_cuda_comm_free,
     mt_cuda_comm_rank, mt_cuda_comm_size, mt_cuda_all_reduce, mt_cuda_all_gather,
     mt_cuda_reduce_scatter, mt_cuda_broadcast, mt_cuda_send, mt_cuda_recv, mt_cuda_sendrecv,

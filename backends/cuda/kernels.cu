@@ -1,12 +1,13 @@
 /* kernels.cu: the compute members of the CUDA backend (struct mt_backend_i).
  *
+ * Every member computes f32 tensors (the backend has no `supports` member).
  * Written for agreement with cpu-ref first and speed second: the arithmetic
  * mirrors backends/cpu/cpu_ref_ops.c, with double accumulators where the
  * reference uses them; attention leans on cuBLAS (see there). Everything
  * runs on the backend's stream. Determinism (doc/backend-api.md): no atomics
  * anywhere. Column reductions (bias_bwd, layernorm dw/db) sum fixed chunks of
- * rows in order and then the chunks in order; embed_bwd adds each token's
- * rows in position order; in-row reductions use a fixed shared-memory tree;
+ * rows in order and then the chunks in order; embed_bwd adds each id's
+ * rows in row order; in-row reductions use a fixed shared-memory tree;
  * sum_squares / count_nonfinite sum each MT_REDUCE_BLOCK chunk sequentially
  * in one thread and one thread adds the chunk sums in order (bit-identical to
  * cpu-ref: unfused multiply and add).
@@ -16,6 +17,7 @@
  * checks the launch configuration and, at every __syncthreads(), switches
  * the threads of a block as the device would interleave them. */
 #include "cuda/cuda_common.cuh"
+#include "core/philox.h"
 #include <math.h>
 
 #define NT 256 /* threads per block; a power of two (the reduction trees need it) */
@@ -59,98 +61,79 @@ __device__ static double block_max(double v, double *sh)
 
 /* ---- embedding ------------------------------------------------------------------ */
 
-__global__ static void k_embed_fwd(float *out, const int32_t *tok, const float *wte,
-                                   const float *wpe, int T, int C, int pos0, int off, int V,
-                                   size_t total)
+__global__ static void k_embed_fwd(float *out, const int32_t *ids, const float *table, int C,
+                                   int off, int V, int accumulate, size_t total)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x) {
         size_t n = i / C;
         int c = (int)(i % C);
-        int t = (int)(n % T);
-        int row = tok[n] - off;
-        float v = (row >= 0 && row < V) ? wte[(size_t)row * C + c] : 0.0f;
-        if (wpe) v += wpe[(size_t)(pos0 + t) * C + c];
-        out[i] = v;
+        int row = ids[n] - off;
+        float v = (row >= 0 && row < V) ? table[(size_t)row * C + c] : 0.0f;
+        if (accumulate) out[i] += v;
+        else out[i] = v;
     }
 }
 
-void mt_cuda_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                       const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
-                       int V_local)
+void mt_cuda_embed_fwd(mt_backend *be, mt_tensor out, mt_tensor ids, mt_tensor table,
+                       int vocab_offset, int accumulate)
 {
-    size_t total = (size_t)B * T * C;
-    MT_LAUNCH(k_embed_fwd, grid_for(total), NT, 0, STREAM(be))(out, tok, wte, wpe, T, C, pos0,
-                                                       vocab_offset, V_local, total);
+    size_t total = (size_t)mt_numel(out);
+    MT_LAUNCH(k_embed_fwd, grid_for(total), NT, 0, STREAM(be))
+        (mt_fp(out), mt_ip(ids), mt_fp(table), (int)out.cols, vocab_offset, (int)table.rows,
+         accumulate, total);
     CUDA_CHECK_LAUNCH();
 }
 
-/* dwte: one block per position n that holds the first occurrence of its
- * token (k_embed_first marks them); the block adds the dout rows of every
- * occurrence of that token into the wte row, in position order, as the
- * reference does. No atomics, and O(N^2) token comparisons instead of a
- * pass over the whole vocabulary per row. */
-__global__ static void k_embed_first(int32_t *first, const int32_t *tok, int N, int off, int V)
+/* dtable: one block per row n that holds the first occurrence of its id
+ * (k_embed_first marks them); the block adds the dout rows of every
+ * occurrence of that id into the table row, in n order, as the reference
+ * does. No atomics, and O(N^2) id comparisons instead of a pass over the
+ * whole vocabulary per row. */
+__global__ static void k_embed_first(int32_t *first, const int32_t *ids, int N, int off, int V)
 {
     for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x) {
-        int row = tok[n] - off;
+        int row = ids[n] - off;
         int f = row >= 0 && row < V;
         for (int m = 0; f && m < n; m++)
-            if (tok[m] == tok[n]) f = 0;
+            if (ids[m] == ids[n]) f = 0;
         first[n] = f;
     }
 }
 
-__global__ static void k_embed_bwd_wte(float *dwte, const float *dout, const int32_t *tok,
-                                       const int32_t *first, int N, int C, int off)
+__global__ static void k_embed_bwd(float *dtable, const float *dout, const int32_t *ids,
+                                   const int32_t *first, int N, int C, int off)
 {
     int n0 = blockIdx.x;
     if (!first[n0]) return;
-    int32_t token = tok[n0];
-    float *row = dwte + (size_t)(token - off) * C;
+    int32_t id = ids[n0];
+    float *row = dtable + (size_t)(id - off) * C;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float acc = row[c];
         for (int n = n0; n < N; n++)
-            if (tok[n] == token) acc += dout[(size_t)n * C + c];
+            if (ids[n] == id) acc += dout[(size_t)n * C + c];
         row[c] = acc;
     }
 }
 
-__global__ static void k_embed_bwd_wpe(float *dwpe, const float *dout, int B, int T, int C)
+void mt_cuda_embed_bwd(mt_backend *be, mt_tensor dtable, mt_tensor dout, mt_tensor ids,
+                       int vocab_offset)
 {
-    size_t total = (size_t)T * C;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float acc = dwpe[i];
-        for (int b = 0; b < B; b++) acc += dout[(size_t)b * total + i];
-        dwpe[i] = acc;
-    }
+    const int N = (int)dout.rows, V = (int)dtable.rows;
+    if (V == 0) return;
+    int32_t *first = (int32_t *)mt_cuda_scratch(be, (size_t)N * sizeof(int32_t));
+    MT_LAUNCH(k_embed_first, grid_for((size_t)N), NT, 0, STREAM(be))(first, mt_ip(ids), N,
+                                                                     vocab_offset, V);
+    CUDA_CHECK_LAUNCH();
+    MT_LAUNCH(k_embed_bwd, N, NT, 0, STREAM(be))(mt_fp(dtable), mt_fp(dout), mt_ip(ids), first, N,
+                                                (int)dout.cols, vocab_offset);
+    CUDA_CHECK_LAUNCH();
 }
 
-void mt_cuda_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                       const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local)
-{
-    int N = B * T;
-    if (V_local > 0) {
-        int32_t *first = (int32_t *)mt_cuda_scratch(be, (size_t)N * sizeof(int32_t));
-        MT_LAUNCH(k_embed_first, grid_for((size_t)N), NT, 0, STREAM(be))(first, tok, N,
-                                                                         vocab_offset, V_local);
-        CUDA_CHECK_LAUNCH();
-        MT_LAUNCH(k_embed_bwd_wte, N, NT, 0, STREAM(be))(dwte, dout, tok, first, N, C,
-                                                        vocab_offset);
-        CUDA_CHECK_LAUNCH();
-    }
-    if (dwpe) {
-        MT_LAUNCH(k_embed_bwd_wpe, grid_for((size_t)T * C), NT, 0, STREAM(be))(dwpe, dout, B, T,
-                                                                               C);
-        CUDA_CHECK_LAUNCH();
-    }
-}
-
-/* ---- layernorm ------------------------------------------------------------------- */
+/* ---- layernorm and RMSNorm --------------------------------------------------------- */
 
 __global__ static void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
-                                       const float *w, const float *b, int C)
+                                       const float *w, const float *b, int C, double eps)
 {
     __shared__ double sh[NT];
     size_t n = blockIdx.x;
@@ -160,7 +143,7 @@ __global__ static void k_layernorm_fwd(float *out, float *mean, float *rstd, con
     double mu = block_sum(s, sh) / C;
     double ss = 0.0;
     for (int c = threadIdx.x; c < C; c += NT) ss += (x[c] - mu) * (x[c] - mu);
-    double r = 1.0 / sqrt(block_sum(ss, sh) / C + 1e-5);
+    double r = 1.0 / sqrt(block_sum(ss, sh) / C + eps);
     float *o = out + n * C;
     for (int c = threadIdx.x; c < C; c += NT) o[c] = (float)((x[c] - mu) * r * w[c] + b[c]);
     if (threadIdx.x == 0) {
@@ -169,22 +152,24 @@ __global__ static void k_layernorm_fwd(float *out, float *mean, float *rstd, con
     }
 }
 
-void mt_cuda_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd,
-                           const float *inp, const float *w, const float *b, int N, int C)
+void mt_cuda_layernorm_fwd(mt_backend *be, mt_tensor out, mt_tensor mean, mt_tensor rstd,
+                           mt_tensor inp, mt_tensor w, mt_tensor b, double eps)
 {
-    MT_LAUNCH(k_layernorm_fwd, N, NT, 0, STREAM(be))(out, mean, rstd, inp, w, b, C);
+    MT_LAUNCH(k_layernorm_fwd, (unsigned)inp.rows, NT, 0, STREAM(be))
+        (mt_fp(out), mt_fp(mean), mt_fp(rstd), mt_fp(inp), mt_fp(w), mt_fp(b), (int)inp.cols, eps);
     CUDA_CHECK_LAUNCH();
 }
 
-/* dinp += per row (one block per row) */
-__global__ static void k_layernorm_bwd_dinp(float *dinp, const float *dout, const float *inp,
-                                            const float *w, const float *mean,
-                                            const float *rstd, int C)
+/* dinp += per row (one block per row); mean NULL: RMSNorm (no centring, no
+ * mean-of-dnorm term) */
+__global__ static void k_norm_bwd_dinp(float *dinp, const float *dout, const float *inp,
+                                       const float *w, const float *mean, const float *rstd,
+                                       int C)
 {
     __shared__ double sh[NT];
     size_t n = blockIdx.x;
     const float *x = inp + n * C, *d = dout + n * C;
-    double mu = mean[n], r = rstd[n];
+    double mu = mean ? (double)mean[n] : 0.0, r = rstd[n];
     double s1 = 0.0, s2 = 0.0;
     for (int c = threadIdx.x; c < C; c += NT) {
         double norm = (x[c] - mu) * r;
@@ -192,7 +177,7 @@ __global__ static void k_layernorm_bwd_dinp(float *dinp, const float *dout, cons
         s1 += dn;
         s2 += dn * norm;
     }
-    double mean_dn = block_sum(s1, sh) / C;
+    double mean_dn = mean ? block_sum(s1, sh) / C : 0.0;
     double mean_dn_norm = block_sum(s2, sh) / C;
     float *di = dinp + n * C;
     for (int c = threadIdx.x; c < C; c += NT) {
@@ -202,16 +187,17 @@ __global__ static void k_layernorm_bwd_dinp(float *dinp, const float *dout, cons
     }
 }
 
-/* Column sums (bias and layernorm weight gradients) in two fixed-order
- * stages: COL_CHUNKS chunks of consecutive rows are summed in row order by
- * one thread per (chunk, column), in double, then one thread per column adds
+/* Column sums (bias and norm weight gradients) in two fixed-order stages:
+ * COL_CHUNKS chunks of consecutive rows are summed in row order by one
+ * thread per (chunk, column), in double, then one thread per column adds
  * the chunk sums in chunk order. Deterministic, no atomics, and enough
  * threads to fill the GPU (one thread per column would give 768 threads). */
 #define COL_CHUNKS 64
 
 static int rows_per_chunk(int N) { return (N + COL_CHUNKS - 1) / COL_CHUNKS; }
 
-/* partial[chunk][c] (and partial2 for dw): grid (column blocks, chunks) */
+/* partial sums of dy (part_b) and of dy * norm(inp) (part_w, when given);
+ * norm = (inp - mean) * rstd, mean NULL for RMSNorm. grid (column blocks, chunks) */
 __global__ static void k_colsum_chunks(double *part_b, double *part_w, const float *dy,
                                        const float *inp, const float *mean, const float *rstd,
                                        int N, int C, int rows)
@@ -223,10 +209,12 @@ __global__ static void k_colsum_chunks(double *part_b, double *part_w, const flo
     for (int n = n0; n < n1; n++) {
         float d = dy[(size_t)n * C + c];
         ab += d;
-        if (part_w)
-            aw += (double)d * ((inp[(size_t)n * C + c] - (double)mean[n]) * (double)rstd[n]);
+        if (part_w) {
+            double mu = mean ? (double)mean[n] : 0.0;
+            aw += (double)d * ((inp[(size_t)n * C + c] - mu) * (double)rstd[n]);
+        }
     }
-    part_b[(size_t)ch * C + c] = ab;
+    if (part_b) part_b[(size_t)ch * C + c] = ab;
     if (part_w) part_w[(size_t)ch * C + c] = aw;
 }
 
@@ -237,38 +225,74 @@ __global__ static void k_colsum_finish(float *db, float *dw, const double *part_
     if (c >= C) return;
     double ab = 0.0, aw = 0.0;
     for (int ch = 0; ch < COL_CHUNKS; ch++) {
-        ab += part_b[(size_t)ch * C + c];
+        if (db) ab += part_b[(size_t)ch * C + c];
         if (dw) aw += part_w[(size_t)ch * C + c];
     }
-    db[c] += (float)ab;
+    if (db) db[c] += (float)ab;
     if (dw) dw[c] += (float)aw;
 }
 
-/* db += column sums of dy; with dw, also dw += column sums of dy * norm(inp) */
+/* db += column sums of dy (db may be NULL); with dw, also dw += column sums
+ * of dy * norm(inp) */
 static void column_sums(mt_backend *be, float *db, float *dw, const float *dy, const float *inp,
                         const float *mean, const float *rstd, int N, int C)
 {
     size_t one = (size_t)COL_CHUNKS * C;
-    double *part = (double *)mt_cuda_scratch(be, (dw ? 2 : 1) * one * sizeof(double));
-    double *part_w = dw ? part + one : NULL;
+    double *part = (double *)mt_cuda_scratch(be, 2 * one * sizeof(double));
+    double *part_b = db ? part : NULL, *part_w = dw ? part + one : NULL;
     dim3 grid((C + NT - 1) / NT, COL_CHUNKS);
-    MT_LAUNCH(k_colsum_chunks, grid, NT, 0, STREAM(be))(part, part_w, dy, inp, mean, rstd, N, C,
-                                                        rows_per_chunk(N));
+    MT_LAUNCH(k_colsum_chunks, grid, NT, 0, STREAM(be))(part_b, part_w, dy, inp, mean, rstd, N,
+                                                        C, rows_per_chunk(N));
     CUDA_CHECK_LAUNCH();
-    MT_LAUNCH(k_colsum_finish, (C + NT - 1) / NT, NT, 0, STREAM(be))(db, dw, part, part_w, C);
+    MT_LAUNCH(k_colsum_finish, (C + NT - 1) / NT, NT, 0, STREAM(be))(db, dw, part_b, part_w, C);
     CUDA_CHECK_LAUNCH();
 }
 
-void mt_cuda_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db,
-                           const float *dout, const float *inp, const float *w,
-                           const float *mean, const float *rstd, int N, int C)
+void mt_cuda_layernorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor db,
+                           mt_tensor dout, mt_tensor inp, mt_tensor w, mt_tensor mean,
+                           mt_tensor rstd)
 {
-    MT_LAUNCH(k_layernorm_bwd_dinp, N, NT, 0, STREAM(be))(dinp, dout, inp, w, mean, rstd, C);
+    const int N = (int)inp.rows, C = (int)inp.cols;
+    MT_LAUNCH(k_norm_bwd_dinp, N, NT, 0, STREAM(be))(mt_fp(dinp), mt_fp(dout), mt_fp(inp),
+                                                    mt_fp(w), mt_fp(mean), mt_fp(rstd), C);
     CUDA_CHECK_LAUNCH();
-    column_sums(be, db, dw, dout, inp, mean, rstd, N, C);
+    column_sums(be, mt_fp(db), mt_fp(dw), mt_fp(dout), mt_fp(inp), mt_fp(mean), mt_fp(rstd), N,
+                C);
 }
 
-/* ---- bias, gelu, elementwise ---------------------------------------------------------- */
+__global__ static void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w,
+                                     int C, double eps)
+{
+    __shared__ double sh[NT];
+    size_t n = blockIdx.x;
+    const float *x = inp + n * C;
+    double ss = 0.0;
+    for (int c = threadIdx.x; c < C; c += NT) ss += (double)x[c] * x[c];
+    double r = 1.0 / sqrt(block_sum(ss, sh) / C + eps);
+    float *o = out + n * C;
+    for (int c = threadIdx.x; c < C; c += NT) o[c] = (float)(x[c] * r * w[c]);
+    if (threadIdx.x == 0) rstd[n] = (float)r;
+}
+
+void mt_cuda_rmsnorm_fwd(mt_backend *be, mt_tensor out, mt_tensor rstd, mt_tensor inp,
+                         mt_tensor w, double eps)
+{
+    MT_LAUNCH(k_rmsnorm_fwd, (unsigned)inp.rows, NT, 0, STREAM(be))
+        (mt_fp(out), mt_fp(rstd), mt_fp(inp), mt_fp(w), (int)inp.cols, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
+void mt_cuda_rmsnorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor dout,
+                         mt_tensor inp, mt_tensor w, mt_tensor rstd)
+{
+    const int N = (int)inp.rows, C = (int)inp.cols;
+    MT_LAUNCH(k_norm_bwd_dinp, N, NT, 0, STREAM(be))(mt_fp(dinp), mt_fp(dout), mt_fp(inp),
+                                                    mt_fp(w), (const float *)NULL, mt_fp(rstd), C);
+    CUDA_CHECK_LAUNCH();
+    column_sums(be, NULL, mt_fp(dw), mt_fp(dout), mt_fp(inp), NULL, mt_fp(rstd), N, C);
+}
+
+/* ---- bias, activations, elementwise ------------------------------------------------- */
 
 __global__ static void k_bias_add(float *y, const float *bias, int C, size_t total)
 {
@@ -277,16 +301,17 @@ __global__ static void k_bias_add(float *y, const float *bias, int C, size_t tot
         y[i] += bias[i % C];
 }
 
-void mt_cuda_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
+void mt_cuda_bias_add(mt_backend *be, mt_tensor y, mt_tensor bias)
 {
-    size_t total = (size_t)N * C;
-    MT_LAUNCH(k_bias_add, grid_for(total), NT, 0, STREAM(be))(y, bias, C, total);
+    size_t total = (size_t)mt_numel(y);
+    MT_LAUNCH(k_bias_add, grid_for(total), NT, 0, STREAM(be))(mt_fp(y), mt_fp(bias),
+                                                             (int)y.cols, total);
     CUDA_CHECK_LAUNCH();
 }
 
-void mt_cuda_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C)
+void mt_cuda_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy)
 {
-    column_sums(be, dbias, NULL, dy, NULL, NULL, NULL, N, C);
+    column_sums(be, mt_fp(dbias), NULL, mt_fp(dy), NULL, NULL, NULL, (int)dy.rows, (int)dy.cols);
 }
 
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
@@ -301,9 +326,10 @@ __global__ static void k_gelu_fwd(float *out, const float *inp, size_t n)
     }
 }
 
-void mt_cuda_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
+void mt_cuda_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)
 {
-    MT_LAUNCH(k_gelu_fwd, grid_for(n), NT, 0, STREAM(be))(out, inp, n);
+    size_t n = (size_t)mt_numel(inp);
+    MT_LAUNCH(k_gelu_fwd, grid_for(n), NT, 0, STREAM(be))(mt_fp(out), mt_fp(inp), n);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -319,10 +345,50 @@ __global__ static void k_gelu_bwd(float *dinp, const float *inp, const float *do
     }
 }
 
-void mt_cuda_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout,
-                      size_t n)
+void mt_cuda_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout)
 {
-    MT_LAUNCH(k_gelu_bwd, grid_for(n), NT, 0, STREAM(be))(dinp, inp, dout, n);
+    size_t n = (size_t)mt_numel(inp);
+    MT_LAUNCH(k_gelu_bwd, grid_for(n), NT, 0, STREAM(be))(mt_fp(dinp), mt_fp(inp), mt_fp(dout), n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* out (N,F) = silu(gate) up over rows [gate | up] of inp (N,2F) */
+__global__ static void k_swiglu_fwd(float *out, const float *inp, int F, size_t total)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t n = i / F, j = i % F;
+        double g = inp[n * 2 * F + j], u = inp[n * 2 * F + F + j];
+        out[i] = (float)(g / (1.0 + exp(-g)) * u);
+    }
+}
+
+void mt_cuda_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)
+{
+    size_t total = (size_t)mt_numel(out);
+    MT_LAUNCH(k_swiglu_fwd, grid_for(total), NT, 0, STREAM(be))(mt_fp(out), mt_fp(inp),
+                                                               (int)out.cols, total);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void k_swiglu_bwd(float *dinp, const float *inp, const float *dout, int F,
+                                    size_t total)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t n = i / F, j = i % F;
+        double g = inp[n * 2 * F + j], u = inp[n * 2 * F + F + j], d = dout[i];
+        double sg = 1.0 / (1.0 + exp(-g));
+        dinp[n * 2 * F + j] = (float)(d * u * sg * (1.0 + g * (1.0 - sg)));
+        dinp[n * 2 * F + F + j] = (float)(d * sg * g);
+    }
+}
+
+void mt_cuda_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout)
+{
+    size_t total = (size_t)mt_numel(dout);
+    MT_LAUNCH(k_swiglu_bwd, grid_for(total), NT, 0, STREAM(be))
+        (mt_fp(dinp), mt_fp(inp), mt_fp(dout), (int)dout.cols, total);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -333,9 +399,10 @@ __global__ static void k_add(float *out, const float *a, const float *b, size_t 
         out[i] = a[i] + b[i];
 }
 
-void mt_cuda_add(mt_backend *be, float *out, const float *a, const float *b, size_t n)
+void mt_cuda_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b)
 {
-    MT_LAUNCH(k_add, grid_for(n), NT, 0, STREAM(be))(out, a, b, n);
+    size_t n = (size_t)mt_numel(out);
+    MT_LAUNCH(k_add, grid_for(n), NT, 0, STREAM(be))(mt_fp(out), mt_fp(a), mt_fp(b), n);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -346,41 +413,107 @@ __global__ static void k_scale(float *x, float s, size_t n)
         x[i] *= s;
 }
 
-void mt_cuda_scale(mt_backend *be, float *x, float s, size_t n)
+void mt_cuda_scale(mt_backend *be, mt_tensor x, float s)
 {
-    MT_LAUNCH(k_scale, grid_for(n), NT, 0, STREAM(be))(x, s, n);
+    size_t n = (size_t)mt_numel(x);
+    MT_LAUNCH(k_scale, grid_for(n), NT, 0, STREAM(be))(mt_fp(x), s, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- dropout ------------------------------------------------------------------------ */
+
+/* x (N,C) in place: element (n,c) kept with coordinates (col0 + c, n % T,
+ * sample0 + n / T, 0), core/philox.h */
+__global__ static void k_dropout(float *x, int C, struct mt_dropout_args d, uint32_t thr,
+                                 float scale, size_t total)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t n = i / C;
+        int c = (int)(i % C);
+        int keep = mt_dropout_keep(d.seed, d.stream, thr, (uint32_t)(d.col0 + c),
+                                   (uint32_t)(n % d.T), (uint32_t)(d.sample0 + (int64_t)(n / d.T)), 0);
+        x[i] = keep ? x[i] * scale : 0.0f;
+    }
+}
+
+void mt_cuda_dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d)
+{
+    size_t total = (size_t)mt_numel(x);
+    MT_LAUNCH(k_dropout, grid_for(total), NT, 0, STREAM(be))
+        (mt_fp(x), (int)x.cols, *d, mt_dropout_threshold(d->p), mt_dropout_scale(d->p), total);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- rotary embedding -------------------------------------------------------------- */
+
+/* One thread per (row of positions t0.., rotated head, pair i < R/2). */
+__global__ static void k_rope(float *qkv, const float *table, int R, int T, int t0, int heads,
+                              int groups, int head_dim, float sgn, size_t total)
+{
+    const int hR = R / 2, per = heads / groups, W = groups * (per + 2) * head_dim;
+    const int nheads = heads + groups, Tq = T - t0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int pair = (int)(i % hR);
+        int k = (int)((i / hR) % nheads);
+        size_t r = i / ((size_t)hR * nheads);
+        int b = (int)(r / Tq), t = t0 + (int)(r % Tq);
+        /* query head k of group k / per, or the key of group k - heads */
+        int off = k < heads ? ((k / per) * (per + 2) + k % per) * head_dim
+                            : ((k - heads) * (per + 2) + per) * head_dim;
+        float *x = qkv + ((size_t)b * T + t) * W + off;
+        float c = table[(size_t)t * R + pair], s = sgn * table[(size_t)t * R + hR + pair];
+        float x1 = x[pair], x2 = x[hR + pair];
+        x[pair] = x1 * c - x2 * s;
+        x[hR + pair] = x2 * c + x1 * s;
+    }
+}
+
+void mt_cuda_rope(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct mt_attn_args *a,
+                  int inverse)
+{
+    const int R = (int)table.cols;
+    size_t total = (size_t)a->B * (a->T - a->t0) * (a->heads + a->groups) * (R / 2);
+    MT_LAUNCH(k_rope, grid_for(total), NT, 0, STREAM(be))
+        (mt_fp(qkv), mt_fp(table), R, a->T, a->t0, a->heads, a->groups, a->head_dim,
+         inverse ? -1.0f : 1.0f, total);
     CUDA_CHECK_LAUNCH();
 }
 
 /* ---- attention ------------------------------------------------------------------------
- * The products are cuBLAS strided-batched GEMMs over the heads of one
- * sequence (one call per b and product): in the qkv layout (B,T,NH,3,HS) the
- * rows of Q, K or V of one head are 3*NH*HS floats apart and consecutive
- * heads 3*HS apart. The softmax and its backward are row kernels. Entries
- * above the diagonal are exact zeros in att (and in ds), so the products run
- * over whole rows; that doubles their FLOPs but keeps them on cuBLAS, far
- * ahead of any hand-written kernel in fp32. With --tf32 these GEMMs use TF32
- * too. Per (b,h):
- *   forward   S = scale Q K^T;  att = softmax over j <= t;  out = att V
- *   backward  datt = dout V^T;  ds = att (datt - sum_j att datt);
- *             dq = scale ds K;  dk = scale ds^T Q;  dv = att^T dout */
+ * The products are cuBLAS strided-batched GEMMs (one call per sequence b,
+ * product and query head j of a group, batched over the groups): in the
+ * qkv layout the rows of one head are W = groups*(per+2)*head_dim floats
+ * apart and the same head of consecutive groups (per+2)*head_dim apart. The
+ * softmax and its backward are row kernels. Entries above the diagonal are
+ * exact zeros in att (and in ds), so the products run over whole rows; that
+ * doubles their FLOPs but keeps them on cuBLAS, far ahead of any hand-
+ * written kernel in fp32. With --tf32 these GEMMs use TF32 too. Attention
+ * dropout multiplies the probabilities into a scratch copy used by the
+ * products (att keeps them undropped, for the softmax backward). Per (b,h):
+ *   forward   S = scale Q K^T;  att = softmax over j <= t (or all j);
+ *             out = (att f) V   (f: dropout factors)
+ *   backward  datt = f (dout V^T);  ds = att (datt - sum_j att datt);
+ *             dq = scale ds K;  dk += scale ds^T Q;  dv += (att f)^T dout */
 
 static void head_gemm(mt_backend *be, enum mt_trans ta, enum mt_trans tb, int m, int n, int k,
                       float alpha, const float *a, int lda, int64_t sa, const float *b, int ldb,
-                      int64_t sb, float *c, int ldc, int64_t sc, int batch)
+                      int64_t sb, float beta, float *c, int ldc, int64_t sc, int batch)
 {
-    /* fields in declaration order (backend.h); beta = 0: C is overwritten */
-    const struct mt_gemm_args g = {ta, tb, m, n, k, batch, alpha, 0.0f, a, lda, sa,
-                                   b, ldb, sb, c, ldc, sc};
+    /* fields in declaration order (backend.h); the element types stay f32 */
+    const struct mt_gemm_args g = {ta, tb, m, n, k, batch, alpha, beta, a, lda, sa, b, ldb, sb,
+                                   c, ldc, sc, MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32,
+                                   MT_DTYPE_F32};
     mt_cuda_gemm(be, &g);
 }
 
 /* one block per row of att (b, h, query i): softmax of the scores over the
- * keys j <= t0 + i, zeros beyond */
-__global__ static void k_softmax_causal(float *att, int T, int Tq, int t0)
+ * keys j <= t0 + i (causal) or all keys, zeros beyond */
+__global__ static void k_softmax_rows(float *att, int T, int Tq, int t0, int causal)
 {
     __shared__ double sh[NT];
-    int i = blockIdx.x % Tq, t = t0 + i;
+    int i = blockIdx.x % Tq, t = causal ? t0 + i : T - 1;
     float *a = att + (size_t)blockIdx.x * T;
     double mx = -INFINITY;
     for (int j = threadIdx.x; j <= t; j += NT)
@@ -393,26 +526,70 @@ __global__ static void k_softmax_causal(float *att, int T, int Tq, int t0)
         a[j] = j <= t ? (float)(exp((double)a[j] - mx) / sum) : 0.0f;
 }
 
-void mt_cuda_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
-                      int t0, int NH, int HS)
+/* y = x * f over rows of att: f = 1/(1-p) for kept entries, 0 for dropped;
+ * row r is (b, h, query i) of B x heads x Tq rows, coordinates as in
+ * struct mt_attn_args */
+__global__ static void k_attn_dropout(float *y, const float *x, int T, int Tq, int t0,
+                                      int heads, struct mt_dropout_args d, uint32_t thr,
+                                      float scale, size_t total)
 {
-    const int Tq = T - t0, ld = 3 * NH * HS;
-    const float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++) {
-        const float *base = qkv + (size_t)b * T * ld;
-        float *ab = att + (size_t)b * NH * Tq * T;
-        /* S = scale Q K^T: queries t0.., all keys */
-        head_gemm(be, MT_TRANS_N, MT_TRANS_T, Tq, T, HS, scale, base + (size_t)t0 * ld, ld,
-                  3 * HS, base + HS, ld, 3 * HS, ab, T, (int64_t)Tq * T, NH);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int j = (int)(i % T);
+        size_t r = i / T;
+        int q = t0 + (int)(r % Tq), h = (int)((r / Tq) % heads), b = (int)(r / ((size_t)Tq * heads));
+        int keep = mt_dropout_keep(d.seed, d.stream, thr, (uint32_t)j, (uint32_t)q,
+                                   (uint32_t)(d.sample0 + b), (uint32_t)(d.col0 + h));
+        y[i] = keep ? x[i] * scale : 0.0f;
     }
-    MT_LAUNCH(k_softmax_causal, B * NH * Tq, NT, 0, STREAM(be))(att, T, Tq, t0);
+}
+
+/* y (B*heads*Tq, T) = att with the dropout factors of a applied */
+static void attn_dropout(mt_backend *be, float *y, const float *x, const struct mt_attn_args *a)
+{
+    const int Tq = a->T - a->t0;
+    size_t total = (size_t)a->B * a->heads * Tq * a->T;
+    MT_LAUNCH(k_attn_dropout, grid_for(total), NT, 0, STREAM(be))
+        (y, x, a->T, Tq, a->t0, a->heads, a->dropout, mt_dropout_threshold(a->dropout.p),
+         mt_dropout_scale(a->dropout.p), total);
     CUDA_CHECK_LAUNCH();
-    for (int b = 0; b < B; b++) {
+}
+
+void mt_cuda_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor qkv_,
+                      const struct mt_attn_args *a)
+{
+    const int T = a->T, t0 = a->t0, Tq = T - t0, HS = a->head_dim, NH = a->heads;
+    const int G = a->groups, per = NH / G, ld = mt_qkv_width(a), gs = (per + 2) * HS;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const float *qkv = mt_fp(qkv_);
+    float *att = mt_fp(att_), *out = mt_fp(out_);
+    const int64_t tt = (int64_t)Tq * T;
+    for (int b = 0; b < a->B; b++) {
         const float *base = qkv + (size_t)b * T * ld;
-        /* out = att V */
-        head_gemm(be, MT_TRANS_N, MT_TRANS_N, Tq, HS, T, 1.0f, att + (size_t)b * NH * Tq * T, T,
-                  (int64_t)Tq * T, base + 2 * HS, ld, 3 * HS, out + (size_t)b * Tq * NH * HS,
-                  NH * HS, HS, NH);
+        float *ab = att + (size_t)b * NH * tt;
+        /* S = scale Q K^T: queries t0.., all keys; head h = g*per + j */
+        for (int j = 0; j < per; j++)
+            head_gemm(be, MT_TRANS_N, MT_TRANS_T, Tq, T, HS, scale,
+                      base + (size_t)t0 * ld + (size_t)j * HS, ld, gs, base + (size_t)per * HS, ld,
+                      gs, 0.0f, ab + (size_t)j * tt, T, (int64_t)per * tt, G);
+    }
+    MT_LAUNCH(k_softmax_rows, a->B * NH * Tq, NT, 0, STREAM(be))(att, T, Tq, t0, a->causal);
+    CUDA_CHECK_LAUNCH();
+    const float *p = att;
+    if (a->dropout.p > 0.0f) {
+        float *dropped = (float *)mt_cuda_scratch(be, (size_t)a->B * NH * tt * sizeof(float));
+        attn_dropout(be, dropped, att, a);
+        p = dropped;
+    }
+    for (int b = 0; b < a->B; b++) {
+        const float *base = qkv + (size_t)b * T * ld;
+        /* out = (att f) V */
+        for (int j = 0; j < per; j++)
+            head_gemm(be, MT_TRANS_N, MT_TRANS_N, Tq, HS, T, 1.0f,
+                      p + (size_t)b * NH * tt + (size_t)j * tt, T, (int64_t)per * tt,
+                      base + (size_t)(per + 1) * HS, ld, gs, 0.0f,
+                      out + (size_t)b * Tq * NH * HS + (size_t)j * HS, NH * HS, (int64_t)per * HS,
+                      G);
     }
 }
 
@@ -428,31 +605,52 @@ __global__ static void k_softmax_bwd(float *datt, const float *att, int T)
     for (int j = threadIdx.x; j < T; j += NT) d[j] = (float)((double)a[j] * ((double)d[j] - row));
 }
 
-void mt_cuda_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout,
-                      const float *qkv, const float *att, int B, int T, int NH, int HS)
+void mt_cuda_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor dout_,
+                      mt_tensor qkv_, mt_tensor att_, const struct mt_attn_args *a)
 {
-    const int ld = 3 * NH * HS, ldo = NH * HS;
+    const int T = a->T, HS = a->head_dim, NH = a->heads, G = a->groups, per = NH / G;
+    const int ld = mt_qkv_width(a), ldo = NH * HS, gs = (per + 2) * HS;
     const int64_t tt = (int64_t)T * T;
     const float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++) {
+    const float *qkv = mt_fp(qkv_), *dout = mt_fp(dout_), *att = mt_fp(att_);
+    float *dqkv = mt_fp(dqkv_), *datt = mt_fp(datt_);
+    const int drop = a->dropout.p > 0.0f;
+    for (int b = 0; b < a->B; b++) {
         const float *base = qkv + (size_t)b * T * ld, *dob = dout + (size_t)b * T * ldo;
         /* datt = dout V^T */
-        head_gemm(be, MT_TRANS_N, MT_TRANS_T, T, T, HS, 1.0f, dob, ldo, HS, base + 2 * HS, ld,
-                  3 * HS, datt + (size_t)b * NH * tt, T, tt, NH);
+        for (int j = 0; j < per; j++)
+            head_gemm(be, MT_TRANS_N, MT_TRANS_T, T, T, HS, 1.0f, dob + (size_t)j * HS, ldo,
+                      (int64_t)per * HS, base + (size_t)(per + 1) * HS, ld, gs, 0.0f,
+                      datt + (size_t)b * NH * tt + (size_t)j * tt, T, (int64_t)per * tt, G);
     }
-    MT_LAUNCH(k_softmax_bwd, B * NH * T, NT, 0, STREAM(be))(datt, att, T);
+    if (drop) attn_dropout(be, datt, datt, a); /* datt = f (dout V^T) */
+    MT_LAUNCH(k_softmax_bwd, a->B * NH * T, NT, 0, STREAM(be))(datt, att, T);
     CUDA_CHECK_LAUNCH();
-    for (int b = 0; b < B; b++) {
+    const float *p = att;
+    if (drop) {
+        float *dropped = (float *)mt_cuda_scratch(be, (size_t)a->B * NH * tt * sizeof(float));
+        attn_dropout(be, dropped, att, a);
+        p = dropped;
+    }
+    for (int b = 0; b < a->B; b++) {
         const float *base = qkv + (size_t)b * T * ld, *dob = dout + (size_t)b * T * ldo;
-        const float *ds = datt + (size_t)b * NH * tt, *ab = att + (size_t)b * NH * tt;
+        const float *ds = datt + (size_t)b * NH * tt, *pb = p + (size_t)b * NH * tt;
         float *dbase = dqkv + (size_t)b * T * ld;
-        /* dq = scale ds K;  dk = scale ds^T Q;  dv = att^T dout */
-        head_gemm(be, MT_TRANS_N, MT_TRANS_N, T, HS, T, scale, ds, T, tt, base + HS, ld, 3 * HS,
-                  dbase, ld, 3 * HS, NH);
-        head_gemm(be, MT_TRANS_T, MT_TRANS_N, T, HS, T, scale, ds, T, tt, base, ld, 3 * HS,
-                  dbase + HS, ld, 3 * HS, NH);
-        head_gemm(be, MT_TRANS_T, MT_TRANS_N, T, HS, T, 1.0f, ab, T, tt, dob, ldo, HS,
-                  dbase + 2 * HS, ld, 3 * HS, NH);
+        for (int j = 0; j < per; j++) {
+            const float beta = j == 0 ? 0.0f : 1.0f; /* the group's heads add up in order */
+            /* dq = scale ds K */
+            head_gemm(be, MT_TRANS_N, MT_TRANS_N, T, HS, T, scale, ds + (size_t)j * tt, T,
+                      (int64_t)per * tt, base + (size_t)per * HS, ld, gs, 0.0f,
+                      dbase + (size_t)j * HS, ld, gs, G);
+            /* dk += scale ds^T Q */
+            head_gemm(be, MT_TRANS_T, MT_TRANS_N, T, HS, T, scale, ds + (size_t)j * tt, T,
+                      (int64_t)per * tt, base + (size_t)j * HS, ld, gs, beta,
+                      dbase + (size_t)per * HS, ld, gs, G);
+            /* dv += (att f)^T dout */
+            head_gemm(be, MT_TRANS_T, MT_TRANS_N, T, HS, T, 1.0f, pb + (size_t)j * tt, T,
+                      (int64_t)per * tt, dob + (size_t)j * HS, ldo, (int64_t)per * HS, beta,
+                      dbase + (size_t)(per + 1) * HS, ld, gs, G);
+        }
     }
 }
 
@@ -469,10 +667,10 @@ __global__ static void k_xent_max(float *rowmax, const float *logits, int V, int
     if (threadIdx.x == 0) rowmax[blockIdx.x] = (float)r;
 }
 
-void mt_cuda_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
-                      int ld)
+void mt_cuda_xent_max(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local)
 {
-    MT_LAUNCH(k_xent_max, N, NT, 0, STREAM(be))(rowmax, logits, V_local, ld);
+    MT_LAUNCH(k_xent_max, (unsigned)logits.rows, NT, 0, STREAM(be))
+        (mt_fp(rowmax), mt_fp(logits), V_local, (int)logits.cols);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -499,12 +697,12 @@ __global__ static void k_xent_sumexp(float *sumexp, float *tgt, const float *log
     }
 }
 
-void mt_cuda_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                         const float *rowmax, const int32_t *targets, int N, int V_local,
-                         int vocab_offset, int ld)
+void mt_cuda_xent_sumexp(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits,
+                         mt_tensor rowmax, mt_tensor targets, int V_local, int vocab_offset)
 {
-    MT_LAUNCH(k_xent_sumexp, N, NT, 0, STREAM(be))(sumexp, tgt, logits, rowmax, targets, V_local,
-                                           vocab_offset, ld);
+    MT_LAUNCH(k_xent_sumexp, (unsigned)logits.rows, NT, 0, STREAM(be))
+        (mt_fp(sumexp), mt_fp(tgt), mt_fp(logits), mt_fp(rowmax), mt_ip(targets), V_local,
+         vocab_offset, (int)logits.cols);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -515,10 +713,12 @@ __global__ static void k_xent_loss(float *losses, const float *rowmax, const flo
     if (n < N) losses[n] = (float)(log((double)sumexp[n]) + rowmax[n] - tgt[n]);
 }
 
-void mt_cuda_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
-                       const float *tgt, int N)
+void mt_cuda_xent_loss(mt_backend *be, mt_tensor losses, mt_tensor rowmax, mt_tensor sumexp,
+                       mt_tensor tgt)
 {
-    MT_LAUNCH(k_xent_loss, (N + NT - 1) / NT, NT, 0, STREAM(be))(losses, rowmax, sumexp, tgt, N);
+    const int N = (int)mt_numel(losses);
+    MT_LAUNCH(k_xent_loss, (N + NT - 1) / NT, NT, 0, STREAM(be))
+        (mt_fp(losses), mt_fp(rowmax), mt_fp(sumexp), mt_fp(tgt), N);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -537,13 +737,15 @@ __global__ static void k_xent_bwd(float *dlogits, const float *dlosses, const fl
     }
 }
 
-void mt_cuda_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
-                      const float *rowmax, const float *sumexp, const int32_t *targets, int N,
-                      int V_local, int vocab_offset, int ld)
+void mt_cuda_xent_bwd(mt_backend *be, mt_tensor dlogits, mt_tensor dlosses, mt_tensor logits,
+                      mt_tensor rowmax, mt_tensor sumexp, mt_tensor targets, int V_local,
+                      int vocab_offset)
 {
-    size_t total = (size_t)N * V_local;
+    size_t total = (size_t)logits.rows * V_local;
+    if (!total) return;
     MT_LAUNCH(k_xent_bwd, grid_for(total), NT, 0, STREAM(be))
-        (dlogits, dlosses, logits, rowmax, sumexp, targets, V_local, vocab_offset, ld, total);
+        (mt_fp(dlogits), mt_fp(dlosses), mt_fp(logits), mt_fp(rowmax), mt_fp(sumexp),
+         mt_ip(targets), V_local, vocab_offset, (int)logits.cols, total);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -570,9 +772,10 @@ __global__ static void k_adamw(float *param, float *grad, float *m, float *v, si
     }
 }
 
-void mt_cuda_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
+void mt_cuda_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v,
                    const struct mt_adamw_args *a, int zero_grad)
 {
+    const size_t n = (size_t)mt_numel(param);
     /* the same float -> double conversions as cpu-ref */
     struct adamw_k k;
     k.lr = a->lr;
@@ -583,7 +786,8 @@ void mt_cuda_adamw(mt_backend *be, float *param, float *grad, float *m, float *v
     k.gscale = a->grad_scale;
     k.bc1 = 1.0 - pow(a->beta1, a->step);
     k.bc2 = 1.0 - pow(a->beta2, a->step);
-    MT_LAUNCH(k_adamw, grid_for(n), NT, 0, STREAM(be))(param, grad, m, v, n, k, zero_grad);
+    MT_LAUNCH(k_adamw, grid_for(n), NT, 0, STREAM(be))(mt_fp(param), mt_fp(grad), mt_fp(m),
+                                                      mt_fp(v), n, k, zero_grad);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -635,14 +839,14 @@ static void chunked_reduce(mt_backend *be, double *out1, const float *x, size_t 
     CUDA_CHECK_LAUNCH();
 }
 
-void mt_cuda_sum_squares(mt_backend *be, double *out1, const float *x, size_t n)
+void mt_cuda_sum_squares(mt_backend *be, double *out1, mt_tensor x)
 {
-    chunked_reduce(be, out1, x, n, 0);
+    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), 0);
 }
 
-void mt_cuda_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n)
+void mt_cuda_count_nonfinite(mt_backend *be, double *out1, mt_tensor x)
 {
-    chunked_reduce(be, out1, x, n, 1);
+    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), 1);
 }
 
 /* ---- GEMM helper ------------------------------------------------------------------- */

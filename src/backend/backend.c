@@ -42,7 +42,8 @@ int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing
     }
     REQ(name) REQ(free) REQ(alloc) REQ(dealloc) REQ(memset0) REQ(upload) REQ(download)
     REQ(copy_2d) REQ(gemm) REQ(embed_fwd) REQ(embed_bwd) REQ(layernorm_fwd) REQ(layernorm_bwd)
-    REQ(bias_add) REQ(bias_bwd) REQ(gelu_fwd) REQ(gelu_bwd) REQ(add) REQ(scale) REQ(attn_fwd)
+    REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(gelu_fwd) REQ(gelu_bwd)
+    REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(dropout) REQ(rope) REQ(attn_fwd)
     REQ(attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
     REQ(sum_squares) REQ(count_nonfinite) REQ(comm_world) REQ(comm_split) REQ(comm_free)
     REQ(comm_rank) REQ(comm_size) REQ(all_reduce) REQ(all_gather) REQ(reduce_scatter)
@@ -68,6 +69,24 @@ mt_backend *mt_backend_init(const char *name, char *err, size_t errlen)
     const char *missing = NULL;
     if (!mt_backend_iface_complete(be->iface, &missing))
         mt_die("backend '%s' does not implement mandatory member '%s'", name, missing);
+    return be;
+}
+
+mt_backend *mt_backend_open(const char *name, int tf32)
+{
+    char err[320];
+    mt_backend *be = mt_backend_init(name, err, sizeof err);
+    if (!be) {
+        char hint[160];
+        if (strcmp(name, "cuda") == 0 && strstr(mt_backend_list(), "cuda"))
+            snprintf(hint, sizeof hint,
+                     "run where nvidia-smi shows a GPU, one per rank, or use --backend cpu");
+        else
+            snprintf(hint, sizeof hint, "use --backend with one of: %s", mt_backend_list());
+        mt_user_error(hint, "%s", err);
+    }
+    if (tf32 && !mt_backend_set_tf32(be, 1))
+        mt_warn("--tf32 has no effect on backend %s (its GEMMs are fp32)", mt_backend_name(be));
     return be;
 }
 
@@ -157,6 +176,91 @@ void mt_synchronize(mt_backend *be)
     if (be->iface->synchronize) be->iface->synchronize(be);
 }
 
+/* ---- tensors ----------------------------------------------------------------- */
+
+const char *mt_op_name(enum mt_op op)
+{
+    static const char *names[MT_OP_COUNT] = {
+        "gemm", "embedding", "layernorm", "rmsnorm", "bias", "gelu", "swiglu", "add", "scale",
+        "dropout", "rope", "attention", "cross-entropy", "adamw", "reduction"};
+    return op >= 0 && op < MT_OP_COUNT ? names[op] : "?";
+}
+
+int mt_backend_supports(const mt_backend *be, enum mt_op op, enum mt_dtype t)
+{
+    if (be->iface->supports) return be->iface->supports(be, op, t);
+    return t == MT_DTYPE_F32;
+}
+
+/* A backend declines an (op, type) it lacks: say which, and what to do. */
+static void need_type(mt_backend *be, enum mt_op op, enum mt_dtype t)
+{
+    if (!mt_backend_supports(be, op, t))
+        mt_user_error("cpu-ref computes every op in every type; use --backend cpu-ref, or f32",
+                      "backend '%s' has no %s kernel for %s tensors", mt_backend_name(be),
+                      mt_op_name(op), mt_dtype_name(t));
+}
+
+mt_tensor mt_tensor_alloc(mt_backend *be, enum mt_dtype t, int64_t rows, int64_t cols)
+{
+    MT_ASSERT(rows >= 0 && cols >= 0);
+    return mt_tensor_of(mt_alloc(be, (size_t)(rows * cols) * mt_dtype_size(t)), t, rows, cols);
+}
+
+void mt_tensor_free(mt_backend *be, mt_tensor *t)
+{
+    mt_dealloc(be, t->data);
+    t->data = NULL;
+}
+
+static size_t nbytes_of(mt_tensor t) { return (size_t)mt_numel(t) * mt_dtype_size(t.dtype); }
+
+void mt_tensor_zero(mt_backend *be, mt_tensor t) { mt_memset0(be, t.data, nbytes_of(t)); }
+
+void mt_tensor_upload(mt_backend *be, mt_tensor t, const void *host)
+{
+    mt_upload(be, t.data, host, nbytes_of(t));
+}
+
+void mt_tensor_download(mt_backend *be, void *host, mt_tensor t)
+{
+    mt_download(be, host, t.data, nbytes_of(t));
+}
+
+mt_tensor mt_rows(mt_tensor t, int64_t r0, int64_t n)
+{
+    if (!t.data) return t;
+    MT_ASSERT(r0 >= 0 && n >= 0 && r0 + n <= t.rows);
+    t.data = (char *)t.data + (size_t)(r0 * t.cols) * mt_dtype_size(t.dtype);
+    t.rows = n;
+    return t;
+}
+
+mt_tensor mt_prefix(mt_tensor t, int64_t rows2, int64_t cols2)
+{
+    if (!t.data) return t;
+    MT_ASSERT(rows2 >= 0 && cols2 >= 0 && rows2 * cols2 <= mt_numel(t));
+    t.rows = rows2;
+    t.cols = cols2;
+    return t;
+}
+
+mt_tensor mt_reshape(mt_tensor t, int64_t rows2, int64_t cols2)
+{
+    MT_ASSERT(rows2 >= 0 && cols2 >= 0 && rows2 * cols2 == mt_numel(t));
+    t.rows = rows2;
+    t.cols = cols2;
+    return t;
+}
+
+/* Shape agreement, the extents a wrapper can check: an internal invariant
+ * (the model builds every view), so a failure is a bug, not bad input. */
+#define SAME_SHAPE(a, b) MT_ASSERT((a).rows == (b).rows && (a).cols == (b).cols)
+#define SAME_TYPE(a, b) MT_ASSERT((a).dtype == (b).dtype)
+#define IS_VEC(v, n) MT_ASSERT(mt_numel(v) == (n))
+#define IS_F32(v) MT_ASSERT((v).dtype == MT_DTYPE_F32)
+#define IS_I32(v) MT_ASSERT((v).dtype == MT_DTYPE_I32)
+
 /* ---- GEMM ------------------------------------------------------------------ */
 
 void mt_gemm(mt_backend *be, const struct mt_gemm_args *g)
@@ -167,139 +271,347 @@ void mt_gemm(mt_backend *be, const struct mt_gemm_args *g)
     MT_ASSERT(g->ldb >= (g->tb == MT_TRANS_N ? g->n : g->k));
     MT_ASSERT(g->ldc >= g->n);
     MT_ASSERT(g->a && g->b && g->c);
+    need_type(be, MT_OP_GEMM, g->a_type);
+    if (g->b_type != g->a_type) need_type(be, MT_OP_GEMM, g->b_type);
+    if (g->c_type != g->a_type) need_type(be, MT_OP_GEMM, g->c_type);
+    if (g->compute_type != MT_DTYPE_F32) need_type(be, MT_OP_GEMM, g->compute_type);
     if (g->m == 0 || g->n == 0) return;
     if (gemm_hook) gemm_hook(gemm_hook_user, g);
     DISPATCH(be, "gemm", be->iface->gemm(be, g));
 }
 
-void mt_matmul_xwt(mt_backend *be, float *y, const float *x, const float *w, int N, int in,
-                   int out, float beta)
+static struct mt_gemm_args gemm_of(mt_tensor a, mt_tensor b, mt_tensor c)
 {
-    struct mt_gemm_args g = {.ta = MT_TRANS_N, .tb = MT_TRANS_T, .m = N, .n = out, .k = in,
-                             .batch = 1, .alpha = 1.0f, .beta = beta,
-                             .a = x, .lda = in, .b = w, .ldb = in, .c = y, .ldc = out};
+    struct mt_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.batch = 1;
+    g.alpha = 1.0f;
+    g.a = a.data, g.lda = (int)a.cols, g.a_type = a.dtype;
+    g.b = b.data, g.ldb = (int)b.cols, g.b_type = b.dtype;
+    g.c = c.data, g.ldc = (int)c.cols, g.c_type = c.dtype;
+    g.compute_type = MT_DTYPE_F32;
+    return g;
+}
+
+void mt_matmul_xwt(mt_backend *be, mt_tensor y, mt_tensor x, mt_tensor w, float beta)
+{
+    /* y (N,out) = x (N,in) . w (out,in)^T */
+    MT_ASSERT(y.rows == x.rows && x.cols == w.cols && y.cols == w.rows);
+    struct mt_gemm_args g = gemm_of(x, w, y);
+    g.ta = MT_TRANS_N, g.tb = MT_TRANS_T;
+    g.m = (int)x.rows, g.n = (int)w.rows, g.k = (int)x.cols, g.beta = beta;
+    mt_gemm(be, &g);
+}
+
+void mt_matmul_dw(mt_backend *be, mt_tensor dw, mt_tensor dy, mt_tensor x, float beta)
+{
+    /* dw (out,in) = dy (N,out)^T . x (N,in) */
+    MT_ASSERT(dy.rows == x.rows && dw.rows == dy.cols && dw.cols == x.cols);
+    struct mt_gemm_args g = gemm_of(dy, x, dw);
+    g.ta = MT_TRANS_T, g.tb = MT_TRANS_N;
+    g.m = (int)dy.cols, g.n = (int)x.cols, g.k = (int)dy.rows, g.beta = beta;
+    mt_gemm(be, &g);
+}
+
+void mt_matmul_dx(mt_backend *be, mt_tensor dx, mt_tensor dy, mt_tensor w, float beta)
+{
+    /* dx (N,in) = dy (N,out) . w (out,in) */
+    MT_ASSERT(dx.rows == dy.rows && dy.cols == w.rows && dx.cols == w.cols);
+    struct mt_gemm_args g = gemm_of(dy, w, dx);
+    g.ta = MT_TRANS_N, g.tb = MT_TRANS_N;
+    g.m = (int)dy.rows, g.n = (int)w.cols, g.k = (int)dy.cols, g.beta = beta;
     mt_gemm(be, &g);
 }
 
 /* ---- kernels ----------------------------------------------------------------- */
 
-void mt_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                  const float *wpe, int B, int T, int C, int pos0, int vocab_offset, int V_local)
+void mt_embed_fwd(mt_backend *be, mt_tensor out, mt_tensor ids, mt_tensor table,
+                  int vocab_offset, int accumulate)
 {
-    MT_ASSERT(B > 0 && T > 0 && C > 0 && pos0 >= 0 && vocab_offset >= 0 && V_local > 0);
-    DISPATCH(be, "embed_fwd",
-             be->iface->embed_fwd(be, out, tok, wte, wpe, B, T, C, pos0, vocab_offset, V_local));
+    IS_I32(ids);
+    SAME_TYPE(out, table);
+    MT_ASSERT(mt_numel(ids) == out.rows && out.cols == table.cols && vocab_offset >= 0);
+    need_type(be, MT_OP_EMBED, out.dtype);
+    if (out.rows)
+        DISPATCH(be, "embed_fwd",
+                 be->iface->embed_fwd(be, out, ids, table, vocab_offset, accumulate));
 }
 
-void mt_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                  const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local)
+void mt_embed_bwd(mt_backend *be, mt_tensor dtable, mt_tensor dout, mt_tensor ids,
+                  int vocab_offset)
 {
-    MT_ASSERT(B > 0 && T > 0 && C > 0 && vocab_offset >= 0 && V_local > 0);
-    DISPATCH(be, "embed_bwd",
-             be->iface->embed_bwd(be, dwte, dwpe, dout, tok, B, T, C, vocab_offset, V_local));
+    IS_I32(ids);
+    SAME_TYPE(dout, dtable);
+    MT_ASSERT(mt_numel(ids) == dout.rows && dout.cols == dtable.cols && vocab_offset >= 0);
+    need_type(be, MT_OP_EMBED, dout.dtype);
+    if (dout.rows)
+        DISPATCH(be, "embed_bwd", be->iface->embed_bwd(be, dtable, dout, ids, vocab_offset));
 }
 
-void mt_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                      const float *w, const float *b, int N, int C)
+/* the statistics vectors of a norm over x (N, C) */
+static void norm_stats(mt_tensor x, mt_tensor stat) { IS_F32(stat); IS_VEC(stat, x.rows); }
+
+void mt_layernorm_fwd(mt_backend *be, mt_tensor out, mt_tensor mean, mt_tensor rstd,
+                      mt_tensor inp, mt_tensor w, mt_tensor b, double eps)
 {
-    MT_ASSERT(N > 0 && C > 0);
-    DISPATCH(be, "layernorm_fwd", be->iface->layernorm_fwd(be, out, mean, rstd, inp, w, b, N, C));
+    SAME_SHAPE(out, inp);
+    IS_VEC(w, inp.cols);
+    IS_VEC(b, inp.cols);
+    norm_stats(inp, mean);
+    norm_stats(inp, rstd);
+    MT_ASSERT(inp.rows > 0 && inp.cols > 0 && eps >= 0);
+    need_type(be, MT_OP_LAYERNORM, inp.dtype);
+    DISPATCH(be, "layernorm_fwd", be->iface->layernorm_fwd(be, out, mean, rstd, inp, w, b, eps));
 }
 
-void mt_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                      const float *inp, const float *w, const float *mean, const float *rstd,
-                      int N, int C)
+void mt_layernorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor db, mt_tensor dout,
+                      mt_tensor inp, mt_tensor w, mt_tensor mean, mt_tensor rstd)
 {
-    MT_ASSERT(N > 0 && C > 0);
+    SAME_SHAPE(dinp, inp);
+    SAME_SHAPE(dout, inp);
+    IS_VEC(w, inp.cols);
+    IS_VEC(dw, inp.cols);
+    IS_VEC(db, inp.cols);
+    norm_stats(inp, mean);
+    norm_stats(inp, rstd);
+    need_type(be, MT_OP_LAYERNORM, inp.dtype);
     DISPATCH(be, "layernorm_bwd",
-             be->iface->layernorm_bwd(be, dinp, dw, db, dout, inp, w, mean, rstd, N, C));
+             be->iface->layernorm_bwd(be, dinp, dw, db, dout, inp, w, mean, rstd));
 }
 
-void mt_bias_add(mt_backend *be, float *y, const float *bias, int N, int C)
+void mt_rmsnorm_fwd(mt_backend *be, mt_tensor out, mt_tensor rstd, mt_tensor inp, mt_tensor w,
+                    double eps)
 {
-    MT_ASSERT(N > 0 && C > 0);
-    DISPATCH(be, "bias_add", be->iface->bias_add(be, y, bias, N, C));
+    SAME_SHAPE(out, inp);
+    IS_VEC(w, inp.cols);
+    norm_stats(inp, rstd);
+    MT_ASSERT(inp.rows > 0 && inp.cols > 0 && eps >= 0);
+    need_type(be, MT_OP_RMSNORM, inp.dtype);
+    DISPATCH(be, "rmsnorm_fwd", be->iface->rmsnorm_fwd(be, out, rstd, inp, w, eps));
 }
 
-void mt_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C)
+void mt_rmsnorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor dout, mt_tensor inp,
+                    mt_tensor w, mt_tensor rstd)
 {
-    MT_ASSERT(N > 0 && C > 0);
-    DISPATCH(be, "bias_bwd", be->iface->bias_bwd(be, dbias, dy, N, C));
+    SAME_SHAPE(dinp, inp);
+    SAME_SHAPE(dout, inp);
+    IS_VEC(w, inp.cols);
+    IS_VEC(dw, inp.cols);
+    norm_stats(inp, rstd);
+    need_type(be, MT_OP_RMSNORM, inp.dtype);
+    DISPATCH(be, "rmsnorm_bwd", be->iface->rmsnorm_bwd(be, dinp, dw, dout, inp, w, rstd));
 }
 
-void mt_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n)
+void mt_bias_add(mt_backend *be, mt_tensor y, mt_tensor bias)
 {
-    if (n) DISPATCH(be, "gelu_fwd", be->iface->gelu_fwd(be, out, inp, n));
+    IS_VEC(bias, y.cols);
+    need_type(be, MT_OP_BIAS, y.dtype);
+    if (mt_numel(y)) DISPATCH(be, "bias_add", be->iface->bias_add(be, y, bias));
 }
 
-void mt_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout, size_t n)
+void mt_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy)
 {
-    if (n) DISPATCH(be, "gelu_bwd", be->iface->gelu_bwd(be, dinp, inp, dout, n));
+    IS_VEC(dbias, dy.cols);
+    need_type(be, MT_OP_BIAS, dy.dtype);
+    if (mt_numel(dy)) DISPATCH(be, "bias_bwd", be->iface->bias_bwd(be, dbias, dy));
 }
 
-void mt_add(mt_backend *be, float *out, const float *a, const float *b, size_t n)
+void mt_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)
 {
-    if (n) DISPATCH(be, "add", be->iface->add(be, out, a, b, n));
+    SAME_SHAPE(out, inp);
+    need_type(be, MT_OP_GELU, inp.dtype);
+    if (mt_numel(inp)) DISPATCH(be, "gelu_fwd", be->iface->gelu_fwd(be, out, inp));
 }
 
-void mt_scale(mt_backend *be, float *x, float s, size_t n)
+void mt_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout)
 {
-    if (n) DISPATCH(be, "scale", be->iface->scale(be, x, s, n));
+    SAME_SHAPE(dinp, inp);
+    SAME_SHAPE(dout, inp);
+    need_type(be, MT_OP_GELU, inp.dtype);
+    if (mt_numel(inp)) DISPATCH(be, "gelu_bwd", be->iface->gelu_bwd(be, dinp, inp, dout));
 }
 
-void mt_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T, int t0,
-                 int NH, int HS)
+void mt_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)
 {
-    MT_ASSERT(B > 0 && T > 0 && t0 >= 0 && t0 < T && NH > 0 && HS > 0);
-    DISPATCH(be, "attn_fwd", be->iface->attn_fwd(be, out, att, qkv, B, T, t0, NH, HS));
+    MT_ASSERT(out.rows == inp.rows && inp.cols == 2 * out.cols);
+    need_type(be, MT_OP_SWIGLU, inp.dtype);
+    if (mt_numel(out)) DISPATCH(be, "swiglu_fwd", be->iface->swiglu_fwd(be, out, inp));
 }
 
-void mt_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout, const float *qkv,
-                 const float *att, int B, int T, int NH, int HS)
+void mt_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout)
 {
-    MT_ASSERT(B > 0 && T > 0 && NH > 0 && HS > 0);
-    DISPATCH(be, "attn_bwd", be->iface->attn_bwd(be, dqkv, datt, dout, qkv, att, B, T, NH, HS));
+    SAME_SHAPE(dinp, inp);
+    MT_ASSERT(dout.rows == inp.rows && inp.cols == 2 * dout.cols);
+    need_type(be, MT_OP_SWIGLU, inp.dtype);
+    if (mt_numel(dout)) DISPATCH(be, "swiglu_bwd", be->iface->swiglu_bwd(be, dinp, inp, dout));
 }
 
-void mt_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local, int ld)
+void mt_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b)
 {
-    MT_ASSERT(N > 0 && V_local > 0 && ld >= V_local);
-    DISPATCH(be, "xent_max", be->iface->xent_max(be, rowmax, logits, N, V_local, ld));
+    SAME_SHAPE(out, a);
+    SAME_SHAPE(out, b);
+    need_type(be, MT_OP_ADD, out.dtype);
+    if (mt_numel(out)) DISPATCH(be, "add", be->iface->add(be, out, a, b));
 }
 
-void mt_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                    const float *rowmax, const int32_t *targets, int N, int V_local,
-                    int vocab_offset, int ld)
+void mt_scale(mt_backend *be, mt_tensor x, float s)
 {
-    MT_ASSERT(N > 0 && V_local > 0 && ld >= V_local && vocab_offset >= 0);
+    need_type(be, MT_OP_SCALE, x.dtype);
+    if (mt_numel(x)) DISPATCH(be, "scale", be->iface->scale(be, x, s));
+}
+
+static void dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d, const char *nm)
+{
+    MT_ASSERT(d->p >= 0.0f && d->p < 1.0f);
+    if (d->p == 0.0f || !mt_numel(x)) return; /* the identity */
+    MT_ASSERT(d->T >= 1 && x.rows % d->T == 0 && d->col0 >= 0);
+    need_type(be, MT_OP_DROPOUT, x.dtype);
+    DISPATCH(be, nm, be->iface->dropout(be, x, d));
+}
+
+void mt_dropout_fwd(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d)
+{
+    dropout(be, x, d, "dropout_fwd");
+}
+
+void mt_dropout_bwd(mt_backend *be, mt_tensor dx, const struct mt_dropout_args *d)
+{
+    dropout(be, dx, d, "dropout_bwd");
+}
+
+static int qkv_width(const struct mt_attn_args *a)
+{
+    return a->groups * (a->heads / a->groups + 2) * a->head_dim;
+}
+
+static void check_attn(mt_tensor qkv, const struct mt_attn_args *a)
+{
+    MT_ASSERT(a->B > 0 && a->T > 0 && a->t0 >= 0 && a->t0 < a->T);
+    MT_ASSERT(a->heads > 0 && a->groups > 0 && a->heads % a->groups == 0 && a->head_dim > 0);
+    MT_ASSERT(qkv.rows == (int64_t)a->B * a->T && qkv.cols == qkv_width(a));
+    MT_ASSERT(a->dropout.p >= 0.0f && a->dropout.p < 1.0f);
+}
+
+static void rope(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct mt_attn_args *a,
+                 int inverse)
+{
+    check_attn(qkv, a);
+    IS_F32(table);
+    MT_ASSERT(table.rows >= a->T && table.cols % 2 == 0 && table.cols <= a->head_dim);
+    need_type(be, MT_OP_ROPE, qkv.dtype);
+    if (table.cols)
+        DISPATCH(be, inverse ? "rope_bwd" : "rope_fwd", be->iface->rope(be, qkv, table, a, inverse));
+}
+
+void mt_rope_fwd(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct mt_attn_args *a)
+{
+    rope(be, qkv, table, a, 0);
+}
+
+void mt_rope_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor table, const struct mt_attn_args *a)
+{
+    rope(be, dqkv, table, a, 1);
+}
+
+void mt_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv,
+                 const struct mt_attn_args *a)
+{
+    check_attn(qkv, a);
+    const int64_t Tq = a->T - a->t0;
+    MT_ASSERT(out.rows == a->B * Tq && out.cols == (int64_t)a->heads * a->head_dim);
+    MT_ASSERT(att.rows == a->B * a->heads * Tq && att.cols == a->T);
+    MT_ASSERT(a->causal || a->t0 == 0);
+    need_type(be, MT_OP_ATTENTION, qkv.dtype);
+    DISPATCH(be, "attn_fwd", be->iface->attn_fwd(be, out, att, qkv, a));
+}
+
+void mt_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout, mt_tensor qkv,
+                 mt_tensor att, const struct mt_attn_args *a)
+{
+    check_attn(qkv, a);
+    MT_ASSERT(a->t0 == 0);
+    SAME_SHAPE(dqkv, qkv);
+    SAME_SHAPE(datt, att);
+    MT_ASSERT(dout.rows == (int64_t)a->B * a->T && dout.cols == (int64_t)a->heads * a->head_dim);
+    MT_ASSERT(att.rows == (int64_t)a->B * a->heads * a->T && att.cols == a->T);
+    need_type(be, MT_OP_ATTENTION, qkv.dtype);
+    DISPATCH(be, "attn_bwd", be->iface->attn_bwd(be, dqkv, datt, dout, qkv, att, a));
+}
+
+/* logits (N, ld) with V_local <= ld used columns; the (1,N) f32 vectors */
+static void check_xent(mt_backend *be, mt_tensor logits, int V_local, int vocab_offset)
+{
+    MT_ASSERT(logits.rows > 0 && V_local >= 0 && V_local <= logits.cols && vocab_offset >= 0);
+    need_type(be, MT_OP_XENT, logits.dtype);
+}
+
+#define ROWVEC(v, logits) \
+    do { \
+        IS_F32(v); \
+        IS_VEC(v, (logits).rows); \
+    } while (0)
+
+void mt_xent_max(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local)
+{
+    check_xent(be, logits, V_local, 0);
+    ROWVEC(rowmax, logits);
+    DISPATCH(be, "xent_max", be->iface->xent_max(be, rowmax, logits, V_local));
+}
+
+void mt_xent_sumexp(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits,
+                    mt_tensor rowmax, mt_tensor targets, int V_local, int vocab_offset)
+{
+    check_xent(be, logits, V_local, vocab_offset);
+    ROWVEC(sumexp, logits);
+    ROWVEC(tgt, logits);
+    ROWVEC(rowmax, logits);
+    IS_I32(targets);
+    IS_VEC(targets, logits.rows);
     DISPATCH(be, "xent_sumexp",
-             be->iface->xent_sumexp(be, sumexp, tgt, logits, rowmax, targets, N, V_local,
-                                    vocab_offset,
-                           ld));
+             be->iface->xent_sumexp(be, sumexp, tgt, logits, rowmax, targets, V_local,
+                                    vocab_offset));
 }
 
-void mt_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
-                  const float *tgt, int N)
+void mt_xent_loss(mt_backend *be, mt_tensor losses, mt_tensor rowmax, mt_tensor sumexp,
+                  mt_tensor tgt)
 {
-    MT_ASSERT(N > 0);
-    DISPATCH(be, "xent_loss", be->iface->xent_loss(be, losses, rowmax, sumexp, tgt, N));
+    MT_ASSERT(mt_numel(losses) > 0);
+    IS_F32(losses);
+    ROWVEC(rowmax, losses);
+    ROWVEC(sumexp, losses);
+    ROWVEC(tgt, losses);
+    DISPATCH(be, "xent_loss", be->iface->xent_loss(be, losses, rowmax, sumexp, tgt));
 }
 
-void mt_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
-                 const float *rowmax, const float *sumexp, const int32_t *targets, int N,
-                 int V_local, int vocab_offset, int ld)
+void mt_xent_bwd(mt_backend *be, mt_tensor dlogits, mt_tensor dlosses, mt_tensor logits,
+                 mt_tensor rowmax, mt_tensor sumexp, mt_tensor targets, int V_local,
+                 int vocab_offset)
 {
-    MT_ASSERT(N > 0 && V_local > 0 && ld >= V_local && vocab_offset >= 0);
+    check_xent(be, logits, V_local, vocab_offset);
+    SAME_SHAPE(dlogits, logits);
+    ROWVEC(dlosses, logits);
+    ROWVEC(rowmax, logits);
+    ROWVEC(sumexp, logits);
+    IS_I32(targets);
+    IS_VEC(targets, logits.rows);
     DISPATCH(be, "xent_bwd",
-             be->iface->xent_bwd(be, dlogits, dlosses, logits, rowmax, sumexp, targets, N, V_local,
-                        vocab_offset, ld));
+             be->iface->xent_bwd(be, dlogits, dlosses, logits, rowmax, sumexp, targets, V_local,
+                                 vocab_offset));
 }
 
-void mt_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
+void mt_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v,
               const struct mt_adamw_args *a, int zero_grad)
 {
     MT_ASSERT(a->step >= 1);
-    if (n) DISPATCH(be, "adamw", be->iface->adamw(be, param, grad, m, v, n, a, zero_grad));
+    const int64_t n = mt_numel(param);
+    IS_F32(param);
+    IS_F32(grad);
+    IS_F32(m);
+    IS_F32(v);
+    IS_VEC(grad, n);
+    IS_VEC(m, n);
+    IS_VEC(v, n);
+    if (n) DISPATCH(be, "adamw", be->iface->adamw(be, param, grad, m, v, a, zero_grad));
 }
 
 /* The backend's one device double, allocated on first use and kept (an
@@ -311,23 +623,24 @@ static double *scalar_of(mt_backend *be)
 }
 
 /* The reduction writes device memory; the result comes back to the host. */
-static double reduce_to_host(mt_backend *be, const float *x, size_t n,
-                             void (*fn)(mt_backend *, double *, const float *, size_t))
+static double reduce_to_host(mt_backend *be, mt_tensor x,
+                             void (*fn)(mt_backend *, double *, mt_tensor))
 {
     double *d = scalar_of(be), h = 0.0;
-    fn(be, d, x, n);
+    need_type(be, MT_OP_REDUCE, x.dtype);
+    fn(be, d, x);
     mt_download(be, &h, d, sizeof h);
     return h;
 }
 
-double mt_sum_squares(mt_backend *be, const float *x, size_t n)
+double mt_sum_squares(mt_backend *be, mt_tensor x)
 {
-    return n ? reduce_to_host(be, x, n, be->iface->sum_squares) : 0.0;
+    return mt_numel(x) ? reduce_to_host(be, x, be->iface->sum_squares) : 0.0;
 }
 
-double mt_count_nonfinite(mt_backend *be, const float *x, size_t n)
+double mt_count_nonfinite(mt_backend *be, mt_tensor x)
 {
-    return n ? reduce_to_host(be, x, n, be->iface->count_nonfinite) : 0.0;
+    return mt_numel(x) ? reduce_to_host(be, x, be->iface->count_nonfinite) : 0.0;
 }
 
 /* ---- communicators ------------------------------------------------------- */

@@ -2,8 +2,9 @@
  * code does all tensor work (memory, GEMM, kernels, collectives).
  *
  * Conventions (the full contract is in doc/backend-api.md):
- *  - Pointers passed to members are device pointers obtained from `alloc`
- *    (host memory for the CPU backends, device memory for CUDA). Callers never
+ *  - Kernels take tensors (struct mt_tensor: device pointer, element type,
+ *    shape). Pointers are device pointers obtained from `alloc` (host
+ *    memory for the CPU backends, device memory for CUDA). Callers never
  *    dereference them; host access goes through upload/download.
  *  - Row-major storage everywhere. GEMM follows cblas semantics.
  *  - Backward kernels ACCUMULATE (+=) into parameter gradients and into the
@@ -12,8 +13,8 @@
  *  - Reductions whose results are compared across backends (sum_squares,
  *    bias and layernorm weight gradients) use a fixed summation order that
  *    does not depend on the thread count.
- *  - Shape letters: B batch, T sequence, C channels, NH heads, HS head size,
- *    N = B*T rows, Vp padded vocabulary.
+ *  - Shape letters: B batch, T sequence, C channels, N = B*T rows, F MLP
+ *    width, Vp padded vocabulary.
  */
 #ifndef MT_BACKEND_H
 #define MT_BACKEND_H
@@ -48,18 +49,57 @@ static inline const char *mt_dtype_name(enum mt_dtype t)
     return "?";
 }
 
+/* A tensor as the backend sees it: device memory holding a rows x cols
+ * row-major matrix of one element type (a vector is 1 x n). Kernels take
+ * tensors, so the element type travels with the data: a backend computes
+ * the types it supports (see `supports`) and the wrappers check the types
+ * and that the shapes of an op's arguments agree (the extents). Views of
+ * part of a buffer come from mt_rows. In this version every activation and
+ * parameter is f32; ids and targets are i32. */
+typedef struct mt_tensor {
+    void *data;
+    enum mt_dtype dtype;
+    int64_t rows, cols;
+} mt_tensor;
+
+static inline mt_tensor mt_tensor_of(void *data, enum mt_dtype t, int64_t rows, int64_t cols)
+{
+    mt_tensor x;
+    x.data = data;
+    x.dtype = t;
+    x.rows = rows;
+    x.cols = cols;
+    return x;
+}
+static inline mt_tensor mt_f32(float *p, int64_t rows, int64_t cols)
+{
+    return mt_tensor_of(p, MT_DTYPE_F32, rows, cols);
+}
+static inline mt_tensor mt_i32(int32_t *p, int64_t rows, int64_t cols)
+{
+    return mt_tensor_of(p, MT_DTYPE_I32, rows, cols);
+}
+static inline int64_t mt_numel(mt_tensor t) { return t.rows * t.cols; }
+/* The f32 data of a tensor (for backends: after the dtype is checked). */
+static inline float *mt_fp(mt_tensor t) { return (float *)t.data; }
+static inline int32_t *mt_ip(mt_tensor t) { return (int32_t *)t.data; }
+
 /* Row-major, cblas semantics: C = alpha * op(A) * op(B) + beta * C.
  * op(A) is m x k, op(B) is k x n, C is m x n; ld* are row strides in elements
  * of the matrices as stored (before op). batch > 1: strided batched GEMM with
  * stride_* elements between consecutive matrices. beta = 0 overwrites (C may
- * hold garbage, even NaN), beta = 1 accumulates. */
+ * hold garbage, even NaN), beta = 1 accumulates. The element types of A, B
+ * and C and the type products are accumulated in (compute_type) are those
+ * of cublasGemmEx; zero-initialised arguments mean f32 throughout, the only
+ * combination this version implements. */
 struct mt_gemm_args {
     enum mt_trans ta, tb;
     int m, n, k, batch;
     float alpha, beta;
-    const float *a; int lda; int64_t stride_a;
-    const float *b; int ldb; int64_t stride_b;
-    float *c; int ldc; int64_t stride_c;
+    const void *a; int lda; int64_t stride_a;
+    const void *b; int ldb; int64_t stride_b;
+    void *c; int ldc; int64_t stride_c;
+    enum mt_dtype a_type, b_type, c_type, compute_type;
 };
 
 /* Decoupled weight decay Adam (torch.optim.AdamW / Megatron "adam"):
@@ -74,6 +114,52 @@ struct mt_adamw_args {
     int step;         /* 1-based, for bias correction */
 };
 
+/* Dropout (inverted: kept elements are scaled by 1/(1-p)). The mask of an
+ * element is a pure function of the run's seed, a stream (which dropout in
+ * the model) and the element's global coordinates (core/philox.h), the same
+ * on every backend, thread count and parallel layout. For a hidden state
+ * x (N, C) of samples of T positions, element (n, c) has coordinates
+ * (column col0 + c, position n % T, sample sample0 + n / T, 0). */
+struct mt_dropout_args {
+    float p;          /* drop probability; 0 means identity */
+    uint64_t seed;
+    uint32_t stream;
+    int64_t sample0;  /* index of the micro-batch's first sample in the training stream */
+    int T;            /* positions per sample (rows per sample of x) */
+    int col0;         /* global column (attention: head) of local column (head) 0 */
+};
+
+/* Self-attention of one layer over this rank's heads, for B sequences whose
+ * keys are the positions [0, T) and whose queries are [t0, T) (t0 = 0 in
+ * training; t0 = T-1 when decoding one token against the KV cache).
+ * Grouped-query attention: `heads` query heads share `groups` key/value
+ * heads, heads/groups per group. A token's row of the fused qkv tensor
+ * (B*T, groups * (heads/groups + 2) * head_dim) holds, group after group,
+ * the group's query heads, then its key, then its value (Megatron's
+ * per-group [q..., k, v] order; with groups == heads this is [q, k, v] per
+ * head). Softmax scale 1/sqrt(head_dim). causal = 1: query t sees keys
+ * j <= t; 0: every key. Attention dropout acts on the probabilities with
+ * coordinates (key j, query position t, sample sample0 + b, head col0 + h);
+ * dropout.T is unused here. */
+struct mt_attn_args {
+    int B, T, t0;
+    int heads, groups, head_dim;
+    int causal;
+    struct mt_dropout_args dropout;
+};
+
+/* Ops and element types, for backends that implement only some of them
+ * (the optional member `supports`). */
+enum mt_op {
+    MT_OP_GEMM, MT_OP_EMBED, MT_OP_LAYERNORM, MT_OP_RMSNORM, MT_OP_BIAS, MT_OP_GELU,
+    MT_OP_SWIGLU, MT_OP_ADD, MT_OP_SCALE, MT_OP_DROPOUT, MT_OP_ROPE, MT_OP_ATTENTION,
+    MT_OP_XENT, MT_OP_ADAMW, MT_OP_REDUCE,
+    MT_OP_COUNT
+};
+const char *mt_op_name(enum mt_op op);
+
+/* Shapes in the comments: N rows (B*T tokens), C channels, F MLP width,
+ * V_local vocabulary columns of this shard, ld the logits' row length. */
 struct mt_backend_i {
     /* lifetime ------------------------------------------------------------ */
     const char *(*name)(const mt_backend *be);
@@ -90,85 +176,109 @@ struct mt_backend_i {
     void (*copy_2d)(mt_backend *be, void *dst, size_t dst_pitch, const void *src,
                     size_t src_pitch, size_t row_bytes, size_t rows);
     void (*synchronize)(mt_backend *be); /* (optional) */
+    /* (optional) 1 if the backend computes op on elements of type t. Absent:
+     * every op in f32 only. A wrapper asked for anything else stops with a
+     * message naming the backend, the op and the type. */
+    int (*supports)(const mt_backend *be, enum mt_op op, enum mt_dtype t);
 
     /* dense linear algebra ------------------------------------------------- */
     void (*gemm)(mt_backend *be, const struct mt_gemm_args *g);
 
     /* kernels -------------------------------------------------------------- */
-    /* out[b,t,:] = wte[tok[b,t] - vocab_offset, :] (zero if the token lies
-     * outside [vocab_offset, vocab_offset + V_local)) + wpe[pos0 + t, :]
-     * (wpe may be NULL: no position term).
-     * out (B,T,C), tok (B,T) int32, wte (V_local,C), wpe (maxT,C) */
-    void (*embed_fwd)(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                      const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
-                      int V_local);
-    /* dwte += scatter of dout rows by token (rows of this shard only);
-     * dwpe += sum over b of dout[b,t,:] (dwpe may be NULL). pos0 = 0.
-     * Deterministic: each dwte row is summed in (b,t) order. */
-    void (*embed_bwd)(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                      const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local);
-    /* out = (inp - mean) * rstd * w + b, eps 1e-5, biased variance.
-     * out,inp (N,C); mean,rstd (N) saved for backward; w,b (C) */
-    void (*layernorm_fwd)(mt_backend *be, float *out, float *mean, float *rstd,
-                          const float *inp, const float *w, const float *b, int N, int C);
+    /* out[n,:] (=, or += when accumulate) table[ids[n] - vocab_offset, :], or
+     * zero (nothing added) when ids[n] lies outside [vocab_offset,
+     * vocab_offset + table.rows): a lookup in this rank's rows of a
+     * vocabulary-parallel table, or of a position table with position ids.
+     * out (N,C), ids (1,N) i32, table (V_local,C) */
+    void (*embed_fwd)(mt_backend *be, mt_tensor out, mt_tensor ids, mt_tensor table,
+                      int vocab_offset, int accumulate);
+    /* dtable[ids[n] - vocab_offset, :] += dout[n, :] for the ids of this
+     * shard. Deterministic: each row of dtable is summed in n order. */
+    void (*embed_bwd)(mt_backend *be, mt_tensor dtable, mt_tensor dout, mt_tensor ids,
+                      int vocab_offset);
+    /* out = (inp - mean) * rstd * w + b, biased variance, rstd =
+     * 1/sqrt(var + eps). out, inp (N,C); mean, rstd (1,N) f32, saved for backward;
+     * w, b (1,C) */
+    void (*layernorm_fwd)(mt_backend *be, mt_tensor out, mt_tensor mean, mt_tensor rstd,
+                          mt_tensor inp, mt_tensor w, mt_tensor b, double eps);
     /* dinp += (accumulates: inp is on the residual stream); dw, db += */
-    void (*layernorm_bwd)(mt_backend *be, float *dinp, float *dw, float *db,
-                          const float *dout, const float *inp, const float *w,
-                          const float *mean, const float *rstd, int N, int C);
-    /* y[n,c] += bias[c]. y (N,C) */
-    void (*bias_add)(mt_backend *be, float *y, const float *bias, int N, int C);
-    /* dbias[c] += sum_n dy[n,c] (rows summed in order). dy (N,C) */
-    void (*bias_bwd)(mt_backend *be, float *dbias, const float *dy, int N, int C);
-    /* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
-    void (*gelu_fwd)(mt_backend *be, float *out, const float *inp, size_t n);
+    void (*layernorm_bwd)(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor db,
+                          mt_tensor dout, mt_tensor inp, mt_tensor w, mt_tensor mean,
+                          mt_tensor rstd);
+    /* out = inp * rstd * w, rstd = 1/sqrt(mean(inp^2) + eps) (RMSNorm, Zhang
+     * and Sennrich 2019). out, inp (N,C); rstd (1,N) f32; w (1,C) */
+    void (*rmsnorm_fwd)(mt_backend *be, mt_tensor out, mt_tensor rstd, mt_tensor inp,
+                        mt_tensor w, double eps);
+    /* dinp += (residual stream), dw += */
+    void (*rmsnorm_bwd)(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor dout,
+                        mt_tensor inp, mt_tensor w, mt_tensor rstd);
+    /* y[n,c] += bias[c]. y (N,C), bias (1,C) */
+    void (*bias_add)(mt_backend *be, mt_tensor y, mt_tensor bias);
+    /* dbias[c] += sum_n dy[n,c] (rows summed in order) */
+    void (*bias_bwd)(mt_backend *be, mt_tensor dbias, mt_tensor dy);
+    /* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise */
+    void (*gelu_fwd)(mt_backend *be, mt_tensor out, mt_tensor inp);
     /* dinp = gelu'(inp) * dout (overwrites; dinp may alias dout) */
-    void (*gelu_bwd)(mt_backend *be, float *dinp, const float *inp, const float *dout,
-                     size_t n);
-    /* out = a + b (out may alias a or b) */
-    void (*add)(mt_backend *be, float *out, const float *a, const float *b, size_t n);
+    void (*gelu_bwd)(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
+    /* SwiGLU (Shazeer 2020; Megatron's --swiglu): the row of inp (N, 2F) is
+     * [gate (F) | up (F)]; out (N,F) = silu(gate) * up, silu(g) = g / (1 + e^-g) */
+    void (*swiglu_fwd)(mt_backend *be, mt_tensor out, mt_tensor inp);
+    /* dinp (N,2F) = (d gate, d up) (overwrites), inp (N,2F), dout (N,F) */
+    void (*swiglu_bwd)(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
+    /* out = a + b (out may alias a or b), all the same shape */
+    void (*add)(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b);
     /* x *= s */
-    void (*scale)(mt_backend *be, float *x, float s, size_t n);
-    /* Causal multi-head self-attention, softmax scale 1/sqrt(HS).
-     * qkv (B,T,NH,3,HS): per token and head the q, k and v vectors side by
-     * side (Megatron's fused-QKV layout; a TP shard is a contiguous block).
-     * Queries are the positions [t0, T), keys and values [0, T): t0 = 0 in
-     * training, t0 = T-1 when decoding one token against a KV cache.
-     * out (B,T-t0,NH,HS); att (B,NH,T-t0,T) softmax probabilities, saved
-     * for backward (entries above the diagonal are 0). */
-    void (*attn_fwd)(mt_backend *be, float *out, float *att, const float *qkv, int B, int T,
-                     int t0, int NH, int HS);
-    /* t0 = 0 only. dqkv (overwrites), datt scratch (B,NH,T,T), dout (B,T,NH,HS) */
-    void (*attn_bwd)(mt_backend *be, float *dqkv, float *datt, const float *dout,
-                     const float *qkv, const float *att, int B, int T, int NH, int HS);
+    void (*scale)(mt_backend *be, mt_tensor x, float s);
+    /* In place: x = x * mask / (1 - p) (struct mt_dropout_args). The backward
+     * of dropout is the same map on the gradient, so one member serves both. */
+    void (*dropout)(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d);
+    /* Rotary position embedding (Su et al. 2021) of the query and key heads of
+     * the qkv rows of positions [t0, T) of each sequence, in place
+     * (a->B, T, t0, heads, groups, head_dim as in struct mt_attn_args; values
+     * untouched). table (maxT, R): row t holds cos of R/2 angles, then their
+     * sin. The first R dimensions of a head are rotated in Megatron's and
+     * Hugging Face's non-interleaved form: for i < R/2,
+     *   y[i] = x[i] cos - x[i+R/2] sin,  y[i+R/2] = x[i+R/2] cos + x[i] sin;
+     * the others pass through. inverse = 1 rotates by minus the angles (the
+     * backward, applied to the gradient). */
+    void (*rope)(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct mt_attn_args *a,
+                 int inverse);
+    /* out (B*(T-t0), heads*head_dim); att (B*heads*(T-t0), T): the softmax
+     * probabilities before dropout, saved for backward (masked entries 0) */
+    void (*attn_fwd)(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv,
+                     const struct mt_attn_args *a);
+    /* t0 = 0 only. dqkv (overwrites), datt scratch (B*heads*T, T), dout as out */
+    void (*attn_bwd)(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout,
+                     mt_tensor qkv, mt_tensor att, const struct mt_attn_args *a);
     /* Softmax cross-entropy in the order of Megatron's vocab-parallel
      * cross_entropy.py, so that a vocab-sharded run only inserts all-reduces
-     * between the steps. logits (N, ld): V_local columns are used, the first
-     * being global column vocab_offset; targets (N) int32 global ids.
-     *   xent_max:    rowmax[n] = max_c logits[n,c]            (then all_reduce MAX)
+     * between the steps. logits (N, ld): the first V_local columns are used
+     * (the others, padding, take no part), the first being global column
+     * vocab_offset; targets (1,N) i32 global ids. All (1,N) vectors f32.
+     *   xent_max:    rowmax[n] = max_c logits[n,c] (-inf for V_local = 0)  (then all_reduce MAX)
      *   xent_sumexp: sumexp[n] = sum_c exp(logits - rowmax);
      *                tgt[n] = logits[n, target - vocab_offset] or 0 if
      *                outside this shard                        (then all_reduce SUM)
      *   xent_loss:   losses[n] = log(sumexp) + rowmax - tgt
      *   xent_bwd:    dlogits = (exp(logits - rowmax) / sumexp - [c == target]) * dlosses[n]
-     *                (overwrites; dlogits may alias logits) */
-    void (*xent_max)(mt_backend *be, float *rowmax, const float *logits, int N, int V_local,
-                     int ld);
-    void (*xent_sumexp)(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                        const float *rowmax, const int32_t *targets, int N, int V_local,
-                        int vocab_offset, int ld);
-    void (*xent_loss)(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
-                      const float *tgt, int N);
-    void (*xent_bwd)(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
-                     const float *rowmax, const float *sumexp, const int32_t *targets, int N,
-                     int V_local, int vocab_offset, int ld);
-    /* see struct mt_adamw_args; may also zero grad afterwards when zero_grad != 0 */
-    void (*adamw)(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
+     *                in the V_local columns (overwrites; dlogits may alias logits) */
+    void (*xent_max)(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local);
+    void (*xent_sumexp)(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits,
+                        mt_tensor rowmax, mt_tensor targets, int V_local, int vocab_offset);
+    void (*xent_loss)(mt_backend *be, mt_tensor losses, mt_tensor rowmax, mt_tensor sumexp,
+                      mt_tensor tgt);
+    void (*xent_bwd)(mt_backend *be, mt_tensor dlogits, mt_tensor dlosses, mt_tensor logits,
+                     mt_tensor rowmax, mt_tensor sumexp, mt_tensor targets, int V_local,
+                     int vocab_offset);
+    /* see struct mt_adamw_args; param, grad, m, v f32 of one length; may also
+     * zero grad afterwards when zero_grad != 0 */
+    void (*adamw)(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v,
                   const struct mt_adamw_args *a, int zero_grad);
     /* out1[0] = sum x^2, in double, fixed order (blocks of MT_REDUCE_BLOCK
      * elements summed sequentially, block sums added in order). out1: 1 double */
-    void (*sum_squares)(mt_backend *be, double *out1, const float *x, size_t n);
+    void (*sum_squares)(mt_backend *be, double *out1, mt_tensor x);
     /* out1[0] = number of elements that are inf or nan. out1: 1 double */
-    void (*count_nonfinite)(mt_backend *be, double *out1, const float *x, size_t n);
+    void (*count_nonfinite)(mt_backend *be, double *out1, mt_tensor x);
 
     /* communicators and collectives ----------------------------------------
      * In-place where send and receive buffers coincide. A world of one makes
@@ -218,6 +328,10 @@ struct mt_backend {
 /* "cpu" | "cpu-ref" | "cuda". Returns NULL and writes a message naming the
  * backends that were built into err (size errlen) when the name is unknown. */
 mt_backend *mt_backend_init(const char *name, char *err, size_t errlen);
+/* The --backend of a command (and its --tf32): as mt_backend_init, but a
+ * usage error naming the backends this build has when it cannot be made;
+ * --tf32 on a backend without TF32 warns. */
+mt_backend *mt_backend_open(const char *name, int tf32);
 void mt_backend_free(mt_backend *be);
 const char *mt_backend_name(const mt_backend *be);
 /* comma-separated list of the backends compiled in */
@@ -236,7 +350,8 @@ void mt_backend_set_gemm_hook(mt_gemm_hook_fn fn, void *user);
 typedef void (*mt_op_hook_fn)(void *user, mt_backend *be, const char *op, int end);
 void mt_backend_set_op_hook(mt_op_hook_fn fn, void *user);
 
-/* Wrappers: validate arguments once, then dispatch. ------------------------ */
+/* Wrappers: validate arguments once (element types, agreeing shapes),
+ * then dispatch. ------------------------------------------------------------- */
 void *mt_alloc(mt_backend *be, size_t nbytes); /* aborts with a message on failure */
 void mt_dealloc(mt_backend *be, void *p);
 void mt_memset0(mt_backend *be, void *dst, size_t nbytes);
@@ -246,43 +361,72 @@ void mt_copy(mt_backend *be, void *dst, const void *src, size_t nbytes);
 void mt_copy_2d(mt_backend *be, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
                 size_t row_bytes, size_t rows);
 void mt_synchronize(mt_backend *be);
+/* Tensors: a new device tensor (contents undefined), its release, and
+ * whole-tensor host transfers and zeroing. */
+mt_tensor mt_tensor_alloc(mt_backend *be, enum mt_dtype t, int64_t rows, int64_t cols);
+void mt_tensor_free(mt_backend *be, mt_tensor *t);
+void mt_tensor_zero(mt_backend *be, mt_tensor t);
+void mt_tensor_upload(mt_backend *be, mt_tensor t, const void *host);
+void mt_tensor_download(mt_backend *be, void *host, mt_tensor t);
+/* Rows [r0, r0 + n) of t, as a tensor (asserts they exist; a tensor
+ * without data stays so). */
+mt_tensor mt_rows(mt_tensor t, int64_t r0, int64_t n);
+/* The first rows2 * cols2 elements of t's buffer as a rows2 x cols2 tensor
+ * (asserts it holds that many): the view of a smaller problem in a buffer
+ * made for the largest. */
+mt_tensor mt_prefix(mt_tensor t, int64_t rows2, int64_t cols2);
+/* t with its rows x cols elements read as rows2 x cols2 (same count). */
+mt_tensor mt_reshape(mt_tensor t, int64_t rows2, int64_t cols2);
+/* 1 if be computes op on type t (the backend's `supports`; f32 without it). */
+int mt_backend_supports(const mt_backend *be, enum mt_op op, enum mt_dtype t);
+
 void mt_gemm(mt_backend *be, const struct mt_gemm_args *g);
 /* y = x * W^T (+ beta*y): x (N,in), W (out,in), y (N,out). The common case. */
-void mt_matmul_xwt(mt_backend *be, float *y, const float *x, const float *w, int N, int in,
-                   int out, float beta);
-void mt_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte,
-                  const float *wpe, int B, int T, int C, int pos0, int vocab_offset,
-                  int V_local);
-void mt_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout,
-                  const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local);
-void mt_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                      const float *w, const float *b, int N, int C);
-void mt_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                      const float *inp, const float *w, const float *mean, const float *rstd,
-                      int N, int C);
-void mt_bias_add(mt_backend *be, float *y, const float *bias, int N, int C);
-void mt_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C);
-void mt_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n);
-void mt_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout, size_t n);
-void mt_add(mt_backend *be, float *out, const float *a, const float *b, size_t n);
-void mt_scale(mt_backend *be, float *x, float s, size_t n);
-void mt_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T, int t0,
-                 int NH, int HS);
-void mt_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout, const float *qkv,
-                 const float *att, int B, int T, int NH, int HS);
-void mt_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local, int ld);
-void mt_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits,
-                    const float *rowmax, const int32_t *targets, int N, int V_local,
-                    int vocab_offset, int ld);
-void mt_xent_loss(mt_backend *be, float *losses, const float *rowmax, const float *sumexp,
-                  const float *tgt, int N);
-void mt_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, const float *logits,
-                 const float *rowmax, const float *sumexp, const int32_t *targets, int N,
-                 int V_local, int vocab_offset, int ld);
-void mt_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n,
+void mt_matmul_xwt(mt_backend *be, mt_tensor y, mt_tensor x, mt_tensor w, float beta);
+/* The two products of its backward: dW (+)= dy^T x, dx (+)= dy W. */
+void mt_matmul_dw(mt_backend *be, mt_tensor dw, mt_tensor dy, mt_tensor x, float beta);
+void mt_matmul_dx(mt_backend *be, mt_tensor dx, mt_tensor dy, mt_tensor w, float beta);
+void mt_embed_fwd(mt_backend *be, mt_tensor out, mt_tensor ids, mt_tensor table,
+                  int vocab_offset, int accumulate);
+void mt_embed_bwd(mt_backend *be, mt_tensor dtable, mt_tensor dout, mt_tensor ids,
+                  int vocab_offset);
+void mt_layernorm_fwd(mt_backend *be, mt_tensor out, mt_tensor mean, mt_tensor rstd,
+                      mt_tensor inp, mt_tensor w, mt_tensor b, double eps);
+void mt_layernorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor db, mt_tensor dout,
+                      mt_tensor inp, mt_tensor w, mt_tensor mean, mt_tensor rstd);
+void mt_rmsnorm_fwd(mt_backend *be, mt_tensor out, mt_tensor rstd, mt_tensor inp, mt_tensor w,
+                    double eps);
+void mt_rmsnorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor dout, mt_tensor inp,
+                    mt_tensor w, mt_tensor rstd);
+void mt_bias_add(mt_backend *be, mt_tensor y, mt_tensor bias);
+void mt_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy);
+void mt_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp);
+void mt_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
+void mt_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp);
+void mt_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
+void mt_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b);
+void mt_scale(mt_backend *be, mt_tensor x, float s);
+/* dropout_fwd on the activation, dropout_bwd on its gradient: the same map */
+void mt_dropout_fwd(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d);
+void mt_dropout_bwd(mt_backend *be, mt_tensor dx, const struct mt_dropout_args *d);
+void mt_rope_fwd(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct mt_attn_args *a);
+void mt_rope_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor table, const struct mt_attn_args *a);
+void mt_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv,
+                 const struct mt_attn_args *a);
+void mt_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout, mt_tensor qkv,
+                 mt_tensor att, const struct mt_attn_args *a);
+void mt_xent_max(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local);
+void mt_xent_sumexp(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits,
+                    mt_tensor rowmax, mt_tensor targets, int V_local, int vocab_offset);
+void mt_xent_loss(mt_backend *be, mt_tensor losses, mt_tensor rowmax, mt_tensor sumexp,
+                  mt_tensor tgt);
+void mt_xent_bwd(mt_backend *be, mt_tensor dlogits, mt_tensor dlosses, mt_tensor logits,
+                 mt_tensor rowmax, mt_tensor sumexp, mt_tensor targets, int V_local,
+                 int vocab_offset);
+void mt_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v,
               const struct mt_adamw_args *a, int zero_grad);
-double mt_sum_squares(mt_backend *be, const float *x, size_t n);     /* returns on host */
-double mt_count_nonfinite(mt_backend *be, const float *x, size_t n); /* returns on host */
+double mt_sum_squares(mt_backend *be, mt_tensor x);     /* returns on host */
+double mt_count_nonfinite(mt_backend *be, mt_tensor x); /* returns on host */
 
 mt_comm *mt_comm_world(mt_backend *be);
 mt_comm *mt_comm_split(mt_backend *be, mt_comm *parent, int color, int key);

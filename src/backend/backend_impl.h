@@ -13,41 +13,47 @@
 
 #define MT_BACKEND_DECLARE_COMPUTE(P) \
     void P##_gemm(mt_backend *be, const struct mt_gemm_args *g); \
-    void P##_embed_fwd(mt_backend *be, float *out, const int32_t *tok, const float *wte, \
-                       const float *wpe, int B, int T, int C, int pos0, int vocab_offset, \
-                       int V_local); \
-    void P##_embed_bwd(mt_backend *be, float *dwte, float *dwpe, const float *dout, \
-                       const int32_t *tok, int B, int T, int C, int vocab_offset, int V_local); \
-    void P##_layernorm_fwd(mt_backend *be, float *out, float *mean, float *rstd, \
-                           const float *inp, const float *w, const float *b, int N, int C); \
-    void P##_layernorm_bwd(mt_backend *be, float *dinp, float *dw, float *db, \
-                           const float *dout, const float *inp, const float *w, \
-                           const float *mean, const float *rstd, int N, int C); \
-    void P##_bias_add(mt_backend *be, float *y, const float *bias, int N, int C); \
-    void P##_bias_bwd(mt_backend *be, float *dbias, const float *dy, int N, int C); \
-    void P##_gelu_fwd(mt_backend *be, float *out, const float *inp, size_t n); \
-    void P##_gelu_bwd(mt_backend *be, float *dinp, const float *inp, const float *dout, \
-                      size_t n); \
-    void P##_add(mt_backend *be, float *out, const float *a, const float *b, size_t n); \
-    void P##_scale(mt_backend *be, float *x, float s, size_t n); \
-    void P##_attn_fwd(mt_backend *be, float *out, float *att, const float *qkv, int B, int T, \
-                      int t0, int NH, int HS); \
-    void P##_attn_bwd(mt_backend *be, float *dqkv, float *datt, const float *dout, \
-                      const float *qkv, const float *att, int B, int T, int NH, int HS); \
-    void P##_xent_max(mt_backend *be, float *rowmax, const float *logits, int N, int V_local, \
-                      int ld); \
-    void P##_xent_sumexp(mt_backend *be, float *sumexp, float *tgt, const float *logits, \
-                         const float *rowmax, const int32_t *targets, int N, int V_local, \
-                         int vocab_offset, int ld); \
-    void P##_xent_loss(mt_backend *be, float *losses, const float *rowmax, \
-                       const float *sumexp, const float *tgt, int N); \
-    void P##_xent_bwd(mt_backend *be, float *dlogits, const float *dlosses, \
-                      const float *logits, const float *rowmax, const float *sumexp, \
-                      const int32_t *targets, int N, int V_local, int vocab_offset, int ld); \
-    void P##_adamw(mt_backend *be, float *param, float *grad, float *m, float *v, size_t n, \
+    void P##_embed_fwd(mt_backend *be, mt_tensor out, mt_tensor ids, mt_tensor table, \
+                       int vocab_offset, int accumulate); \
+    void P##_embed_bwd(mt_backend *be, mt_tensor dtable, mt_tensor dout, mt_tensor ids, \
+                       int vocab_offset); \
+    void P##_layernorm_fwd(mt_backend *be, mt_tensor out, mt_tensor mean, mt_tensor rstd, \
+                           mt_tensor inp, mt_tensor w, mt_tensor b, double eps); \
+    void P##_layernorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor db, \
+                           mt_tensor dout, mt_tensor inp, mt_tensor w, mt_tensor mean, \
+                           mt_tensor rstd); \
+    void P##_rmsnorm_fwd(mt_backend *be, mt_tensor out, mt_tensor rstd, mt_tensor inp, \
+                         mt_tensor w, double eps); \
+    void P##_rmsnorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor dout, \
+                         mt_tensor inp, mt_tensor w, mt_tensor rstd); \
+    void P##_bias_add(mt_backend *be, mt_tensor y, mt_tensor bias); \
+    void P##_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy); \
+    void P##_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp); \
+    void P##_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout); \
+    void P##_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp); \
+    void P##_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout); \
+    void P##_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b); \
+    void P##_scale(mt_backend *be, mt_tensor x, float s); \
+    void P##_dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d); \
+    void P##_rope(mt_backend *be, mt_tensor qkv, mt_tensor table, \
+                  const struct mt_attn_args *a, int inverse); \
+    void P##_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv, \
+                      const struct mt_attn_args *a); \
+    void P##_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout, \
+                      mt_tensor qkv, mt_tensor att, const struct mt_attn_args *a); \
+    void P##_xent_max(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local); \
+    void P##_xent_sumexp(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits, \
+                         mt_tensor rowmax, mt_tensor targets, int V_local, \
+                         int vocab_offset); \
+    void P##_xent_loss(mt_backend *be, mt_tensor losses, mt_tensor rowmax, mt_tensor sumexp, \
+                       mt_tensor tgt); \
+    void P##_xent_bwd(mt_backend *be, mt_tensor dlogits, mt_tensor dlosses, mt_tensor logits, \
+                      mt_tensor rowmax, mt_tensor sumexp, mt_tensor targets, int V_local, \
+                      int vocab_offset); \
+    void P##_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v, \
                    const struct mt_adamw_args *a, int zero_grad); \
-    void P##_sum_squares(mt_backend *be, double *out1, const float *x, size_t n); \
-    void P##_count_nonfinite(mt_backend *be, double *out1, const float *x, size_t n);
+    void P##_sum_squares(mt_backend *be, double *out1, mt_tensor x); \
+    void P##_count_nonfinite(mt_backend *be, double *out1, mt_tensor x);
 
 /* Designated initializers for the compute members of a vtable instance (C;
  * C++ before C++20 has no designated initializers: cuda_backend.cu lists
@@ -55,10 +61,35 @@
 #define MT_BACKEND_COMPUTE_MEMBERS(P) \
     .gemm = P##_gemm, .embed_fwd = P##_embed_fwd, .embed_bwd = P##_embed_bwd, \
     .layernorm_fwd = P##_layernorm_fwd, .layernorm_bwd = P##_layernorm_bwd, \
+    .rmsnorm_fwd = P##_rmsnorm_fwd, .rmsnorm_bwd = P##_rmsnorm_bwd, \
     .bias_add = P##_bias_add, .bias_bwd = P##_bias_bwd, .gelu_fwd = P##_gelu_fwd, \
-    .gelu_bwd = P##_gelu_bwd, .add = P##_add, .scale = P##_scale, .attn_fwd = P##_attn_fwd, \
-    .attn_bwd = P##_attn_bwd, .xent_max = P##_xent_max, .xent_sumexp = P##_xent_sumexp, \
-    .xent_loss = P##_xent_loss, .xent_bwd = P##_xent_bwd, .adamw = P##_adamw, \
-    .sum_squares = P##_sum_squares, .count_nonfinite = P##_count_nonfinite
+    .gelu_bwd = P##_gelu_bwd, .swiglu_fwd = P##_swiglu_fwd, .swiglu_bwd = P##_swiglu_bwd, \
+    .add = P##_add, .scale = P##_scale, .dropout = P##_dropout, .rope = P##_rope, \
+    .attn_fwd = P##_attn_fwd, .attn_bwd = P##_attn_bwd, .xent_max = P##_xent_max, \
+    .xent_sumexp = P##_xent_sumexp, .xent_loss = P##_xent_loss, .xent_bwd = P##_xent_bwd, \
+    .adamw = P##_adamw, .sum_squares = P##_sum_squares, \
+    .count_nonfinite = P##_count_nonfinite
+
+/* The attention layout of struct mt_attn_args, for the kernels: per token a
+ * row of groups * (heads/groups + 2) * head_dim; query head h belongs to
+ * group h / (heads/groups). Offsets in elements within a token's row. */
+static inline int mt_qkv_width(const struct mt_attn_args *a)
+{
+    return a->groups * (a->heads / a->groups + 2) * a->head_dim;
+}
+static inline int mt_q_offset(const struct mt_attn_args *a, int h)
+{
+    const int per = a->heads / a->groups;
+    return ((h / per) * (per + 2) + h % per) * a->head_dim;
+}
+static inline int mt_k_offset(const struct mt_attn_args *a, int g)
+{
+    const int per = a->heads / a->groups;
+    return (g * (per + 2) + per) * a->head_dim;
+}
+static inline int mt_v_offset(const struct mt_attn_args *a, int g)
+{
+    return mt_k_offset(a, g) + a->head_dim;
+}
 
 #endif /* MT_BACKEND_IMPL_H */

@@ -1,5 +1,5 @@
 /* main.c: the megatron-c program: subcommand dispatch. */
-#include "train/commands.h"
+#include "cmd/commands.h"
 #include <stdio.h>
 #include <string.h>
 #ifdef HAVE_CONFIG_H

@@ -53,11 +53,13 @@ static void set_value(const struct mt_arg_spec *s, void *dst, const char *v, con
         }
         break;
     }
-    case MT_ARG_FLOAT: {
+    case MT_ARG_FLOAT:
+    case MT_ARG_DOUBLE: {
         double x = strtod(v, &end);
         if (!*v || *end || errno || !isfinite(x))
             mt_user_error(hint, "--%s expects a finite number, got '%s'", s->name, v);
-        *(float *)base = (float)x;
+        if (s->type == MT_ARG_FLOAT) *(float *)base = (float)x;
+        else *(double *)base = x;
         break;
     }
     case MT_ARG_STRING: *(const char **)base = v; break;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum mt_arg_type { MT_ARG_INT, MT_ARG_LONG, MT_ARG_FLOAT, MT_ARG_STRING, MT_ARG_BOOL,
+enum mt_arg_type { MT_ARG_INT, MT_ARG_LONG, MT_ARG_FLOAT, MT_ARG_DOUBLE, MT_ARG_STRING, MT_ARG_BOOL,
                    MT_ARG_WORDS /* one or more words up to the next --flag: struct mt_words */ };
 
 /* The value of an MT_ARG_WORDS flag, e.g. --data-path 0.7 A 0.3 B.

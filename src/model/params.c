@@ -18,7 +18,7 @@ void mt_params_free(struct mt_param_table *t)
 }
 
 int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int64_t cols,
-                  float init_std, float init_value, int split_dim)
+                  float init_std, float init_value, int split_dim, int stride)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 64;
@@ -33,10 +33,11 @@ int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int6
     p->shape[0] = rows > 0 ? rows : cols;
     p->shape[1] = rows > 0 ? cols : 1;
     p->split_dim = t->tp > 1 ? split_dim : -1;
+    p->split_stride = stride > 1 && split_dim == 0 ? stride : 1;
     p->local_shape[0] = p->shape[0];
     p->local_shape[1] = p->shape[1];
     if (p->split_dim >= 0) {
-        MT_ASSERT(p->shape[p->split_dim] % t->tp == 0);
+        MT_ASSERT(p->shape[p->split_dim] % ((int64_t)t->tp * p->split_stride) == 0);
         p->local_shape[p->split_dim] /= t->tp;
     }
     p->numel = (size_t)p->local_shape[0] * (size_t)p->local_shape[1];
@@ -62,14 +63,29 @@ size_t mt_param_global_numel(const struct mt_param *p)
     return (size_t)p->shape[0] * (size_t)p->shape[1];
 }
 
+/* dim 0 split with a stride: chunk k of the global rows holds rank r's
+ * rows at [k * R/stride + r * R/(stride tp), ... + R/(stride tp)); they go
+ * to [k * R/(stride tp), ...) of the shard. to_local copies global -> local. */
+static void strided_rows(const struct mt_param *p, int tp, int rank, float *global, float *local,
+                         int to_local)
+{
+    const size_t S = (size_t)p->split_stride, rows = (size_t)p->shape[0] / S / (size_t)tp;
+    const size_t width = (size_t)p->shape[1], chunk = (size_t)p->shape[0] / S;
+    for (size_t k = 0; k < S; k++) {
+        float *g = global + (k * chunk + (size_t)rank * rows) * width, *l = local + k * rows * width;
+        if (to_local) memcpy(l, g, rows * width * sizeof *l);
+        else memcpy(g, l, rows * width * sizeof *l);
+    }
+}
+
 void mt_param_shard(const struct mt_param *p, int tp, int tp_rank, const float *global,
                     float *local)
 {
     if (p->split_dim < 0 || tp == 1) {
         memcpy(local, global, mt_param_global_numel(p) * sizeof *local);
     } else if (p->split_dim == 0) {
-        /* a contiguous block of rows */
-        memcpy(local, global + (size_t)tp_rank * p->numel, p->numel * sizeof *local);
+        /* a contiguous block of rows (of each chunk, for a strided split) */
+        strided_rows(p, tp, tp_rank, (float *)global, local, 1);
     } else {
         /* a block of columns of every row */
         const size_t R = (size_t)p->shape[0], Cg = (size_t)p->shape[1], Cl = Cg / (size_t)tp;
@@ -80,9 +96,14 @@ void mt_param_shard(const struct mt_param *p, int tp, int tp_rank, const float *
 
 void mt_param_unshard(const struct mt_param *p, int tp, const float *blocks, float *global)
 {
-    if (p->split_dim < 0 || tp == 1 || p->split_dim == 0) {
-        /* replicated: block 0; dim 0: the blocks are already in row order */
+    if (p->split_dim < 0 || tp == 1) {
+        /* replicated: block 0 */
         memcpy(global, blocks, mt_param_global_numel(p) * sizeof *global);
+        return;
+    }
+    if (p->split_dim == 0) {
+        for (int k = 0; k < tp; k++)
+            strided_rows(p, tp, k, global, (float *)blocks + (size_t)k * p->numel, 0);
         return;
     }
     const size_t R = (size_t)p->shape[0], Cg = (size_t)p->shape[1], Cl = Cg / (size_t)tp;

@@ -8,7 +8,11 @@
  * global shape is split along split_dim into tp equal blocks, block tp_rank
  * being local (Megatron's partition_dim; column-parallel weights and biases
  * and the vocab-parallel embedding split dim 0, row-parallel weights dim 1).
- * Under pipeline parallelism a rank's table holds only its stage's tensors. */
+ * A strided split (Megatron's partition stride) cuts dim 0 into `stride`
+ * equal chunks first and splits each chunk: the SwiGLU fc1 weight [gate;
+ * up] has stride 2, so a shard keeps the gate rows and the up rows of the
+ * same columns. Under pipeline parallelism a rank's table holds only its
+ * stage's tensors. */
 #ifndef MT_PARAMS_H
 #define MT_PARAMS_H
 #include <stddef.h>
@@ -21,6 +25,7 @@ struct mt_param {
     int ndim;                     /* 1 or 2 */
     int64_t shape[2];             /* global shape (row-major); shape[1] = 1 for 1-D */
     int split_dim;                /* -1: replicated over the tp group; 0 or 1: split */
+    int split_stride;             /* chunks of dim 0 split separately (1: a plain split) */
     int64_t local_shape[2];       /* this rank's shard */
     size_t offset;                /* element offset in the flat buffers */
     size_t numel;                 /* local elements */
@@ -41,10 +46,11 @@ struct mt_param_table {
 void mt_params_init(struct mt_param_table *t, int tp, int tp_rank);
 void mt_params_free(struct mt_param_table *t);
 /* Appends a tensor; returns its index. rows = 0 makes it 1-D of size cols.
- * split_dim must divide evenly by the table's tp (the caller checks sizes
- * and reports them to the user first). */
+ * split_dim must divide evenly by the table's tp (times stride for a
+ * strided split; the caller checks sizes and reports them to the user
+ * first). */
 int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int64_t cols,
-                  float init_std, float init_value, int split_dim);
+                  float init_std, float init_value, int split_dim, int stride);
 /* Index of the tensor with this name, or -1. */
 int mt_params_find(const struct mt_param_table *t, const char *name);
 size_t mt_param_global_numel(const struct mt_param *p);

@@ -46,7 +46,7 @@ double mt_grad_norm(mt_backend *be, const struct mt_param_table *t, const float 
         int j = i;
         while (j + 1 < t->n && counted(t, &t->p[j + 1])) j++;
         size_t begin = t->p[i].offset, end = t->p[j].offset + t->p[j].numel;
-        sq += mt_sum_squares(be, grads + begin, end - begin);
+        sq += mt_sum_squares(be, mt_f32((float *)grads + begin, 1, (int64_t)(end - begin)));
         i = j + 1;
     }
     if (comm) sq = mt_all_reduce_scalar(be, comm, sq, MT_REDOP_SUM);
@@ -78,8 +78,9 @@ double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr, 
         while (j + 1 < t->n && t->p[j + 1].no_weight_decay == t->p[i].no_weight_decay) j++;
         size_t begin = t->p[i].offset, end = t->p[j].offset + t->p[j].numel;
         a.weight_decay = t->p[i].no_weight_decay ? 0.0f : o->cfg.weight_decay;
-        mt_adamw(o->be, params + begin, grads + begin, o->m + begin, o->v + begin, end - begin,
-                 &a, /* zero_grad */ 1);
+        const int64_t n = (int64_t)(end - begin);
+        mt_adamw(o->be, mt_f32(params + begin, 1, n), mt_f32(grads + begin, 1, n),
+                 mt_f32(o->m + begin, 1, n), mt_f32(o->v + begin, 1, n), &a, /* zero_grad */ 1);
         i = j + 1;
     }
     return norm;

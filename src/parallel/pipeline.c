@@ -61,6 +61,19 @@ int mt_pp_schedule_1f1b(struct mt_pp_action *out, int max, int stages, int stage
     return b.n;
 }
 
+int mt_pp_schedule_forward(struct mt_pp_action *out, int max, int stages, int stage, int n_micro)
+{
+    if (stages < 1 || stage < 0 || stage >= stages || n_micro < 1 || max < 0) return -1;
+    if (max > 0 && !out) return -1;
+    struct builder b = {out, max, 0};
+    for (int k = 0; k < n_micro; k++) {
+        if (stage > 0) emit(&b, MT_PP_RECV_FWD, k, -1);
+        emit(&b, MT_PP_FWD, k, -1);
+        if (stage < stages - 1) emit(&b, MT_PP_SEND_FWD, k, -1);
+    }
+    return b.n;
+}
+
 /* ---- names and notation ------------------------------------------------------- */
 
 const char *mt_pp_kind_name(enum mt_pp_kind k)

@@ -32,6 +32,7 @@
  * messages exceed MPI's eager limit. */
 #ifndef MT_PARALLEL_PIPELINE_H
 #define MT_PARALLEL_PIPELINE_H
+#include "backend/backend.h"
 #include <stddef.h>
 
 enum mt_pp_kind {
@@ -72,6 +73,11 @@ struct mt_pp_action {
  * -1 when stages < 1, stage outside [0, stages) or n_micro < 1. */
 int mt_pp_schedule_1f1b(struct mt_pp_action *out, int max, int stages, int stage, int n_micro);
 
+/* The forward-only schedule (validation): each micro-batch received (not on
+ * the first stage), forwarded, and sent on (not on the last). Returns the
+ * count as mt_pp_schedule_1f1b does. */
+int mt_pp_schedule_forward(struct mt_pp_action *out, int max, int stages, int stage, int n_micro);
+
 /* "recv_forward", "forward", "send_forward", "recv_backward", "backward",
  * "send_backward", "send_forward_recv_backward", "send_backward_recv_forward" */
 const char *mt_pp_kind_name(enum mt_pp_kind k);
@@ -96,5 +102,31 @@ int mt_pp_format(const struct mt_pp_action *a, int n_actions, char *buf, size_t 
  * Returns 0, or -1 with the first problem in err (stage, action index, what). */
 int mt_pp_schedule_check(const struct mt_pp_action *const *acts, const int *n_acts, int stages,
                          int n_micro, char *err, size_t errlen);
+
+/* ---- executing a schedule (pipeline_run.c) ------------------------------------
+ * What the executor asks of the stage's model, through callbacks (parallel/
+ * knows no model). A stage keeps nslots activation sets; micro-batch k of
+ * the step uses slot k % nslots (1F1B finishes micro-batches in order, so
+ * at most nslots are in flight). */
+struct mt_pp_stage_ops {
+    void *user;
+    int nslots;
+    /* forward of micro-batch `micro` into `slot`; the loss (last stage) or 0 */
+    double (*forward)(void *user, int slot, int micro);
+    /* backward of the micro-batch in `slot` (its output gradient received
+     * into dinput unless the stage is the last) */
+    void (*backward)(void *user, int slot, int micro);
+    mt_tensor (*input)(void *user, int slot);  /* where the received activation goes */
+    mt_tensor (*output)(void *user, int slot); /* what is sent on */
+    mt_tensor (*dinput)(void *user);           /* the received output gradient, then the
+                                                * input gradient sent back */
+};
+
+/* Runs this stage's actions, sending and receiving with the neighbouring
+ * stages of the pipeline group pp (this rank is `stage` in it). Returns the
+ * sum of the micro-batch losses (0 off the last stage). backward = 0 for a
+ * forward-only schedule. */
+double mt_pp_execute(mt_backend *be, mt_comm *pp, int stage, const struct mt_pp_action *act,
+                     int n, int backward, const struct mt_pp_stage_ops *ops);
 
 #endif /* MT_PARALLEL_PIPELINE_H */

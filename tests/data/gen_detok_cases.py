@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """gen_detok_cases.py: writes tests/data/detok_cases.jsonl, reference cases
-for the WikiText detokenizer of `megatron-c eval` (src/train/eval_tasks.c,
+for the WikiText detokenizer of `megatron-c eval` (src/eval/tasks.c,
 checked by tests/test_eval.c).
 
 Each line is {"name": "...", "in": "<raw WikiText>", "out": "<detokenized>"}.

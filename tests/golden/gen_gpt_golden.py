@@ -116,9 +116,11 @@ def forward(P, tok, tgt):
         f = gelu_tanh(h @ P[p + "mlp.linear_fc1.weight"].T + P[p + "mlp.linear_fc1.bias"])
         x = x + (f @ P[p + "mlp.linear_fc2.weight"].T + P[p + "mlp.linear_fc2.bias"])
     x = layernorm(x, P["decoder.final_layernorm.weight"], P["decoder.final_layernorm.bias"])
-    logits = x @ P["embedding.word_embeddings.weight"].T  # tied output layer, (B, T, VP)
-    # cross-entropy over all VP columns (padded columns take part), mean over B*T
-    loss = F.cross_entropy(logits.reshape(-1, VP), tgt.reshape(-1), reduction="mean")
+    # tied output layer over the real vocabulary: the VP - V padding rows of the
+    # embedding make no logit, (B, T, V)
+    logits = x @ P["embedding.word_embeddings.weight"][:V].T
+    # cross-entropy over the V real columns, mean over B*T
+    loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction="mean")
     return logits, loss
 
 

@@ -4,10 +4,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
-#include "model/gpt.h"
-#include "train/checkpoint.h"
-#include "train/commands.h"
-#include "train/run.h"
+#include "cmd/commands.h"
+#include "cmd/common.h"
+#include "infer/generate.h"
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,28 +47,13 @@ int mt_cmd_generate(int argc, char **argv)
     if (a.top_k < 0) mt_user_error(NULL, "--top-k must not be negative");
     if (a.top_p < 0 || a.top_p > 1) mt_user_error(NULL, "--top-p must lie in [0, 1]");
 
-    long it = a.ckpt_step >= 0 ? a.ckpt_step : mt_ckpt_latest(a.load);
-    if (it < 0)
-        mt_user_error("train with --save DIR first, then generate with --load DIR",
-                      "no checkpoint in %s (no latest_checkpointed_iteration.txt)", a.load);
-    char path[4200];
-    snprintf(path, sizeof path, "%s", mt_ckpt_path(a.load, it));
-    struct mt_kv kv = {0};
-    mt_ckpt_read_meta(path, &kv);
-    struct mt_model_desc d;
-    mt_model_desc_from_kv(&d, &kv, path);
-
+    struct mt_checkpoint_ref ck;
+    mt_cmd_open_checkpoint(&ck, a.load, a.ckpt_step, "generate");
     struct mt_tokenizer tok;
-    mt_tokenizer_open(&tok, d.tokenizer_type, a.vocab_file, a.merge_file);
-    if (tok.vocab_size != d.gpt.vocab_size)
-        mt_user_error("use the vocabulary the model was trained with",
-                      "the tokenizer has %d tokens but checkpoint %s was trained with %d",
-                      tok.vocab_size, path, d.gpt.vocab_size);
-    mt_backend *be = mt_run_backend(a.backend, a.tf32);
-    struct mt_gpt m;
-    mt_gpt_init(&m, &d.gpt, be, 1, d.gpt.max_position_embeddings);
-    const struct mt_ckpt_group groups[] = {{"model/", m.params, 1}};
-    mt_ckpt_read_tensors(path, &m.table, NULL, groups, 1, be);
+    mt_cmd_open_tokenizer(&ck, &tok, a.vocab_file, a.merge_file);
+    mt_backend *be = mt_backend_open(a.backend, a.tf32);
+    struct mt_model m;
+    mt_cmd_load_model(&ck, &m, be, 1, ck.desc.model.max_position_embeddings);
 
     size_t np;
     int32_t *prompt = mt_tokenizer_encode_all(&tok, a.prompt, strlen(a.prompt), &np);
@@ -81,9 +65,9 @@ int mt_cmd_generate(int argc, char **argv)
                 &rng, stdout);
     fputc('\n', stdout);
     free(prompt);
-    mt_gpt_free(&m);
+    mt_model_free(&m);
     mt_backend_free(be);
     mt_tokenizer_close(&tok);
-    mt_kv_free(&kv);
+    mt_cmd_close_checkpoint(&ck);
     return 0;
 }

@@ -29,7 +29,7 @@
 #include "core/json.h"
 #include "data/indexed.h"
 #include "data/tokenizer.h"
-#include "train/commands.h"
+#include "cmd/commands.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* checkpoint.c: see checkpoint.h for the format. */
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "core/error.h"
 #include "core/io.h"
 #include <errno.h>

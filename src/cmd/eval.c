@@ -1,17 +1,15 @@
 /* eval.c: `megatron-c eval`, Megatron-LM's zero-shot GPT evaluations
  * (tasks/zeroshot_gpt): WikiText perplexity with sliding windows
  * (--task wikitext, Megatron's WIKITEXT103) and LAMBADA last-word accuracy
- * (--task lambada). The pieces are in eval_tasks.c; the formulas and the
+ * (--task lambada). The pieces are in src/eval/tasks.c; the formulas and the
  * differences from Megatron are in doc/evaluation.md. */
 #include "core/args.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "data/tokenizer.h"
-#include "model/gpt.h"
-#include "train/checkpoint.h"
-#include "train/commands.h"
-#include "train/eval_tasks.h"
-#include "train/run.h"
+#include "cmd/commands.h"
+#include "cmd/common.h"
+#include "eval/tasks.h"
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -87,12 +85,10 @@ static void progress_clear(struct progress *p)
 
 struct evaluator {
     struct eval_args a;
-    struct mt_model_desc desc;
+    struct mt_checkpoint_ref ck;
     struct mt_tokenizer tok;
     mt_backend *be;
-    struct mt_gpt m;
-    struct mt_kv kv;
-    char path[4200];
+    struct mt_model m;
     int seq, B;
     int32_t pad;
     struct progress prog;
@@ -102,27 +98,16 @@ struct evaluator {
 static void load_model(struct evaluator *e)
 {
     struct eval_args *a = &e->a;
-    long it = a->ckpt_step >= 0 ? a->ckpt_step : mt_ckpt_latest(a->load);
-    if (it < 0)
-        mt_user_error("train with --save DIR first, then evaluate with --load DIR",
-                      "no checkpoint in %s (no latest_checkpointed_iteration.txt)", a->load);
-    snprintf(e->path, sizeof e->path, "%s", mt_ckpt_path(a->load, it));
-    mt_ckpt_read_meta(e->path, &e->kv);
-    mt_model_desc_from_kv(&e->desc, &e->kv, e->path);
-    const struct mt_gpt_config *g = &e->desc.gpt;
-
-    mt_tokenizer_open(&e->tok, e->desc.tokenizer_type, a->vocab_file, a->merge_file);
-    if (e->tok.vocab_size != g->vocab_size)
-        mt_user_error("use the vocabulary the model was trained with",
-                      "the tokenizer has %d tokens but checkpoint %s was trained with %d",
-                      e->tok.vocab_size, e->path, g->vocab_size);
+    mt_cmd_open_checkpoint(&e->ck, a->load, a->ckpt_step, "evaluate");
+    const struct mt_transformer_config *g = &e->ck.desc.model;
+    mt_cmd_open_tokenizer(&e->ck, &e->tok, a->vocab_file, a->merge_file);
     /* Megatron pads with the end-of-document id; CharLevel has none */
     e->pad = e->tok.eod >= 0 ? e->tok.eod : 0;
 
     /* --seq-length: given, else the training run's, else the position table */
     e->seq = a->seq_length;
     if (e->seq == 0) {
-        const char *v = mt_kv_get(&e->kv, "seq_length");
+        const char *v = mt_kv_get(&e->ck.kv, "seq_length");
         char *end = NULL;
         long s = v ? strtol(v, &end, 10) : 0;
         e->seq = (v && *end == 0 && s >= 1 && s <= g->max_position_embeddings)
@@ -133,13 +118,11 @@ static void load_model(struct evaluator *e)
         char hint[160];
         snprintf(hint, sizeof hint, "use --seq-length %d or less", g->max_position_embeddings);
         mt_user_error(hint, "--seq-length %d is longer than the position table of %s (%d positions)",
-                      e->seq, e->path, g->max_position_embeddings);
+                      e->seq, e->ck.path, g->max_position_embeddings);
     }
 
-    e->be = mt_run_backend(a->backend, a->tf32);
-    mt_gpt_init(&e->m, g, e->be, e->B, e->seq);
-    const struct mt_ckpt_group groups[] = {{"model/", e->m.params, 1}};
-    mt_ckpt_read_tensors(e->path, &e->m.table, NULL, groups, 1, e->be);
+    e->be = mt_backend_open(a->backend, a->tf32);
+    mt_cmd_load_model(&e->ck, &e->m, e->be, e->B, e->seq);
 }
 
 /* A result line between two rules of its length + 1, as Megatron prints it. */
@@ -154,10 +137,10 @@ static void print_boxed(const char *line, int n)
 
 static void print_header(struct evaluator *e, const char *what)
 {
-    const struct mt_gpt_config *g = &e->desc.gpt;
+    const struct mt_transformer_config *g = &e->ck.desc.model;
     printf("megatron-c eval: %s\n", what);
     printf(" checkpoint %s: GPT %d layers, hidden %d, %d heads, vocab %d (padded %d), %s tokenizer\n",
-           e->path, g->num_layers, g->hidden_size, g->num_heads, g->vocab_size,
+           e->ck.path, g->num_layers, g->hidden_size, g->num_attention_heads, g->vocab_size,
            g->padded_vocab_size, e->tok.type);
     fflush(stdout);
 }
@@ -274,7 +257,7 @@ static void eval_wikitext(struct evaluator *e, char *raw, size_t rawlen)
                 "\"detokenized\": %s, \"partial\": %s, \"checkpoint\": ",
                 ntok, norig, e->seq, stride, nwin, a->no_detokenize ? "false" : "true",
                 partial ? "true" : "false");
-        json_str(e->json, e->path);
+        json_str(e->json, e->ck.path);
         fprintf(e->json, "}\n");
     }
     free(tokens);
@@ -327,7 +310,7 @@ static void eval_lambada(struct evaluator *e, char *data, size_t len)
         if (mt_lambada_example_make(&ex[nex], ctx, nctx, tgt, ntgt, e->seq) != 0) {
             char hint[160];
             snprintf(hint, sizeof hint, "raise --seq-length above %zu (at most the position table, %d)",
-                     ntgt, e->desc.gpt.max_position_embeddings);
+                     ntgt, e->ck.desc.model.max_position_embeddings);
             mt_user_error(hint, "%s:%ld: the target alone is %zu tokens, longer than --seq-length %d",
                           a->data, lineno, ntgt, e->seq);
         }
@@ -373,7 +356,7 @@ static void eval_lambada(struct evaluator *e, char *data, size_t len)
                 "\"total\": %zu, \"strict\": %s, \"seq_length\": %d, \"truncated\": %zu, "
                 "\"checkpoint\": ", acc, correct, nex, a->strict_lambada ? "true" : "false", e->seq,
                 ntrunc);
-        json_str(e->json, e->path);
+        json_str(e->json, e->ck.path);
         fprintf(e->json, "}\n");
     }
     for (size_t i = 0; i < nex; i++) mt_lambada_example_free(&ex[i]);
@@ -443,9 +426,9 @@ int mt_cmd_eval(int argc, char **argv)
     if (e->json && fclose(e->json) != 0)
         mt_user_error("check the disk", "cannot write %s", a->log_json);
     free(data);
-    mt_gpt_free(&e->m);
+    mt_model_free(&e->m);
     mt_backend_free(e->be);
     mt_tokenizer_close(&e->tok);
-    mt_kv_free(&e->kv);
+    mt_cmd_close_checkpoint(&e->ck);
     return 0;
 }

@@ -1,7 +1,7 @@
-/* eval_tasks.c: see eval_tasks.h and doc/evaluation.md. */
-#include "train/eval_tasks.h"
+/* tasks.c: see tasks.h and doc/evaluation.md. */
+#include "eval/tasks.h"
 #include "core/error.h"
-#include "core/json.h" /* mt_json_get_string (declared in eval_tasks.h too) */
+#include "core/json.h" /* mt_json_get_string (declared in tasks.h too) */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +258,7 @@ void mt_eval_ppl(double nll_sum, size_t num_tokenized, size_t num_original, stru
     }
 }
 
-double mt_eval_lm_nll(struct mt_gpt *m, const int32_t *tokens, size_t ntokens, int seq_len,
+double mt_eval_lm_nll(struct mt_model *m, const int32_t *tokens, size_t ntokens, int seq_len,
                       int stride, size_t w0, size_t w1, int B, int32_t pad_id, size_t *nscored)
 {
     MT_ASSERT(B >= 1 && B <= m->B && seq_len <= m->T);
@@ -285,7 +285,7 @@ double mt_eval_lm_nll(struct mt_gpt *m, const int32_t *tokens, size_t ntokens, i
             nb++;
         }
         if (nb == 0) break;
-        mt_gpt_forward(m, in, lab, nb, seq_len);
+        mt_model_forward(m, in, lab, nb, seq_len, 0);
         for (int b = 0; b < nb; b++) {
             const float *l = m->losses_host + (size_t)b * seq_len;
             for (int j = win[b].score_lo; j < win[b].score_hi; j++) sum += l[j];
@@ -406,7 +406,7 @@ void mt_lambada_example_free(struct mt_lambada_example *e)
     memset(e, 0, sizeof *e);
 }
 
-int mt_eval_lambada_batch(struct mt_gpt *m, const struct mt_lambada_example *ex, int nex,
+int mt_eval_lambada_batch(struct mt_model *m, const struct mt_lambada_example *ex, int nex,
                           int32_t pad_id, int *correct_out)
 {
     MT_ASSERT(nex >= 1 && nex <= m->B);
@@ -417,20 +417,19 @@ int mt_eval_lambada_batch(struct mt_gpt *m, const struct mt_lambada_example *ex,
         if (ex[b].ntgt > maxt) maxt = ex[b].ntgt;
     }
     MT_ASSERT(T <= m->T);
-    const int Vp = m->cfg.padded_vocab_size;
+    const int V = m->cfg.vocab_size; /* the logits' columns: the real vocabulary */
     int32_t *in = malloc((size_t)nex * T * sizeof *in);
-    float *rows = malloc((size_t)maxt * Vp * sizeof *rows);
+    float *rows = malloc((size_t)maxt * V * sizeof *rows);
     if (!in || !rows) mt_die("out of memory");
     for (int b = 0; b < nex; b++)
         for (int j = 0; j < T; j++) in[(size_t)b * T + j] = j < ex[b].n - 1 ? ex[b].seq[j] : pad_id;
-    mt_gpt_forward(m, in, NULL, nex, T);
+    mt_model_forward(m, in, NULL, nex, T, 0);
     int correct = 0;
     for (int b = 0; b < nex; b++) {
         /* label positions n-1-ntgt .. n-2 predict seq[n-ntgt .. n-1] */
         const int j0 = ex[b].n - 1 - ex[b].ntgt;
-        mt_download(m->be, rows, m->logits + ((size_t)b * T + (size_t)j0) * Vp,
-                    (size_t)ex[b].ntgt * Vp * sizeof(float));
-        int ok = mt_lambada_correct(rows, Vp, m->cfg.vocab_size, ex[b].seq + j0 + 1, ex[b].ntgt);
+        mt_tensor_download(m->be, rows, mt_rows(m->logits, (int64_t)b * T + j0, ex[b].ntgt));
+        int ok = mt_lambada_correct(rows, V, V, ex[b].seq + j0 + 1, ex[b].ntgt);
         if (correct_out) correct_out[b] = ok;
         correct += ok;
     }

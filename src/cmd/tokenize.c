@@ -8,8 +8,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/tokenizer.h"
-#include "train/commands.h"
-#include "train/run.h"
+#include "cmd/commands.h"
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* eval_tasks.h: the pieces of `megatron-c eval` (the zero-shot WikiText
+/* tasks.h: the pieces of `megatron-c eval` (the zero-shot WikiText
  * perplexity and LAMBADA accuracy of Megatron-LM's tasks/zeroshot_gpt),
  * separated from the command so that tests can check each one: the WikiText
  * detokenizer, the sliding-window schedule, the perplexity formulas, the
@@ -7,7 +7,7 @@
 #ifndef MT_EVAL_TASKS_H
 #define MT_EVAL_TASKS_H
 #include "data/tokenizer.h"
-#include "model/gpt.h"
+#include "model/model.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,7 +64,7 @@ void mt_eval_ppl(double nll_sum, size_t num_tokenized, size_t num_original, stru
  * losses at the scored positions; *nscored (may be NULL) gets how many.
  * The loss is the model's: softmax over the padded vocabulary, as Megatron's
  * vocab_parallel_cross_entropy. */
-double mt_eval_lm_nll(struct mt_gpt *m, const int32_t *tokens, size_t ntokens, int seq_len,
+double mt_eval_lm_nll(struct mt_model *m, const int32_t *tokens, size_t ntokens, int seq_len,
                       int stride, size_t w0, size_t w1, int B, int32_t pad_id, size_t *nscored);
 
 /* ---- LAMBADA ---------------------------------------------------------------------- */
@@ -107,7 +107,7 @@ void mt_lambada_example_free(struct mt_lambada_example *e);
 /* Runs the model on nex examples (nex <= the model's micro-batch, each
  * n - 1 <= its T) in one forward, padding with pad_id, and returns how many
  * are correct; correct_out (may be NULL) gets 0/1 per example. */
-int mt_eval_lambada_batch(struct mt_gpt *m, const struct mt_lambada_example *ex, int nex,
+int mt_eval_lambada_batch(struct mt_model *m, const struct mt_lambada_example *ex, int nex,
                           int32_t pad_id, int *correct_out);
 
 /* ---- JSON ----------------------------------------------------------------------------- */

@@ -21,7 +21,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/io.h"
-#include "train/commands.h"
+#include "cmd/commands.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>

@@ -1,0 +1,72 @@
+/* dist.c: see dist.h */
+#include "ckpt/dist.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "model/layout.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+void mt_ckpt_save_dist(const char *dir, long iteration, const struct mt_kv *meta,
+                       const struct mt_transformer_config *cfg, const struct mt_param_table *local,
+                       const struct mt_groups *G, mt_backend *be,
+                       const struct mt_ckpt_buffer *bufs, int nbufs)
+{
+    struct mt_param_table gt;
+    int *owner = malloc((size_t)mt_layout_max_tensors(cfg) * sizeof *owner);
+    if (!owner) mt_die("out of memory");
+    mt_layout_global_table(cfg, G->pp_size, &gt, owner);
+    size_t maxn = 0;
+    for (int i = 0; i < gt.n; i++)
+        if (gt.p[i].numel > maxn) maxn = gt.p[i].numel;
+    float *host = malloc(maxn * sizeof(float)), *blocks_h = malloc(maxn * sizeof(float));
+    float *dev = mt_alloc(be, maxn * sizeof(float));
+    if (!host || !blocks_h) mt_die("out of memory");
+    struct mt_ckpt_writer *w = NULL;
+    if (G->world_rank == 0) w = mt_ckpt_writer_open(dir, iteration, meta, (uint32_t)(nbufs * gt.n));
+    for (int b = 0; b < nbufs; b++)
+        for (int i = 0; i < gt.n; i++) {
+            const struct mt_param *gp = &gt.p[i];
+            const int stage = owner[i];
+            const int src = mt_grid_rank(G->tp_size, G->dp_size, 0, 0, stage);
+            if (G->pp_rank == stage && G->dp_rank == 0) {
+                const struct mt_param *p = &local->p[mt_params_find(local, gp->name)];
+                mt_all_gather(be, G->tp, dev, bufs[b].base + p->offset, p->numel, MT_DTYPE_F32);
+                if (G->tp_rank == 0) {
+                    /* the owner knows the split: it assembles the whole tensor */
+                    mt_download(be, blocks_h, dev, gp->numel * sizeof(float));
+                    mt_param_unshard(p, G->tp_size, blocks_h, host);
+                    if (src != 0) {
+                        mt_upload(be, dev, host, gp->numel * sizeof(float));
+                        mt_send(be, G->world, dev, gp->numel, MT_DTYPE_F32, 0);
+                    }
+                }
+            }
+            if (G->world_rank == 0) {
+                if (src != 0) {
+                    mt_recv(be, G->world, dev, gp->numel, MT_DTYPE_F32, src);
+                    mt_download(be, host, dev, gp->numel * sizeof(float));
+                }
+                char name[256];
+                snprintf(name, sizeof name, "%s%s", bufs[b].prefix, gp->name);
+                mt_ckpt_writer_tensor(w, name, gp, host);
+            }
+        }
+    if (w) mt_ckpt_writer_close(w);
+    mt_dealloc(be, dev);
+    free(host);
+    free(blocks_h);
+    free(owner);
+    mt_params_free(&gt);
+}
+
+int mt_ckpt_resolve(const char *dir, long step, char *path, size_t n)
+{
+    long it = step >= 0 ? step : mt_ckpt_latest(dir);
+    if (it < 0) return mt_is_dir(dir) ? -1 : -2;
+    snprintf(path, n, "%s", mt_ckpt_path(dir, it));
+    if (!mt_file_exists(path))
+        mt_user_error("the tracker file names an iteration whose directory is gone; pass "
+                      "--ckpt-step with one that exists",
+                      "checkpoint %s does not exist", path);
+    return 0;
+}

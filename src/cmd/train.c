@@ -1,0 +1,250 @@
+/* train.c: `megatron-c train`: the flags, their defaults and checks; the
+ * loop is src/train/trainer.c.
+ *
+ * With no --data-path, trains the teaching default: a character-level GPT on
+ * the tiny Shakespeare text shipped in data/ (flags given on the command line
+ * still override each setting). With --data-path, every default is
+ * Megatron-LM's and the model-shape flags are required, as in Megatron. */
+#include "cmd/commands.h"
+#include "core/args.h"
+#include "core/error.h"
+#include "model/config.h"
+#include "optim/optimizer.h"
+#include "train/trainer.h"
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+
+#define F(field) offsetof(struct mt_train_args, field)
+static const struct mt_arg_spec SPECS[] = {
+    {"num-layers", MT_ARG_INT, F(num_layers), "N", "transformer layers"},
+    {"hidden-size", MT_ARG_INT, F(hidden_size), "N", "model width"},
+    {"num-attention-heads", MT_ARG_INT, F(num_heads), "N", "attention heads (divides --hidden-size)"},
+    {"ffn-hidden-size", MT_ARG_INT, F(ffn_hidden_size), "N", "MLP width (4 x hidden; with --swiglu 8/3 x hidden rounded down to 64)"},
+    {"kv-channels", MT_ARG_INT, F(kv_channels), "N", "head dimension (hidden / heads)"},
+    {"group-query-attention", MT_ARG_BOOL, F(group_query_attention), NULL, "grouped-query attention: heads share --num-query-groups key/value heads"},
+    {"num-query-groups", MT_ARG_INT, F(num_query_groups), "G", "key/value heads with --group-query-attention (1)"},
+    {"position-embedding-type", MT_ARG_STRING, F(position_embedding_type), "S", "learned_absolute | rope | none (learned_absolute)"},
+    {"use-rotary-position-embeddings", MT_ARG_BOOL, F(use_rotary_position_embeddings), NULL, "the older spelling of --position-embedding-type rope"},
+    {"no-position-embedding", MT_ARG_BOOL, F(no_position_embedding), NULL, "the older spelling of --position-embedding-type none"},
+    {"rotary-base", MT_ARG_DOUBLE, F(rotary_base), "X", "RoPE base (10000)"},
+    {"rotary-percent", MT_ARG_DOUBLE, F(rotary_percent), "X", "share of each head RoPE rotates (1.0)"},
+    {"normalization", MT_ARG_STRING, F(normalization), "S", "LayerNorm | RMSNorm (LayerNorm)"},
+    {"norm-epsilon", MT_ARG_DOUBLE, F(norm_epsilon), "X", "epsilon of the norms (1e-5)"},
+    {"swiglu", MT_ARG_BOOL, F(swiglu), NULL, "gated MLP: silu(gate) * up (Llama); default GELU"},
+    {"untie-embeddings-and-output-weights", MT_ARG_BOOL, F(untie_embeddings), NULL, "an output layer of its own instead of the word embedding"},
+    {"disable-bias-linear", MT_ARG_BOOL, F(disable_bias_linear), NULL, "no biases in the linear layers"},
+    {"add-qkv-bias", MT_ARG_BOOL, F(add_qkv_bias), NULL, "keep the QKV bias under --disable-bias-linear"},
+    {"hidden-dropout", MT_ARG_FLOAT, F(hidden_dropout), "P", "dropout of the embedding and of each sublayer output (0.1; teaching default 0)"},
+    {"attention-dropout", MT_ARG_FLOAT, F(attention_dropout), "P", "dropout of the attention probabilities (0.1; teaching default 0)"},
+    {"seq-length", MT_ARG_INT, F(seq_length), "N", "training sequence length"},
+    {"max-position-embeddings", MT_ARG_INT, F(max_pos), "N", "position table size (>= --seq-length; default --seq-length)"},
+    {"make-vocab-size-divisible-by", MT_ARG_INT, F(make_vocab_divisible_by), "N", "pad the vocabulary to a multiple of N (128)"},
+    {"init-method-std", MT_ARG_FLOAT, F(init_method_std), "X", "weight init std (0.02)"},
+    {"micro-batch-size", MT_ARG_INT, F(micro_batch_size), "N", "sequences per forward/backward"},
+    {"global-batch-size", MT_ARG_INT, F(global_batch_size), "N", "sequences per optimizer step (default micro batch; a multiple gives gradient accumulation)"},
+    {"train-iters", MT_ARG_LONG, F(train_iters), "N", "optimizer steps to train for"},
+    {"lr", MT_ARG_FLOAT, F(lr), "X", "peak learning rate"},
+    {"min-lr", MT_ARG_FLOAT, F(min_lr), "X", "final learning rate (0)"},
+    {"lr-warmup-iters", MT_ARG_LONG, F(lr_warmup_iters), "N", "linear warmup steps (0)"},
+    {"lr-decay-iters", MT_ARG_LONG, F(lr_decay_iters), "N", "decay horizon (default --train-iters)"},
+    {"lr-decay-style", MT_ARG_STRING, F(lr_decay_style), "S", "constant | linear | cosine (linear)"},
+    {"optimizer", MT_ARG_STRING, F(optimizer), "S", "adam (AdamW, decoupled weight decay)"},
+    {"adam-beta1", MT_ARG_FLOAT, F(adam_beta1), "X", "(0.9)"},
+    {"adam-beta2", MT_ARG_FLOAT, F(adam_beta2), "X", "(0.999)"},
+    {"adam-eps", MT_ARG_FLOAT, F(adam_eps), "X", "(1e-8)"},
+    {"weight-decay", MT_ARG_FLOAT, F(weight_decay), "X", "(0.01; none on biases and norms)"},
+    {"clip-grad", MT_ARG_FLOAT, F(clip_grad), "X", "global gradient-norm clip (1.0; 0 disables)"},
+    {"seed", MT_ARG_LONG, F(seed), "N", "random seed for weights and data order (1234)"},
+    {"log-interval", MT_ARG_LONG, F(log_interval), "N", "iterations per log line (100)"},
+    {"eval-interval", MT_ARG_LONG, F(eval_interval), "N", "iterations between validations (1000; 0 = only at the end)"},
+    {"eval-iters", MT_ARG_LONG, F(eval_iters), "N", "global batches per validation (100; 0 disables)"},
+    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the log as JSON lines"},
+    {"save", MT_ARG_STRING, F(save), "DIR", "checkpoint directory to write"},
+    {"save-interval", MT_ARG_LONG, F(save_interval), "N", "iterations between checkpoints (also saved at the end)"},
+    {"load", MT_ARG_STRING, F(load), "DIR", "checkpoint directory to resume from"},
+    {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "load this iteration instead of the latest"},
+    {"no-load-optim", MT_ARG_BOOL, F(no_load_optim), NULL, "do not load the optimizer state"},
+    {"no-load-rng", MT_ARG_BOOL, F(no_load_rng), NULL, "do not load the RNG state"},
+    {"finetune", MT_ARG_BOOL, F(finetune), NULL, "load weights only; start at iteration 0"},
+    {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
+    {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
+    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", "CharLevel | GPT2BPETokenizer (CharLevel)"},
+    MT_SPECS_BPE_FILES,
+    MT_SPECS_BACKEND,
+    {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
+    {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
+    {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
+    {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
+    {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
+    {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
+};
+#undef F
+#define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
+
+static const char *SYNOPSIS =
+    "Trains a GPT or a Llama-style model (--position-embedding-type rope\n"
+    "--normalization RMSNorm --swiglu --group-query-attention ...). Without --data-path: the teaching default, a character-level\n"
+    "model on the shipped tiny Shakespeare (4 layers, 4 heads, hidden 128,\n"
+    "sequence 64, micro-batch 12, 2000 iterations, lr 1e-3 with 100 warmup\n"
+    "iterations and cosine decay to 1e-4, AdamW beta2 0.99); any flag given\n"
+    "overrides that setting. With --data-path, defaults are Megatron-LM's and\n"
+    "--num-layers, --hidden-size, --num-attention-heads, --seq-length,\n"
+    "--micro-batch-size, --train-iters and --lr are required.";
+
+static void set_megatron_defaults(struct mt_train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->make_vocab_divisible_by = 128;
+    a->num_query_groups = 1;
+    a->position_embedding_type = "learned_absolute";
+    a->normalization = "LayerNorm";
+    a->norm_epsilon = 1e-5;
+    a->rotary_base = 10000.0;
+    a->rotary_percent = 1.0;
+    a->hidden_dropout = 0.1f;
+    a->attention_dropout = 0.1f;
+    a->init_method_std = 0.02f;
+    a->lr = -1;
+    a->min_lr = 0.0f;
+    a->lr_decay_style = "linear";
+    a->optimizer = "adam";
+    a->adam_beta1 = 0.9f;
+    a->adam_beta2 = 0.999f;
+    a->adam_eps = 1e-8f;
+    a->weight_decay = 0.01f;
+    a->clip_grad = 1.0f;
+    a->seed = 1234;
+    a->log_interval = 100;
+    a->eval_interval = 1000;
+    a->eval_iters = 100;
+    a->ckpt_step = -1;
+    a->split = "969,30,1";
+    a->tokenizer_type = "CharLevel";
+    a->backend = "cpu";
+    a->tp = a->pp = 1;
+    a->sample_tokens = 200;
+    a->sample_temperature = 0.8f;
+}
+
+/* The teaching preset, applied to every flag the user did not give. */
+static void apply_teaching_preset(struct mt_train_args *a, const unsigned char *given)
+{
+#define SET(flag, field, value) \
+    if (!given[mt_args_find(SPECS, NSPECS, flag)]) a->field = value
+    SET("num-layers", num_layers, 4);
+    SET("num-attention-heads", num_heads, 4);
+    SET("hidden-size", hidden_size, 128);
+    SET("seq-length", seq_length, 64);
+    SET("micro-batch-size", micro_batch_size, 12);
+    SET("train-iters", train_iters, 2000);
+    SET("lr", lr, 1e-3f);
+    SET("min-lr", min_lr, 1e-4f);
+    SET("lr-warmup-iters", lr_warmup_iters, 100);
+    SET("lr-decay-style", lr_decay_style, "cosine");
+    SET("adam-beta2", adam_beta2, 0.99f);
+    SET("split", split, "90,10,0");
+    SET("eval-interval", eval_interval, 500);
+    SET("eval-iters", eval_iters, 20);
+    /* a small model that has seen little data: dropout only slows it */
+    SET("hidden-dropout", hidden_dropout, 0.0f);
+    SET("attention-dropout", attention_dropout, 0.0f);
+#undef SET
+}
+
+static void require(const unsigned char *given)
+{
+    const char *req[] = {"num-layers", "hidden-size", "num-attention-heads", "seq-length",
+                         "micro-batch-size", "train-iters", "lr"};
+    for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
+        if (!given[mt_args_find(SPECS, NSPECS, req[i])])
+            mt_user_error("with --data-path the model and run are described by flags, as in Megatron-LM; "
+                          "without --data-path the teaching default fills them in",
+                          "--%s is required with --data-path", req[i]);
+}
+
+static void validate(struct mt_train_args *a)
+{
+    char hint[256];
+#define POS(flag, v) \
+    if ((v) < 1) mt_user_error(NULL, "--%s must be a positive integer (got %ld)", flag, (long)(v))
+    POS("num-layers", a->num_layers);
+    POS("hidden-size", a->hidden_size);
+    POS("num-attention-heads", a->num_heads);
+    POS("seq-length", a->seq_length);
+    POS("micro-batch-size", a->micro_batch_size);
+    POS("train-iters", a->train_iters);
+    POS("make-vocab-size-divisible-by", a->make_vocab_divisible_by);
+    POS("log-interval", a->log_interval);
+#undef POS
+    if (a->kv_channels == 0 && a->hidden_size % a->num_heads != 0) {
+        snprintf(hint, sizeof hint, "choose --num-attention-heads dividing %d, e.g. %d, or give --kv-channels",
+                 a->hidden_size, a->hidden_size % 4 == 0 ? 4 : 1);
+        mt_user_error(hint, "--hidden-size (%d) is not divisible by --num-attention-heads (%d)",
+                      a->hidden_size, a->num_heads);
+    }
+    if (a->ffn_hidden_size < 0 || a->kv_channels < 0)
+        mt_user_error(NULL, "--ffn-hidden-size and --kv-channels must be positive");
+    if (a->group_query_attention && a->num_query_groups < 1)
+        mt_user_error(NULL, "--num-query-groups must be a positive integer (got %d)", a->num_query_groups);
+    if (mt_position_embedding_parse(a->position_embedding_type) < 0)
+        mt_user_error("use learned_absolute, rope or none", "unknown --position-embedding-type '%s'",
+                      a->position_embedding_type);
+    if (mt_normalization_parse(a->normalization) < 0)
+        mt_user_error("use LayerNorm or RMSNorm", "unknown --normalization '%s'", a->normalization);
+    if (a->max_pos == 0) a->max_pos = a->seq_length;
+    if (a->seq_length > a->max_pos) {
+        snprintf(hint, sizeof hint, "raise --max-position-embeddings to at least %d or lower --seq-length",
+                 a->seq_length);
+        mt_user_error(hint, "--seq-length (%d) is larger than --max-position-embeddings (%d)",
+                      a->seq_length, a->max_pos);
+    }
+    if (a->global_batch_size == 0) a->global_batch_size = a->micro_batch_size;
+    if (a->global_batch_size < 1 || a->global_batch_size % a->micro_batch_size != 0) {
+        snprintf(hint, sizeof hint, "use a multiple of %d, e.g. %d", a->micro_batch_size,
+                 a->micro_batch_size * 2);
+        mt_user_error(hint, "--global-batch-size (%d) is not a multiple of --micro-batch-size (%d)",
+                      a->global_batch_size, a->micro_batch_size);
+    }
+    if (!(a->lr >= 0)) mt_user_error(NULL, "--lr must be given and non-negative");
+    if (a->min_lr < 0 || a->min_lr > a->lr)
+        mt_user_error("--min-lr must lie between 0 and --lr", "--min-lr %g is not in [0, %g]",
+                      a->min_lr, a->lr);
+    if (mt_lr_decay_parse(a->lr_decay_style) < 0)
+        mt_user_error("use constant, linear or cosine", "unknown --lr-decay-style '%s'",
+                      a->lr_decay_style);
+    if (a->lr_decay_iters == 0) a->lr_decay_iters = a->train_iters;
+    if (a->lr_warmup_iters < 0 || a->lr_decay_iters < 0)
+        mt_user_error(NULL, "--lr-warmup-iters and --lr-decay-iters must not be negative");
+    if (strcmp(a->optimizer, "adam") != 0)
+        mt_user_error("this version has --optimizer adam (AdamW)", "unknown --optimizer '%s'",
+                      a->optimizer);
+    if (a->adam_beta1 < 0 || a->adam_beta1 >= 1 || a->adam_beta2 < 0 || a->adam_beta2 >= 1)
+        mt_user_error(NULL, "--adam-beta1 and --adam-beta2 must lie in [0, 1)");
+    if (a->adam_eps <= 0) mt_user_error(NULL, "--adam-eps must be positive");
+    if (a->eval_interval < 0 || a->eval_iters < 0 || a->save_interval < 0)
+        mt_user_error(NULL, "--eval-interval, --eval-iters and --save-interval must not be negative");
+    if (a->save_interval > 0 && !a->save)
+        mt_user_error("add --save DIR", "--save-interval needs --save");
+    if (a->tp < 1 || a->pp < 1)
+        mt_user_error(NULL, "--tensor-model-parallel-size and --pipeline-model-parallel-size must be positive");
+    if (a->ddp_bucket_size < 0) mt_user_error(NULL, "--ddp-bucket-size must not be negative");
+    if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
+    if (!(a->hidden_dropout >= 0 && a->hidden_dropout < 1) ||
+        !(a->attention_dropout >= 0 && a->attention_dropout < 1))
+        mt_user_error(NULL, "--hidden-dropout and --attention-dropout must lie in [0, 1)");
+}
+
+int mt_cmd_train(int argc, char **argv)
+{
+    struct mt_train_args a;
+    unsigned char given[NSPECS];
+    memset(given, 0, sizeof given);
+    set_megatron_defaults(&a);
+    mt_args_parse(SPECS, NSPECS, &a, given, argc, argv, 2, "train", SYNOPSIS);
+    if (!a.data_path.n) apply_teaching_preset(&a, given);
+    else require(given);
+    validate(&a);
+    return mt_train_run(&a);
+}

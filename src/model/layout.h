@@ -1,0 +1,170 @@
+/* layout.h: the one description of what a model holds.
+ *
+ * Each list below is written once, as an X-macro, and everything else is
+ * generated from it: the parameter table (names, global shapes,
+ * tensor-parallel splits, initialisation), the views of a flat buffer
+ * (struct mt_layer_view / mt_model_view: a tensor per entry), and the
+ * activation buffers of a micro-batch. A tensor whose condition does not
+ * hold for the configuration (a bias under --disable-bias-linear, the
+ * LayerNorm bias under RMSNorm, the position table under RoPE) is absent:
+ * not in the table, and its view has data == NULL, which the layer code
+ * reads as "no such term". A new kind of tensor (BERT's token types, its
+ * heads) is a new line here and the code that uses it.
+ *
+ * Parameters, in the order of the flat buffer and of the checkpoint:
+ * MT_PRE_PARAMS (first stage), every layer's MT_LAYER_PARAMS, then
+ * MT_POST_PARAMS (last stage). Names are Megatron-core's
+ * (decoder.layers.3.self_attention.linear_qkv.weight). Columns:
+ *   field   the view's member
+ *   name    the parameter's name (layers: after "decoder.layers.N.")
+ *   d0, d1  global shape; d1 NONE for a vector of d0
+ *   split   REPL replicated over tensor parallelism; COL split d0
+ *           (column-parallel weights and their biases, the vocabulary);
+ *           ROW split d1 (row-parallel weights); GLU split d0 in two
+ *           chunks under SwiGLU ([gate; up] stay together)
+ *   init    NORMAL N(0, init_method_std), SCALED N(0, std / sqrt(2L))
+ *           (Megatron's output projections), ONES, ZEROS
+ *   when    the condition for the tensor to exist */
+#ifndef MT_MODEL_LAYOUT_H
+#define MT_MODEL_LAYOUT_H
+#include "backend/backend.h"
+#include "model/config.h"
+#include "model/params.h"
+
+#define MT_PRE_PARAMS(X) \
+    X(word, "embedding.word_embeddings.weight", VOCAB, HIDDEN, COL, NORMAL, WORD) \
+    X(pos, "embedding.position_embeddings.weight", MAXPOS, HIDDEN, REPL, NORMAL, LEARNED_POS)
+
+#define MT_LAYER_PARAMS(X) \
+    X(ln1_w, "input_layernorm.weight", HIDDEN, NONE, REPL, ONES, ALWAYS) \
+    X(ln1_b, "input_layernorm.bias", HIDDEN, NONE, REPL, ZEROS, NORM_BIAS) \
+    X(qkv_w, "self_attention.linear_qkv.weight", QKV, HIDDEN, COL, NORMAL, ALWAYS) \
+    X(qkv_b, "self_attention.linear_qkv.bias", QKV, NONE, COL, ZEROS, QKV_BIAS) \
+    X(proj_w, "self_attention.linear_proj.weight", HIDDEN, ATTN, ROW, SCALED, ALWAYS) \
+    X(proj_b, "self_attention.linear_proj.bias", HIDDEN, NONE, REPL, ZEROS, LINEAR_BIAS) \
+    X(ln2_w, "pre_mlp_layernorm.weight", HIDDEN, NONE, REPL, ONES, ALWAYS) \
+    X(ln2_b, "pre_mlp_layernorm.bias", HIDDEN, NONE, REPL, ZEROS, NORM_BIAS) \
+    X(fc1_w, "mlp.linear_fc1.weight", FC1, HIDDEN, GLU, NORMAL, ALWAYS) \
+    X(fc1_b, "mlp.linear_fc1.bias", FC1, NONE, GLU, ZEROS, LINEAR_BIAS) \
+    X(fc2_w, "mlp.linear_fc2.weight", HIDDEN, FFN, ROW, SCALED, ALWAYS) \
+    X(fc2_b, "mlp.linear_fc2.bias", HIDDEN, NONE, REPL, ZEROS, LINEAR_BIAS)
+
+#define MT_POST_PARAMS(X) \
+    X(lnf_w, "decoder.final_layernorm.weight", HIDDEN, NONE, REPL, ONES, LAST) \
+    X(lnf_b, "decoder.final_layernorm.bias", HIDDEN, NONE, REPL, ZEROS, LAST_NORM_BIAS) \
+    X(output, "output_layer.weight", VOCAB, HIDDEN, COL, NORMAL, LAST_UNTIED)
+
+/* Activations of one layer for one micro-batch (local widths: a tensor-
+ * parallel rank's heads and columns), saved for the backward pass.
+ * X(field, rows, cols, when); TOKENS = B*T rows, ATT_ROWS = B * local
+ * heads * T (the probabilities); per-token statistics are (TOKENS, ONE)
+ * columns, so that the first N rows of any buffer are the view of a
+ * micro-batch of N tokens (mt_rows). */
+#define MT_LAYER_ACTS(X) \
+    X(ln1, TOKENS, HIDDEN, ALWAYS)          /* input norm */ \
+    X(ln1_mean, TOKENS, ONE, LAYERNORM) \
+    X(ln1_rstd, TOKENS, ONE, ALWAYS) \
+    X(qkv, TOKENS, QKV, ALWAYS)             /* rotated q, k; the KV cache when decoding */ \
+    X(att, ATT_ROWS, SEQ, ALWAYS)           /* softmax probabilities */ \
+    X(attn_out, TOKENS, ATTN, ALWAYS)       /* the local heads' outputs */ \
+    X(resid2, TOKENS, HIDDEN, ALWAYS)       /* residual after attention */ \
+    X(ln2, TOKENS, HIDDEN, ALWAYS)          /* pre-MLP norm */ \
+    X(ln2_mean, TOKENS, ONE, LAYERNORM) \
+    X(ln2_rstd, TOKENS, ONE, ALWAYS) \
+    X(fc1, TOKENS, FC1, ALWAYS)             /* fc1 output (gate and up with SwiGLU) */ \
+    X(act, TOKENS, FFN, ALWAYS)             /* GELU or SwiGLU output */ \
+    X(resid3, TOKENS, HIDDEN, ALWAYS)       /* residual after the MLP = the layer's output */
+
+/* The last stage's final norm and language-model head. VOCAB_REAL: the
+ * vocabulary columns of this shard that are real tokens (padding rows of
+ * the output weight take no part in the softmax). */
+#define MT_HEAD_ACTS(X) \
+    X(lnf, TOKENS, HIDDEN, ALWAYS) \
+    X(lnf_mean, TOKENS, ONE, LAYERNORM) \
+    X(lnf_rstd, TOKENS, ONE, ALWAYS) \
+    X(logits, TOKENS, VOCAB_REAL, ALWAYS)   /* overwritten by dlogits in backward */ \
+    X(rowmax, TOKENS, ONE, ALWAYS) \
+    X(sumexp_tgt, TOKENS2, ONE, ALWAYS)     /* sumexp then target logit: one all-reduce */ \
+    X(losses, TOKENS, ONE, ALWAYS)
+
+/* Backward scratch, shared by the micro-batches. */
+#define MT_GRAD_BUFS(X) \
+    X(dresid, TOKENS, HIDDEN, ALWAYS)       /* residual-stream gradient; the stage's input gradient */ \
+    X(dbuf, TOKENS, HIDDEN, ALWAYS) \
+    X(ddrop, TOKENS, HIDDEN, ALWAYS)        /* a sublayer output's gradient through dropout */ \
+    X(dattn, TOKENS, ATTN, ALWAYS)          /* the local heads' output gradient */ \
+    X(dqkv, TOKENS, QKV, ALWAYS) \
+    X(datt, ATT_ROWS, SEQ, ALWAYS) \
+    X(dfc1, TOKENS, FC1, ALWAYS) \
+    X(dact, TOKENS, FFN, ALWAYS) \
+    X(dlosses, TOKENS, ONE, ALWAYS)
+
+#define MT_VIEW_FIELD_(field, ...) mt_tensor field;
+
+struct mt_layer_view {
+    MT_LAYER_PARAMS(MT_VIEW_FIELD_)
+};
+struct mt_model_view {
+    MT_PRE_PARAMS(MT_VIEW_FIELD_)
+    MT_POST_PARAMS(MT_VIEW_FIELD_)
+    struct mt_layer_view *layers; /* the stage's layers, local index */
+};
+struct mt_layer_acts {
+    MT_LAYER_ACTS(MT_VIEW_FIELD_)
+};
+struct mt_head_acts {
+    MT_HEAD_ACTS(MT_VIEW_FIELD_)
+};
+struct mt_grad_bufs {
+    MT_GRAD_BUFS(MT_VIEW_FIELD_)
+};
+
+/* Where a parameter table is built for: the whole model (tp = 1), or one
+ * rank's stage of it and its shards. */
+struct mt_stage {
+    int tp, tp_rank;
+    int first, last;     /* holds the embedding / the output layer */
+    int layer0, nlayers; /* global layers [layer0, layer0 + nlayers) */
+};
+
+/* The table of one stage (a rank's shards). On a last stage that is not the
+ * first, a tied output layer is a copy of embedding.word_embeddings.weight
+ * marked shared (its gradient is summed with the first stage's). */
+void mt_layout_stage_table(const struct mt_transformer_config *c, const struct mt_stage *s,
+                           struct mt_param_table *t);
+/* The whole model's table (tp = 1) in the order of the flat buffer and the
+ * checkpoint, the stages of a pp-way split one after another, each tensor
+ * once; owner_stage[i] (may be NULL) gets the stage that owns tensor i.
+ * mt_layout_max_tensors bounds t->n (to size owner_stage). */
+void mt_layout_global_table(const struct mt_transformer_config *c, int pp,
+                            struct mt_param_table *t, int *owner_stage);
+int mt_layout_max_tensors(const struct mt_transformer_config *c);
+
+/* The views of a flat buffer (parameters or gradients) with the table's
+ * offsets, for the stage's layers; absent tensors have data == NULL. The
+ * output view is the word embedding's when they are tied. Free with
+ * mt_layout_free_views. */
+void mt_layout_views(const struct mt_transformer_config *c, const struct mt_stage *s,
+                     const struct mt_param_table *t, float *base, struct mt_model_view *v);
+void mt_layout_free_views(struct mt_model_view *v);
+
+/* The sizes activation buffers are made for: B x T tokens, this rank's widths. */
+struct mt_act_dims {
+    int64_t tokens, seq, att_rows;       /* B*T, T, B * local heads * T */
+    int64_t hidden, qkv, attn, fc1, ffn; /* local widths */
+    int64_t vocab_real;                  /* real vocabulary columns of the shard */
+};
+void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_rank, int B, int T,
+                        struct mt_act_dims *d);
+/* Allocate (contents undefined) and free the activation sets. */
+void mt_layout_alloc_layer_acts(mt_backend *be, const struct mt_transformer_config *c,
+                                const struct mt_act_dims *d, struct mt_layer_acts *a);
+void mt_layout_free_layer_acts(mt_backend *be, struct mt_layer_acts *a);
+void mt_layout_alloc_head_acts(mt_backend *be, const struct mt_transformer_config *c,
+                               const struct mt_act_dims *d, struct mt_head_acts *a);
+void mt_layout_free_head_acts(mt_backend *be, struct mt_head_acts *a);
+void mt_layout_alloc_grad_bufs(mt_backend *be, const struct mt_transformer_config *c,
+                               const struct mt_act_dims *d, struct mt_grad_bufs *g);
+void mt_layout_free_grad_bufs(mt_backend *be, struct mt_grad_bufs *g);
+
+#endif /* MT_MODEL_LAYOUT_H */

@@ -1,0 +1,371 @@
+/* model.c: the model's parts composed into pipeline stages (see model.h):
+ * buffers, initialisation, the forward and backward of a stage, and
+ * incremental decoding. */
+#include "model/model_internal.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mt_dropout_args mt_fwd_dropout(const struct mt_fwd *f, float p, int layer, int site)
+{
+    struct mt_dropout_args d;
+    memset(&d, 0, sizeof d);
+    d.T = f->T;
+    if (!f->dropout || !(p > 0.0f)) return d;
+    d.p = p;
+    d.seed = f->seed;
+    d.stream = (uint32_t)((layer + 1) * 4 + site); /* the embedding is layer -1 */
+    d.sample0 = f->sample0;
+    return d;
+}
+
+/* The call context of slot s over B sequences of T positions from t0. */
+static struct mt_fwd fwd_of(const struct mt_model *m, const struct mt_model_slot *s, int B, int T,
+                            int t0)
+{
+    struct mt_fwd f;
+    f.be = m->be;
+    f.cfg = &m->cfg;
+    f.tp = &m->tp;
+    f.B = B;
+    f.T = T;
+    f.t0 = t0;
+    f.heads = m->cfg.num_attention_heads / m->tp.size;
+    f.groups = m->cfg.num_query_groups / m->tp.size;
+    f.rope = m->rope;
+    f.dropout = s->dropout;
+    f.seed = m->dropout_seed;
+    f.sample0 = s->sample0;
+    return f;
+}
+
+/* ---- lifetime --------------------------------------------------------------------- */
+
+/* cos and sin of the rotary angles t * inv_freq[i], one row per position,
+ * computed as Megatron and Hugging Face do in float32 (inv_freq = 1 /
+ * base^(2i/R), angle = t inv_freq), then cos and sin rounded once */
+static mt_tensor rope_table(mt_backend *be, const struct mt_transformer_config *c)
+{
+    const int R = mt_config_rotary_dim(c), P = c->max_position_embeddings;
+    if (R == 0) return mt_f32(NULL, 0, 0);
+    float *h = malloc((size_t)P * R * sizeof *h);
+    if (!h) mt_die("out of memory");
+    for (int i = 0; i < R / 2; i++) {
+        const float inv = 1.0f / powf((float)c->rotary_base, (float)(2 * i) / (float)R);
+        for (int t = 0; t < P; t++) {
+            const float angle = (float)t * inv;
+            h[(size_t)t * R + i] = (float)cos((double)angle);
+            h[(size_t)t * R + R / 2 + i] = (float)sin((double)angle);
+        }
+    }
+    mt_tensor t = mt_tensor_alloc(be, MT_DTYPE_F32, P, R);
+    mt_tensor_upload(be, t, h);
+    free(h);
+    return t;
+}
+
+static void slot_alloc(struct mt_model *m, struct mt_model_slot *s)
+{
+    mt_backend *be = m->be;
+    const int64_t N = m->dims.tokens;
+    s->tokens = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
+    s->targets = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
+    s->positions = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
+    s->input = mt_tensor_alloc(be, MT_DTYPE_F32, N, m->cfg.hidden_size);
+    s->acts = calloc((size_t)(m->stage.nlayers > 0 ? m->stage.nlayers : 1), sizeof *s->acts);
+    if (!s->acts) mt_die("out of memory");
+    for (int l = 0; l < m->stage.nlayers; l++)
+        mt_layout_alloc_layer_acts(be, &m->cfg, &m->dims, &s->acts[l]);
+    if (m->stage.last) mt_layout_alloc_head_acts(be, &m->cfg, &m->dims, &s->head);
+}
+
+static void slot_free(struct mt_model *m, struct mt_model_slot *s)
+{
+    mt_backend *be = m->be;
+    for (int l = 0; l < m->stage.nlayers; l++) mt_layout_free_layer_acts(be, &s->acts[l]);
+    if (m->stage.last) mt_layout_free_head_acts(be, &s->head);
+    mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->input};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) mt_tensor_free(be, t[i]);
+    free(s->acts);
+}
+
+void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
+                   int B, int T, const struct mt_model_par *par, int nslots)
+{
+    char err[256];
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->be = be;
+    if (!par) {
+        /* a group of one of our own: the tensor-parallel collectives are no-ops */
+        mt_comm *world = mt_comm_world(be);
+        m->own_comm = mt_comm_split(be, world, mt_comm_rank(be, world), 0);
+        m->par = (struct mt_model_par){m->own_comm, 1, 0, 1, 0};
+    } else {
+        m->par = *par;
+    }
+    MT_ASSERT(T >= 1 && T <= cfg->max_position_embeddings && B >= 1 && nslots >= 1);
+    if (mt_config_check(cfg, err, sizeof err) != 0 ||
+        mt_config_check_parallel(cfg, m->par.tp, m->par.pp, err, sizeof err) != 0)
+        mt_user_error("choose sizes that fit together", "%s", err);
+    m->tp = (struct mt_tp){be, m->par.tp_comm, m->par.tp, m->par.tp_rank};
+    const int per = cfg->num_layers / m->par.pp;
+    m->stage = (struct mt_stage){m->par.tp, m->par.tp_rank, m->par.pp_rank == 0,
+                                 m->par.pp_rank == m->par.pp - 1, m->par.pp_rank * per, per};
+    mt_layout_stage_table(cfg, &m->stage, &m->table);
+    const size_t P = m->table.total;
+    m->params = mt_alloc(be, P * sizeof(float));
+    m->grads = mt_alloc(be, P * sizeof(float));
+    mt_memset0(be, m->params, P * sizeof(float));
+    mt_memset0(be, m->grads, P * sizeof(float));
+    mt_layout_views(cfg, &m->stage, &m->table, m->params, &m->w);
+    mt_layout_views(cfg, &m->stage, &m->table, m->grads, &m->g);
+
+    m->B = B;
+    m->T = T;
+    mt_layout_act_dims(cfg, m->par.tp, m->par.tp_rank, B, T, &m->dims);
+    m->nslots = nslots;
+    m->slots = calloc((size_t)nslots, sizeof *m->slots);
+    if (!m->slots) mt_die("out of memory");
+    for (int k = 0; k < nslots; k++) slot_alloc(m, &m->slots[k]);
+    mt_layout_alloc_grad_bufs(be, cfg, &m->dims, &m->gb);
+    m->rope = rope_table(be, cfg);
+    m->logits = m->slots[0].head.logits;
+    m->losses_host = malloc((size_t)m->dims.tokens * sizeof(float));
+    m->ids_host = malloc((size_t)m->dims.tokens * sizeof(int32_t));
+    if (!m->losses_host || !m->ids_host) mt_die("out of memory");
+}
+
+void mt_model_free(struct mt_model *m)
+{
+    mt_backend *be = m->be;
+    if (!be) return;
+    for (int k = 0; k < m->nslots; k++) slot_free(m, &m->slots[k]);
+    mt_layout_free_grad_bufs(be, &m->gb);
+    mt_tensor_free(be, &m->rope);
+    mt_dealloc(be, m->params);
+    mt_dealloc(be, m->grads);
+    free(m->slots);
+    mt_layout_free_views(&m->w);
+    mt_layout_free_views(&m->g);
+    free(m->losses_host);
+    free(m->ids_host);
+    mt_params_free(&m->table);
+    if (m->own_comm) mt_comm_free(be, m->own_comm);
+    memset(m, 0, sizeof *m);
+}
+
+void mt_model_init_weights(struct mt_model *m, uint64_t seed)
+{
+    /* draw every tensor of the whole model in global order, keep ours */
+    struct mt_param_table g;
+    mt_layout_global_table(&m->cfg, 1, &g, NULL);
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed, /* purpose: weights */ 1);
+    size_t maxn = 0;
+    for (int i = 0; i < g.n; i++)
+        if (g.p[i].numel > maxn) maxn = g.p[i].numel;
+    float *host = malloc(maxn * sizeof(float)), *shard = malloc(maxn * sizeof(float));
+    if (!host || !shard) mt_die("out of memory");
+    for (int i = 0; i < g.n; i++) {
+        const struct mt_param *gp = &g.p[i];
+        for (size_t j = 0; j < gp->numel; j++)
+            host[j] = gp->init_std > 0 ? (float)(mt_rng_normal(&rng) * gp->init_std) : gp->init_value;
+        int k = mt_params_find(&m->table, gp->name);
+        if (k < 0) continue;
+        const struct mt_param *p = &m->table.p[k];
+        mt_param_shard(p, m->par.tp, m->par.tp_rank, host, shard);
+        mt_upload(m->be, m->params + p->offset, shard, p->numel * sizeof(float));
+    }
+    free(host);
+    free(shard);
+    mt_params_free(&g);
+}
+
+void mt_model_set_training(struct mt_model *m, int on, uint64_t seed)
+{
+    m->training = on;
+    m->dropout_seed = seed;
+}
+
+void mt_model_get_param(struct mt_model *m, int idx, float *host)
+{
+    const struct mt_param *p = &m->table.p[idx];
+    mt_download(m->be, host, m->params + p->offset, p->numel * sizeof(float));
+}
+
+void mt_model_set_param(struct mt_model *m, int idx, const float *host)
+{
+    const struct mt_param *p = &m->table.p[idx];
+    mt_upload(m->be, m->params + p->offset, host, p->numel * sizeof(float));
+}
+
+void mt_model_get_grad(struct mt_model *m, int idx, float *host)
+{
+    const struct mt_param *p = &m->table.p[idx];
+    mt_download(m->be, host, m->grads + p->offset, p->numel * sizeof(float));
+}
+
+void mt_model_zero_grad(struct mt_model *m)
+{
+    mt_memset0(m->be, m->grads, m->table.total * sizeof(float));
+}
+
+int mt_model_tied_index(const struct mt_model *m)
+{
+    if (m->cfg.untie_embeddings_and_output_weights) return -1;
+    return mt_params_find(&m->table, "embedding.word_embeddings.weight");
+}
+
+/* ---- forward and backward of a stage -------------------------------------------------- */
+
+/* Uploads n ids (host) into the first n rows of t. */
+static void upload_ids(mt_backend *be, mt_tensor t, const int32_t *ids, int64_t n)
+{
+    mt_tensor_upload(be, mt_rows(t, 0, n), ids);
+}
+
+/* positions t of the rows of B sequences of T tokens, from pos0 */
+static void upload_positions(struct mt_model *m, struct mt_model_slot *s, int B, int T, int pos0)
+{
+    for (int i = 0; i < B * T; i++) m->ids_host[i] = pos0 + i % T;
+    upload_ids(m->be, s->positions, m->ids_host, (int64_t)B * T);
+}
+
+float mt_model_stage_forward(struct mt_model *m, int slot, const int32_t *tokens,
+                             const int32_t *targets, int B, int T, int64_t sample0)
+{
+    mt_backend *be = m->be;
+    MT_ASSERT(slot >= 0 && slot < m->nslots);
+    MT_ASSERT((int64_t)B * T <= m->dims.tokens && T <= m->T);
+    struct mt_model_slot *s = &m->slots[slot];
+    const int64_t N = (int64_t)B * T;
+    s->B = B;
+    s->T = T;
+    s->sample0 = sample0;
+    s->dropout = m->training && (m->cfg.hidden_dropout > 0 || m->cfg.attention_dropout > 0);
+    const struct mt_fwd f = fwd_of(m, s, B, T, 0);
+    mt_tensor x = mt_rows(s->input, 0, N);
+    if (m->stage.first) {
+        upload_ids(be, s->tokens, tokens, N);
+        if (m->w.pos.data) upload_positions(m, s, B, T, 0);
+        mt_embedding_fwd(&f, &m->w, x, mt_rows(s->tokens, 0, N), mt_rows(s->positions, 0, N));
+    }
+    for (int l = 0; l < m->stage.nlayers; l++) {
+        mt_layer_fwd(&f, &m->w.layers[l], &s->acts[l], m->stage.layer0 + l, x);
+        x = mt_rows(s->acts[l].resid3, 0, N);
+    }
+    s->has_targets = 0;
+    if (!m->stage.last) return 0.0f;
+    mt_lm_head_fwd(&f, &m->w, &s->head, x);
+    m->logits = mt_rows(s->head.logits, 0, N);
+    if (!targets) return 0.0f;
+    s->has_targets = 1;
+    upload_ids(be, s->targets, targets, N);
+    mt_lm_loss_fwd(&f, &m->w, &s->head, mt_rows(s->targets, 0, N));
+    mt_tensor_download(be, m->losses_host, mt_rows(s->head.losses, 0, N));
+    /* mean in double, in index order: the same on every backend and layout */
+    double sum = 0.0;
+    for (int64_t i = 0; i < N; i++) sum += m->losses_host[i];
+    return (float)(sum / (double)N);
+}
+
+mt_tensor mt_model_stage_input(struct mt_model *m, int slot, int B, int T)
+{
+    return mt_rows(m->slots[slot].input, 0, (int64_t)B * T);
+}
+
+mt_tensor mt_model_stage_output(struct mt_model *m, int slot, int B, int T)
+{
+    struct mt_model_slot *s = &m->slots[slot];
+    const int64_t N = (int64_t)B * T;
+    return m->stage.nlayers > 0 ? mt_rows(s->acts[m->stage.nlayers - 1].resid3, 0, N)
+                                : mt_rows(s->input, 0, N);
+}
+
+mt_tensor mt_model_stage_dinput(struct mt_model *m, int B, int T)
+{
+    return mt_rows(m->gb.dresid, 0, (int64_t)B * T);
+}
+
+mt_tensor mt_model_last_hidden(struct mt_model *m)
+{
+    MT_ASSERT(m->stage.last);
+    return mt_rows(m->slots[0].head.lnf, 0, m->logits.rows);
+}
+
+void mt_model_stage_backward(struct mt_model *m, int slot, float dloss_scale)
+{
+    mt_backend *be = m->be;
+    struct mt_model_slot *s = &m->slots[slot];
+    const int B = s->B, T = s->T;
+    const int64_t N = (int64_t)B * T;
+    const struct mt_fwd f = fwd_of(m, s, B, T, 0);
+    if (m->stage.last) {
+        MT_ASSERT(s->has_targets);
+        /* d mean(losses) / d losses[n] = 1/N, times the micro-batch weight */
+        for (int64_t i = 0; i < N; i++) m->losses_host[i] = dloss_scale / (float)N;
+        mt_tensor dlosses = mt_rows(m->gb.dlosses, 0, N);
+        mt_tensor_upload(be, dlosses, m->losses_host);
+        mt_lm_head_bwd(&f, &m->w, &m->g, &s->head, &m->gb, mt_model_stage_output(m, slot, B, T),
+                       mt_rows(s->targets, 0, N), dlosses);
+        s->has_targets = 0; /* the logits are gone: a second backward needs a new forward */
+    }
+    /* else: the caller received d(stage output) into the stage's dinput */
+    for (int l = m->stage.nlayers - 1; l >= 0; l--) {
+        mt_tensor x = l > 0 ? mt_rows(s->acts[l - 1].resid3, 0, N) : mt_rows(s->input, 0, N);
+        mt_layer_bwd(&f, &m->w.layers[l], &m->g.layers[l], &s->acts[l], m->stage.layer0 + l,
+                     &m->gb, x);
+    }
+    if (m->stage.first)
+        mt_embedding_bwd(&f, &m->g, mt_rows(m->gb.dresid, 0, N), mt_rows(s->tokens, 0, N),
+                         mt_rows(s->positions, 0, N));
+}
+
+float mt_model_forward(struct mt_model *m, const int32_t *tokens, const int32_t *targets, int B,
+                       int T, int64_t sample0)
+{
+    MT_ASSERT(m->stage.first && m->stage.last);
+    return mt_model_stage_forward(m, 0, tokens, targets, B, T, sample0);
+}
+
+void mt_model_backward(struct mt_model *m, float dloss_scale)
+{
+    MT_ASSERT(m->stage.first && m->stage.last);
+    mt_model_stage_backward(m, 0, dloss_scale);
+}
+
+/* ---- incremental decoding ----------------------------------------------------------------- */
+
+mt_tensor mt_model_decode_prefill(struct mt_model *m, const int32_t *tokens, int n)
+{
+    MT_ASSERT(m->B == 1 && n >= 1 && n <= m->T);
+    const int training = m->training;
+    m->training = 0;
+    mt_model_forward(m, tokens, NULL, 1, n, 0);
+    m->training = training;
+    return mt_rows(m->logits, n - 1, 1);
+}
+
+mt_tensor mt_model_decode_step(struct mt_model *m, int32_t token, int pos)
+{
+    MT_ASSERT(m->B == 1 && pos >= 1 && pos < m->T && m->stage.first && m->stage.last);
+    struct mt_model_slot *s = &m->slots[0];
+    s->dropout = 0;
+    const struct mt_fwd f = fwd_of(m, s, 1, pos + 1, pos);
+    upload_ids(m->be, s->tokens, &token, 1);
+    int32_t p = pos;
+    upload_ids(m->be, s->positions, &p, 1);
+    mt_tensor x = mt_rows(s->input, 0, 1);
+    mt_embedding_fwd(&f, &m->w, x, mt_rows(s->tokens, 0, 1), mt_rows(s->positions, 0, 1));
+    for (int l = 0; l < m->stage.nlayers; l++) {
+        /* keys and values of positions [0, pos) are already in acts[l].qkv */
+        mt_layer_fwd(&f, &m->w.layers[l], &s->acts[l], m->stage.layer0 + l, x);
+        x = mt_rows(s->acts[l].resid3, 0, 1);
+    }
+    mt_lm_head_fwd(&f, &m->w, &s->head, x);
+    m->logits = mt_rows(s->head.logits, 0, 1);
+    return m->logits;
+}

@@ -1,0 +1,635 @@
+/* trainer.c: the training loop (see trainer.h). */
+#include "train/trainer.h"
+#include "ckpt/dist.h"
+#include "ckpt/model_meta.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "data/gpt_dataset.h"
+#include "data/tokenizer.h"
+#include "infer/generate.h"
+#include "model/model.h"
+#include "optim/optimizer.h"
+#include "parallel/grads.h"
+#include "parallel/grid.h"
+#include "parallel/pipeline.h"
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+void mt_train_config(const struct mt_train_args *a, int vocab_size,
+                     struct mt_transformer_config *c)
+{
+    mt_config_defaults(c);
+    c->num_layers = a->num_layers;
+    c->hidden_size = a->hidden_size;
+    c->num_attention_heads = a->num_heads;
+    /* Megatron: --num-query-groups counts only with --group-query-attention */
+    c->num_query_groups = a->group_query_attention ? a->num_query_groups : 0;
+    c->kv_channels = a->kv_channels;
+    c->ffn_hidden_size = a->ffn_hidden_size;
+    c->gated_linear_unit = a->swiglu;
+    c->normalization = (enum mt_normalization)mt_normalization_parse(a->normalization);
+    c->layernorm_epsilon = a->norm_epsilon;
+    c->position_embedding_type =
+        (enum mt_position_embedding)mt_position_embedding_parse(a->position_embedding_type);
+    /* the older spellings (Megatron: deprecated) */
+    if (a->use_rotary_position_embeddings) c->position_embedding_type = MT_POS_ROPE;
+    else if (a->no_position_embedding && c->position_embedding_type == MT_POS_LEARNED_ABSOLUTE)
+        c->position_embedding_type = MT_POS_NONE;
+    c->rotary_base = a->rotary_base;
+    c->rotary_percent = a->rotary_percent;
+    c->add_bias_linear = !a->disable_bias_linear;
+    c->add_qkv_bias = a->add_qkv_bias;
+    c->untie_embeddings_and_output_weights = a->untie_embeddings;
+    c->hidden_dropout = a->hidden_dropout;
+    c->attention_dropout = a->attention_dropout;
+    c->max_position_embeddings = a->max_pos;
+    c->vocab_size = vocab_size;
+    c->padded_vocab_size = mt_config_padded_vocab(vocab_size, a->make_vocab_divisible_by);
+    c->init_method_std = a->init_method_std;
+    mt_config_derive(c);
+}
+
+/* ---- progress display --------------------------------------------------------- */
+
+struct progress {
+    int on;
+    double t0;
+};
+
+static void progress_clear(struct progress *p)
+{
+    if (p->on) fputs("\r\033[K", stderr);
+}
+
+static void progress_show(struct progress *p, long it, long total, long it0, float loss)
+{
+    if (!p->on) return;
+    double el = mt_now() - p->t0;
+    double eta = it > it0 ? el / (double)(it - it0) * (double)(total - it) : 0;
+    int width = 30, fill = (int)((double)width * (double)it / (double)total);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r\033[K[%s] %ld/%ld loss %.4f  eta %dm%02ds", bar, it, total, loss,
+            (int)eta / 60, (int)eta % 60);
+    fflush(stderr);
+}
+
+/* ---- the run ----------------------------------------------------------------------- */
+
+struct run {
+    struct mt_train_args *a;
+    mt_backend *be;
+    struct mt_groups grp;
+    int printer;           /* world rank 0 prints; the others stay quiet */
+    int n_micro;           /* micro-batches per iteration on this data-parallel rank */
+    struct mt_tokenizer tok;
+    int32_t *all_tokens;
+    size_t ntok;
+    struct mt_stream_range range[3];
+    struct mt_dataset train_ds, valid_ds;
+    int has_valid;
+    struct mt_loader train_loader, valid_loader;
+    struct mt_gpt_data gdata; /* Megatron .bin/.idx datasets */
+    int has_gdata;
+    struct mt_model_desc desc;
+    struct mt_model model;
+    struct mt_adamw opt;
+    struct mt_lr_schedule sched;
+    struct mt_pp_action *sched_actions, *eval_actions;
+    int n_actions, n_eval_actions;
+    long iteration;
+    uint64_t consumed;
+    uint64_t dropout_seed;
+    int32_t *tokens, *targets;
+    FILE *json;
+    struct progress prog;
+    const char *data_name;
+    /* the step being scheduled (pp_ops) */
+    struct mt_loader *loader;
+    uint64_t base;
+};
+
+#define SAY(...) \
+    do { \
+        if (r->printer) { \
+            progress_clear(&r->prog); \
+            printf(__VA_ARGS__); \
+            fflush(stdout); \
+        } \
+    } while (0)
+
+/* --data-path is a text file (tokenized here, split by --split) or, as in
+ * Megatron, one or more .bin/.idx prefixes with optional weights. */
+static void load_data(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    const struct mt_words *dp = &a->data_path;
+    static char def[4200], idx[4300];
+    const char *path = dp->n ? dp->v[0] : NULL;
+    if (path) snprintf(idx, sizeof idx, "%s.idx", path);
+    if (dp->n > 1 || (path && !mt_file_exists(path) && mt_file_exists(idx))) {
+        const uint64_t gbs = (uint64_t)a->global_batch_size, ei = (uint64_t)a->eval_iters;
+        const uint64_t nvalid = (a->eval_interval > 0 ? (uint64_t)(a->train_iters / a->eval_interval) + 1 : 1);
+        /* Megatron's get_train_valid_test_num_samples */
+        const uint64_t ns[3] = {(uint64_t)a->train_iters * gbs, nvalid * ei * gbs, ei * gbs};
+        char err[1024];
+        if (mt_gpt_data_build(&r->gdata, dp->n, dp->v, a->split, a->seq_length, (uint64_t)a->seed, ns,
+                              r->tok.vocab_size, err, sizeof err) != 0)
+            mt_user_error("--data-path takes PREFIX (of PREFIX.bin/.idx written by `megatron-c preprocess`) "
+                          "or W1 PREFIX1 W2 PREFIX2 ...", "%s", err);
+        r->has_gdata = 1;
+        r->train_ds = r->gdata.split[0];
+        r->has_valid = a->eval_iters > 0 && r->gdata.present[1] && r->gdata.split[1].num_samples > 0;
+        if (r->has_valid) r->valid_ds = r->gdata.split[1];
+        r->data_name = path;
+        r->ntok = 0;
+        if (r->printer) mt_gpt_data_describe(&r->gdata, stdout);
+        /* the datasets are already shuffled (Megatron's shuffle_index) */
+        mt_loader_init(&r->train_loader, &r->train_ds, (uint64_t)a->seed, 0);
+        if (r->has_valid) mt_loader_init(&r->valid_loader, &r->valid_ds, (uint64_t)a->seed, 0);
+        return;
+    }
+    if (!path) {
+        snprintf(def, sizeof def, "%s/tinyshakespeare/input.txt", mt_data_dir());
+        path = def;
+    }
+    r->data_name = path;
+    size_t len;
+    char *text = mt_read_file(path, &len, "--data-path");
+    if (len == 0)
+        mt_user_error("give a file with training text", "data file %s is empty", path);
+    r->all_tokens = mt_tokenizer_encode_all(&r->tok, text, len, &r->ntok);
+    free(text);
+    size_t b[3], e[3];
+    if (mt_split_ranges(a->split, r->ntok, b, e) != 0)
+        mt_user_error("write three proportions, e.g. --split 969,30,1", "malformed --split '%s'",
+                      a->split);
+    for (int i = 0; i < 3; i++) r->range[i] = (struct mt_stream_range){r->all_tokens, b[i], e[i]};
+    if (mt_dataset_stream(&r->train_ds, &r->range[0], "train", a->seq_length) != 0) {
+        char hint[200];
+        snprintf(hint, sizeof hint, "the train split needs more than --seq-length (%d) tokens; "
+                 "use a larger file or a smaller --seq-length", a->seq_length);
+        mt_user_error(hint, "data file %s has too few tokens for training (%zu in the train split of %zu)",
+                      path, e[0] - b[0], r->ntok);
+    }
+    r->has_valid = a->eval_iters > 0 &&
+                   mt_dataset_stream(&r->valid_ds, &r->range[1], "valid", a->seq_length) == 0;
+    if (a->eval_iters > 0 && !r->has_valid && r->printer)
+        mt_warn("the validation split of %s holds fewer than %d tokens: no validation",
+                path, a->seq_length + 1);
+    mt_loader_init(&r->train_loader, &r->train_ds, (uint64_t)a->seed, 1);
+    if (r->has_valid) mt_loader_init(&r->valid_loader, &r->valid_ds, (uint64_t)a->seed, 0);
+}
+
+/* ---- checkpoints: whole tensors, gathered to world rank 0 ------------------- */
+
+static void save_checkpoint(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    const struct mt_groups *G = &r->grp;
+    struct mt_kv kv = {0};
+    mt_model_desc_to_kv(&r->desc, &kv);
+    mt_kv_set(&kv, "seq_length", "%d", a->seq_length);
+    mt_kv_set(&kv, "iteration", "%ld", r->iteration);
+    mt_kv_set(&kv, "consumed_train_samples", "%llu", (unsigned long long)r->consumed);
+    mt_kv_set(&kv, "optimizer_step", "%d", r->opt.step);
+    mt_kv_set(&kv, "has_optimizer", "1");
+    mt_kv_set(&kv, "seed", "%ld", a->seed);
+    /* dropout masks are a function of this seed and the sample counter */
+    mt_kv_set(&kv, "rng_seed", "%llu", (unsigned long long)r->dropout_seed);
+    mt_kv_set(&kv, "global_batch_size", "%d", a->global_batch_size);
+    mt_kv_set(&kv, "lr", "%.9g", a->lr);
+    mt_kv_set(&kv, "min_lr", "%.9g", a->min_lr);
+    mt_kv_set(&kv, "lr_decay_style", "%s", a->lr_decay_style);
+    mt_kv_set(&kv, "lr_warmup_iters", "%ld", a->lr_warmup_iters);
+    mt_kv_set(&kv, "lr_decay_iters", "%ld", a->lr_decay_iters);
+    mt_kv_set(&kv, "data_path", "%s", r->data_name);
+    mt_kv_set(&kv, "backend", "%s", mt_backend_name(r->be));
+    mt_kv_set(&kv, "saved_layout", "tp=%d pp=%d dp=%d", G->tp_size, G->pp_size, G->dp_size);
+    mt_kv_set(&kv, "megatron_c_version", "%s", PACKAGE_VERSION);
+    const struct mt_ckpt_buffer bufs[] = {{"model/", r->model.params},
+                                          {"optim/exp_avg/", r->opt.m},
+                                          {"optim/exp_avg_sq/", r->opt.v}};
+    mt_ckpt_save_dist(a->save, r->iteration, &kv, &r->desc.model, &r->model.table, G, r->be, bufs, 3);
+    mt_kv_free(&kv);
+    SAY(" saved checkpoint at iteration %7ld to %s\n", r->iteration, a->save);
+}
+
+static int kv_long(const struct mt_kv *kv, const char *key, long *out)
+{
+    const char *v = mt_kv_get(kv, key);
+    if (!v) return 0;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || end == v) return 0;
+    *out = x;
+    return 1;
+}
+
+/* Every rank reads the (shared) checkpoint file itself and keeps its shards. */
+static void load_checkpoint(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    char path[4200];
+    const int found = mt_ckpt_resolve(a->load, a->ckpt_step, path, sizeof path);
+    if (found == -2)
+        mt_user_error("check the path, or drop --load to start from scratch",
+                      "--load directory %s does not exist", a->load);
+    if (found != 0) {
+        /* Megatron: a --load directory without a tracker starts from scratch
+         * (the usual --save DIR --load DIR launch script on its first run) */
+        if (r->printer)
+            mt_warn("no checkpoint in %s (no latest_checkpointed_iteration.txt): starting from scratch",
+                    a->load);
+        return;
+    }
+    struct mt_kv kv = {0};
+    mt_ckpt_read_meta(path, &kv);
+    struct mt_model_desc ck;
+    mt_model_desc_from_kv(&ck, &kv, path);
+    mt_model_desc_check(&r->desc, &ck, path);
+    /* a converted model (megatron-c convert) has weights only: it starts a
+     * fine-tune, as Megatron's --finetune would */
+    long has_optim = 1;
+    kv_long(&kv, "has_optimizer", &has_optim);
+    const int finetune = a->finetune || !has_optim;
+    if (!has_optim && !a->finetune && r->printer)
+        mt_warn("%s holds model weights only (no optimizer state): training starts at iteration 0",
+                path);
+    const int with_optim = !finetune && !a->no_load_optim;
+    const struct mt_ckpt_group groups[] = {{"model/", r->model.params, 1},
+                                           {"optim/exp_avg/", r->opt.m, with_optim},
+                                           {"optim/exp_avg_sq/", r->opt.v, with_optim}};
+    struct mt_param_table known;
+    mt_layout_global_table(&r->desc.model, 1, &known, NULL);
+    mt_ckpt_read_tensors(path, &r->model.table, &known, groups, with_optim ? 3 : 1, r->be);
+    mt_params_free(&known);
+    if (!finetune) {
+        long iter = 0, consumed = 0, step = 0;
+        if (!kv_long(&kv, "iteration", &iter) || !kv_long(&kv, "consumed_train_samples", &consumed) ||
+            !kv_long(&kv, "optimizer_step", &step))
+            mt_user_error("the checkpoint is damaged", "%s: iteration, consumed_train_samples or "
+                          "optimizer_step is missing", path);
+        r->iteration = iter;
+        r->consumed = (uint64_t)consumed;
+        if (with_optim) r->opt.step = (int)step;
+        const char *rs = mt_kv_get(&kv, "rng_seed");
+        if (rs && !a->no_load_rng) r->dropout_seed = strtoull(rs, NULL, 10);
+        long gbs;
+        if (kv_long(&kv, "global_batch_size", &gbs) && gbs != a->global_batch_size && r->printer)
+            mt_warn("--global-batch-size is %d here but was %ld when %s was saved",
+                    a->global_batch_size, gbs, path);
+    }
+    const char *layout = mt_kv_get(&kv, "saved_layout");
+    SAY(" loaded checkpoint %s at iteration %ld (consumed samples %llu%s%s)\n", path, r->iteration,
+        (unsigned long long)r->consumed, layout ? ", saved under " : "", layout ? layout : "");
+    mt_kv_free(&kv);
+}
+
+/* ---- one iteration: the pipeline schedule, then finalize the gradients ------ */
+
+/* Global sample counter of micro-batch k of this data-parallel rank
+ * (Megatron's sampler: chunks of mbs x dp, rank d takes [d*mbs, (d+1)*mbs)).
+ * It is also the index of the micro-batch's first sample in the stream,
+ * which the dropout masks are keyed by. */
+static uint64_t micro_counter(const struct run *r, uint64_t base, int k)
+{
+    const uint64_t mbs = (uint64_t)r->a->micro_batch_size;
+    return base + (uint64_t)k * mbs * (uint64_t)r->grp.dp_size + (uint64_t)r->grp.dp_rank * mbs;
+}
+
+/* the stage's side of the pipeline executor (parallel/pipeline.h) */
+static double pp_forward(void *u, int slot, int micro)
+{
+    struct run *r = u;
+    struct mt_model *m = &r->model;
+    const uint64_t at = micro_counter(r, r->base, micro);
+    /* the first stage needs the tokens, the last the targets; middle stages neither */
+    if (m->stage.first || m->stage.last)
+        mt_loader_batch(r->loader, at, r->a->micro_batch_size, r->tokens, r->targets);
+    return mt_model_stage_forward(m, slot, r->tokens, r->targets, r->a->micro_batch_size,
+                                  r->a->seq_length, (int64_t)at);
+}
+
+static void pp_backward(void *u, int slot, int micro)
+{
+    struct run *r = u;
+    (void)micro;
+    mt_model_stage_backward(&r->model, slot, 1.0f / (float)r->n_micro);
+}
+
+static mt_tensor pp_input(void *u, int slot)
+{
+    struct run *r = u;
+    return mt_model_stage_input(&r->model, slot, r->a->micro_batch_size, r->a->seq_length);
+}
+
+static mt_tensor pp_output(void *u, int slot)
+{
+    struct run *r = u;
+    return mt_model_stage_output(&r->model, slot, r->a->micro_batch_size, r->a->seq_length);
+}
+
+static mt_tensor pp_dinput(void *u)
+{
+    struct run *r = u;
+    return mt_model_stage_dinput(&r->model, r->a->micro_batch_size, r->a->seq_length);
+}
+
+/* Runs the schedule over the global batch at sample `base`; the sum of the
+ * last stage's micro-batch losses (0 elsewhere). */
+static double run_schedule(struct run *r, struct mt_loader *loader, uint64_t base, int backward,
+                           const struct mt_pp_action *act, int nact)
+{
+    r->loader = loader;
+    r->base = base;
+    const struct mt_pp_stage_ops ops = {r, r->model.nslots, pp_forward, pp_backward,
+                                        pp_input, pp_output, pp_dinput};
+    return mt_pp_execute(r->be, r->grp.pp, r->grp.pp_rank, act, nact, backward, &ops);
+}
+
+/* The mean over micro-batches and data-parallel ranks of the last stage's
+ * losses, on every rank. */
+static double reduce_loss(struct run *r, double loss_sum)
+{
+    double v = r->model.stage.last ? loss_sum / r->n_micro : 0.0;
+    v = mt_all_reduce_scalar(r->be, r->grp.pp, v, MT_REDOP_SUM);
+    return mt_all_reduce_scalar(r->be, r->grp.dp, v, MT_REDOP_AVG);
+}
+
+static double evaluate(struct run *r)
+{
+    double sum = 0.0;
+    const int training = r->model.training;
+    r->model.training = 0; /* no dropout in validation (Megatron: model.eval()) */
+    for (long e = 0; e < r->a->eval_iters; e++)
+        sum += reduce_loss(r, run_schedule(r, &r->valid_loader, (uint64_t)e * r->a->global_batch_size,
+                                           0, r->eval_actions, r->n_eval_actions));
+    r->model.training = training;
+    return sum / (double)r->a->eval_iters;
+}
+
+static void log_eval(struct run *r, double val)
+{
+    SAY(" validation loss at iteration %ld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
+        r->iteration, val, exp(fmin(20.0, val)));
+    if (r->json) {
+        fprintf(r->json, "{\"iteration\": %ld, \"val_loss\": %.9g, \"val_ppl\": %.9g}\n",
+                r->iteration, val, exp(fmin(20.0, val)));
+        fflush(r->json);
+    }
+}
+
+static void setup_parallel(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    char err[256];
+    if (mt_groups_init(&r->grp, r->be, a->tp, a->pp, err, sizeof err) != 0) {
+        int ws = mt_comm_size(r->be, mt_comm_world(r->be));
+        char hint[200];
+        snprintf(hint, sizeof hint, "launch a multiple of %d processes with mpiexec -n N%s", a->tp * a->pp,
+                 ws == 1 ? " (a build without MPI runs one process: ./configure --with-mpi)" : "");
+        mt_user_error(hint, "%s", err);
+    }
+    r->printer = r->grp.world_rank == 0;
+    const int dp = r->grp.dp_size;
+    if (a->global_batch_size % (a->micro_batch_size * dp) != 0) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "use a multiple of %d, e.g. %d", a->micro_batch_size * dp,
+                 a->micro_batch_size * dp * 2);
+        mt_user_error(hint, "--global-batch-size (%d) is not divisible by --micro-batch-size (%d) x "
+                      "data-parallel size (%d)", a->global_batch_size, a->micro_batch_size, dp);
+    }
+    r->n_micro = a->global_batch_size / (a->micro_batch_size * dp);
+    if (mt_config_check_parallel(&r->desc.model, a->tp, a->pp, err, sizeof err) != 0)
+        mt_user_error("choose sizes that divide evenly", "%s", err);
+}
+
+/* The model, the optimizer, the schedules. */
+static void build(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    const struct mt_groups *G = &r->grp;
+    const int mbs = a->micro_batch_size, T = a->seq_length, n_micro = r->n_micro;
+    struct mt_model_par par = {G->tp, G->tp_size, G->tp_rank, G->pp_size, G->pp_rank};
+    /* 1F1B keeps at most (stages - stage) micro-batches in flight */
+    int nslots = G->pp_size - G->pp_rank < n_micro ? G->pp_size - G->pp_rank : n_micro;
+    mt_model_init(&r->model, &r->desc.model, r->be, mbs, T, &par, nslots);
+    r->dropout_seed = (uint64_t)a->seed;
+    struct mt_adamw_config oc = {a->adam_beta1, a->adam_beta2, a->adam_eps, a->weight_decay,
+                                 a->clip_grad};
+    mt_adamw_init(&r->opt, &oc, r->be, &r->model.table);
+    r->opt.norm_comm = G->mp;
+    r->sched = (struct mt_lr_schedule){a->lr, a->min_lr, (int)a->lr_warmup_iters,
+                                       (int)a->lr_decay_iters,
+                                       (enum mt_lr_decay)mt_lr_decay_parse(a->lr_decay_style)};
+    int cap = MT_PP_MAX_ACTIONS(n_micro);
+    r->sched_actions = malloc((size_t)cap * sizeof *r->sched_actions);
+    r->eval_actions = malloc((size_t)cap * sizeof *r->eval_actions);
+    if (!r->sched_actions || !r->eval_actions) mt_die("out of memory");
+    r->n_actions = mt_pp_schedule_1f1b(r->sched_actions, cap, G->pp_size, G->pp_rank, n_micro);
+    r->n_eval_actions = mt_pp_schedule_forward(r->eval_actions, cap, G->pp_size, G->pp_rank, n_micro);
+    MT_ASSERT(r->n_actions > 0 && r->n_eval_actions > 0);
+    mt_model_init_weights(&r->model, (uint64_t)a->seed);
+}
+
+static void banner(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    const struct mt_transformer_config *g = &r->desc.model;
+    const struct mt_groups *G = &r->grp;
+    char variant[160] = "";
+    if (g->position_embedding_type != MT_POS_LEARNED_ABSOLUTE || g->normalization != MT_NORM_LAYERNORM ||
+        g->gated_linear_unit || g->num_query_groups != g->num_attention_heads ||
+        g->untie_embeddings_and_output_weights || !g->add_bias_linear)
+        snprintf(variant, sizeof variant, " (%s, %s%s%s%s%s)",
+                 mt_position_embedding_name(g->position_embedding_type),
+                 mt_normalization_name(g->normalization), g->gated_linear_unit ? ", SwiGLU" : "",
+                 g->num_query_groups != g->num_attention_heads ? ", grouped-query attention" : "",
+                 g->untie_embeddings_and_output_weights ? ", untied output" : "",
+                 g->add_bias_linear ? "" : ", no biases");
+    SAY("megatron-c train: GPT %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), "
+        "%.2fM parameters%s\n", g->num_layers, g->hidden_size, g->num_attention_heads, a->seq_length,
+        g->vocab_size, g->padded_vocab_size, (double)mt_config_param_count(g) / 1e6, variant);
+    if (g->hidden_dropout > 0 || g->attention_dropout > 0)
+        SAY(" dropout: hidden %g, attention %g\n", g->hidden_dropout, g->attention_dropout);
+    if (!r->has_gdata)
+        SAY(" data: %s (%s tokenizer, %zu tokens; %zu train / %zu valid samples)\n", r->data_name,
+            r->tok.type, r->ntok, r->train_ds.num_samples, r->has_valid ? r->valid_ds.num_samples : 0);
+    SAY(" backend %s%s | %d process%s: tensor-parallel %d x pipeline-parallel %d x data-parallel %d | "
+        "micro batch %d x %d micro-batches x %d = global batch %d | %ld iterations\n",
+        mt_backend_name(r->be), a->tf32 ? " (TF32 GEMMs)" : "", G->world_size, G->world_size > 1 ? "es" : "",
+        G->tp_size, G->pp_size, G->dp_size, a->micro_batch_size, r->n_micro, G->dp_size,
+        a->global_batch_size, a->train_iters);
+}
+
+struct interval {
+    double loss_sum, t0, comm_s0;
+    uint64_t comm_b0;
+    long n;
+};
+
+static void log_iteration(struct run *r, struct interval *iv, float lr, double norm)
+{
+    const struct mt_train_args *a = r->a;
+    double dt = mt_now() - iv->t0, comm_s;
+    uint64_t comm_b;
+    mt_comm_stats(&comm_b, &comm_s);
+    double ms = 1000.0 * dt / (double)iv->n;
+    double tps = (double)iv->n * a->global_batch_size * a->seq_length / dt;
+    double avg = iv->loss_sum / (double)iv->n;
+    double comm_ms = 1000.0 * (comm_s - iv->comm_s0) / (double)iv->n;
+    double comm_mb = (double)(comm_b - iv->comm_b0) / (double)iv->n / 1e6;
+    char comm[96] = "";
+    if (r->grp.world_size > 1)
+        snprintf(comm, sizeof comm, " comm (ms): %.1f | comm sent (MB): %.2f |", comm_ms, comm_mb);
+    SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
+        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E | "
+        "grad norm: %.3f |%s\n", r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tps,
+        lr, a->global_batch_size, avg, norm, comm);
+    if (r->json) {
+        fprintf(r->json, "{\"iteration\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
+                "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, avg, lr, norm, tps, ms,
+                (unsigned long long)r->consumed, comm_ms, comm_mb);
+        fflush(r->json);
+    }
+    iv->loss_sum = 0;
+    iv->n = 0;
+    iv->t0 = mt_now();
+    iv->comm_s0 = comm_s;
+    iv->comm_b0 = comm_b;
+}
+
+/* A short sample from the trained model, continuing a newline. */
+static void sample(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    struct mt_model gen;
+    mt_model_init(&gen, &r->desc.model, r->be, 1, a->max_pos, NULL, 1);
+    mt_copy(r->be, gen.params, r->model.params, r->model.table.total * sizeof(float));
+    struct mt_rng rng;
+    mt_rng_seed(&rng, (uint64_t)a->seed, 3);
+    size_t np;
+    int32_t *prompt = mt_tokenizer_encode_all(&r->tok, "\n", 1, &np);
+    printf(" sample (temperature %.2f):\n", a->sample_temperature);
+    fflush(stdout);
+    mt_generate(&gen, &r->tok, prompt, (int)np, a->sample_tokens, a->sample_temperature, 0, 1.0f,
+                &rng, stdout);
+    printf("\n");
+    free(prompt);
+    mt_model_free(&gen);
+}
+
+static void loop(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    const long it0 = r->iteration;
+    struct interval iv = {0, mt_now(), 0, 0, 0};
+    mt_comm_stats(&iv.comm_b0, &iv.comm_s0);
+    long last_saved = -1;
+    mt_model_set_training(&r->model, 1, r->dropout_seed);
+    const int shared = r->grp.embd ? mt_model_tied_index(&r->model) : -1;
+    while (r->iteration < a->train_iters) {
+        const float lr = mt_lr_at(&r->sched, r->iteration); /* Megatron: lr of step k-1 */
+        double loss = run_schedule(r, &r->train_loader, r->consumed, 1, r->sched_actions, r->n_actions);
+        mt_finalize_grads(r->be, &r->grp, &r->model.table, r->model.grads, shared,
+                          (size_t)a->ddp_bucket_size);
+        loss = reduce_loss(r, loss);
+        double norm = mt_adamw_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            progress_clear(&r->prog);
+            mt_user_error("lower --lr, keep --clip-grad, or resume from the last checkpoint; "
+                          "nothing was saved after this point",
+                          "iteration %ld: loss %g, gradient norm %g are not finite", r->iteration + 1,
+                          loss, norm);
+        }
+        r->iteration++;
+        r->consumed += (uint64_t)a->global_batch_size;
+        iv.loss_sum += loss;
+        iv.n++;
+        if (r->iteration % a->log_interval == 0 || r->iteration == a->train_iters)
+            log_iteration(r, &iv, lr, norm);
+        if (r->has_valid && a->eval_interval > 0 && r->iteration % a->eval_interval == 0 &&
+            r->iteration != a->train_iters) {
+            double t = mt_now();
+            log_eval(r, evaluate(r));
+            iv.t0 += mt_now() - t; /* validation time is not training time */
+        }
+        if (a->save && a->save_interval > 0 && r->iteration % a->save_interval == 0) {
+            double t = mt_now();
+            save_checkpoint(r);
+            last_saved = r->iteration;
+            iv.t0 += mt_now() - t;
+        }
+        progress_show(&r->prog, r->iteration, a->train_iters, it0, (float)loss);
+    }
+    progress_clear(&r->prog);
+    if (r->has_valid) log_eval(r, evaluate(r));
+    if (a->save && last_saved != r->iteration) save_checkpoint(r);
+    SAY(" training done: %ld iterations in %.1f s\n", r->iteration - it0, mt_now() - r->prog.t0);
+}
+
+int mt_train_run(struct mt_train_args *a)
+{
+    struct run R, *r = &R;
+    memset(r, 0, sizeof *r);
+    r->a = a;
+    r->be = mt_backend_open(a->backend, a->tf32);
+    mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file);
+    mt_train_config(a, r->tok.vocab_size, &r->desc.model);
+    char err[256];
+    if (mt_config_check(&r->desc.model, err, sizeof err) != 0)
+        mt_user_error("see 'megatron-c train --help'", "%s", err);
+    r->desc.make_vocab_size_divisible_by = a->make_vocab_divisible_by;
+    r->desc.tokenizer_type = r->tok.type;
+    /* the layout is checked before any work */
+    setup_parallel(r);
+    load_data(r);
+    build(r);
+    if (a->load) load_checkpoint(r);
+
+    if (a->log_json && r->printer) {
+        r->json = fopen(a->log_json, r->iteration > 0 ? "a" : "w");
+        if (!r->json) mt_user_error("check the path given to --log-json", "cannot open %s for writing",
+                                    a->log_json);
+    }
+    const size_t N = (size_t)a->micro_batch_size * (size_t)a->seq_length;
+    r->tokens = malloc(N * sizeof(int32_t));
+    r->targets = malloc(N * sizeof(int32_t));
+    if (!r->tokens || !r->targets) mt_die("out of memory");
+    banner(r);
+    r->prog.on = r->printer && !a->no_progress && isatty(2) && getenv("TERM") &&
+                 strcmp(getenv("TERM"), "dumb") != 0;
+    r->prog.t0 = mt_now();
+    loop(r);
+    if (a->sample_tokens > 0 && r->grp.world_size == 1) sample(r);
+
+    if (r->json) fclose(r->json);
+    free(r->tokens);
+    free(r->targets);
+    free(r->sched_actions);
+    free(r->eval_actions);
+    mt_loader_free(&r->train_loader);
+    if (r->has_valid) mt_loader_free(&r->valid_loader);
+    free(r->all_tokens);
+    if (r->has_gdata) mt_gpt_data_free(&r->gdata);
+    mt_adamw_free(&r->opt);
+    mt_model_free(&r->model);
+    mt_groups_free(&r->grp, r->be);
+    mt_tokenizer_close(&r->tok);
+    mt_backend_free(r->be);
+    return 0;
+}

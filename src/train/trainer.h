@@ -1,0 +1,64 @@
+/* trainer.h: the training loop behind `megatron-c train`.
+ *
+ * The command (src/cmd/train.c) parses and checks the flags into struct
+ * mt_train_args; mt_train_run builds the model (model/), the optimizer
+ * (optim/), the data (data/), the rank grid and the pipeline schedule
+ * (parallel/), and runs the iterations: schedule, finalize the gradients,
+ * optimizer step, log, validate, save. */
+#ifndef MT_TRAIN_TRAINER_H
+#define MT_TRAIN_TRAINER_H
+#include "core/args.h"
+#include "model/config.h"
+
+/* The flags of `megatron-c train`, with Megatron's names (fields in the
+ * order of the --help listing). */
+struct mt_train_args {
+    /* model */
+    int num_layers, hidden_size, num_heads, ffn_hidden_size, seq_length, max_pos;
+    int kv_channels, num_query_groups, group_query_attention;
+    const char *position_embedding_type, *normalization;
+    int use_rotary_position_embeddings, no_position_embedding;
+    double rotary_base, rotary_percent, norm_epsilon;
+    int swiglu, untie_embeddings, disable_bias_linear, add_qkv_bias;
+    float hidden_dropout, attention_dropout;
+    int make_vocab_divisible_by;
+    float init_method_std;
+    /* batch and schedule */
+    int micro_batch_size, global_batch_size;
+    long train_iters;
+    float lr, min_lr;
+    long lr_warmup_iters, lr_decay_iters;
+    const char *lr_decay_style;
+    /* optimizer */
+    float adam_beta1, adam_beta2, adam_eps, weight_decay, clip_grad;
+    const char *optimizer;
+    long seed;
+    /* logging, validation, checkpoints */
+    long log_interval, eval_interval, eval_iters;
+    const char *log_json;
+    const char *save, *load;
+    long save_interval, ckpt_step;
+    int no_load_optim, no_load_rng, finetune;
+    /* data */
+    struct mt_words data_path;
+    const char *split, *tokenizer_type, *vocab_file, *merge_file;
+    int vocab_size; /* --vocab-size, NullTokenizer */
+    /* system */
+    const char *backend;
+    int tp, pp;
+    int tf32;
+    long ddp_bucket_size;
+    int sample_tokens;
+    float sample_temperature;
+    int no_progress;
+};
+
+/* The transformer configuration the flags describe, for a tokenizer of
+ * vocab_size tokens (Megatron's defaults and derived sizes filled in). */
+void mt_train_config(const struct mt_train_args *a, int vocab_size,
+                     struct mt_transformer_config *c);
+
+/* Runs the training the flags describe; returns the exit status. */
+int mt_train_run(struct mt_train_args *a);
+
+#endif /* MT_TRAIN_TRAINER_H */
