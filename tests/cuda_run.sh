@@ -6,6 +6,9 @@
 # Checks:
 #  - the tiny GPT, same seed, 50 iterations on --backend cpu and cuda:
 #    `megatron-c compare` agrees on loss and grad norm at rtol 1e-5;
+#  - a tiny Llama-style model (RoPE, RMSNorm, SwiGLU, grouped-query
+#    attention, untied, no biases) with dropout 0.1, 20 iterations: the
+#    same, and the dropout masks are the CPU's (same Philox bits);
 #  - the cuda run repeated gives the same checkpoint bytes (emulated: with
 #    blocks and threads in reverse order);
 #  - --tf32 stays within 1e-2 of fp32 (and, emulated, differs from it);
@@ -46,6 +49,14 @@ run cpu $B cpu --train-iters 50
 run cuda $CUDA_BIN cuda --train-iters 50
 compare "cuda vs cpu, 50 iterations, loss" cpu cuda 1e-5
 compare "cuda vs cpu, 50 iterations, grad norm" cpu cuda 1e-5 --key grad_norm
+
+# 1b. the Llama family, with dropout
+LLAMA="--group-query-attention --num-query-groups 2 --position-embedding-type rope --normalization RMSNorm \
+ --swiglu --untie-embeddings-and-output-weights --disable-bias-linear --hidden-dropout 0.1 --attention-dropout 0.1"
+run lcpu $B cpu --train-iters 20 $LLAMA
+run lcuda $CUDA_BIN cuda --train-iters 20 $LLAMA
+compare "llama-style with dropout: cuda vs cpu, 20 iterations, loss" lcpu lcuda 1e-5
+compare "llama-style with dropout: cuda vs cpu, 20 iterations, grad norm" lcpu lcuda 1e-5 --key grad_norm
 
 # 2. TF32
 head -n 10 "$TMP/cuda.jsonl" > "$TMP/cuda10.jsonl"
