@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     snprintf(mf, sizeof mf, "%s/gpt2-vocab/vocab.bpe", dd && *dd ? dd : "data");
     struct mt_tokenizer tok;
     double t0 = mt_now();
-    mt_tokenizer_open(&tok, "GPT2BPETokenizer", vf, mf);
+    mt_tokenizer_open(&tok, "GPT2BPETokenizer", vf, mf, 0);
     fprintf(stderr, "vocabulary loaded in %.1f ms\n", (mt_now() - t0) * 1e3);
     for (int f = first; f < argc; f++) {
         size_t len, n = 0;

@@ -386,7 +386,7 @@ static char *decode(const struct mt_tokenizer *t, const int32_t *ids, size_t n)
 static void test_lambada_split(void)
 {
     struct mt_tokenizer ch;
-    mt_tokenizer_open(&ch, "CharLevel", NULL, NULL);
+    mt_tokenizer_open(&ch, "CharLevel", NULL, NULL, 0);
     check_split_char(&ch, "hello big world", 0, "hello big worl", "d");
     check_split_char(&ch, "hello big world", 1, "hello big", " world");
     check_split_char(&ch, "a b\n c  \n", 1, "a b", " c");
@@ -412,7 +412,7 @@ static void test_lambada_split(void)
         return;
     }
     struct mt_tokenizer bpe;
-    mt_tokenizer_open(&bpe, "GPT2BPETokenizer", vf, mf);
+    mt_tokenizer_open(&bpe, "GPT2BPETokenizer", vf, mf, 0);
     const char *text = "They drove through the county of Worcestershire";
     int32_t *c, *g;
     size_t nc, ng, nall;

@@ -352,7 +352,7 @@ int main(int argc, char **argv)
 
     struct mt_tokenizer t;
     double t0 = mt_now();
-    mt_tokenizer_open(&t, "GPT2BPETokenizer", vf, mf);
+    mt_tokenizer_open(&t, "GPT2BPETokenizer", vf, mf, 0);
     tap_diag("vocabulary loaded in %.1f ms", (mt_now() - t0) * 1e3);
     check_basics(&t);
     check_reference(&t);

@@ -15,12 +15,14 @@ static void usage(FILE *f)
             "usage: megatron-c <command> [flags]\n"
             "\n"
             "commands:\n"
-            "  train      train a GPT (no flags: the teaching default on tiny Shakespeare)\n"
+            "  train      train a GPT or Llama-style model (no flags: the teaching default on tiny Shakespeare)\n"
             "  generate   continue a prompt with a trained checkpoint\n"
             "  eval       zero-shot WikiText perplexity or LAMBADA accuracy of a checkpoint\n"
             "  tokenize   print the token ids of standard input (--decode: the reverse)\n"
             "  preprocess tokenize a corpus into Megatron's .bin/.idx dataset format\n"
             "  compare    check two --log-json traces agree iteration by iteration\n"
+            "  convert    Hugging Face checkpoint to megatron-c and back (GPT-2, Llama)\n"
+            "  forward    dump the logits and last hidden states of a model on given inputs\n"
             "  version    print the version\n"
             "\n"
             "'megatron-c <command> --help' lists the flags of a command.\n");
@@ -39,6 +41,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "tokenize") == 0) return mt_cmd_tokenize(argc, argv);
     if (strcmp(cmd, "preprocess") == 0) return mt_cmd_preprocess(argc, argv);
     if (strcmp(cmd, "compare") == 0) return mt_cmd_compare(argc, argv);
+    if (strcmp(cmd, "convert") == 0) return mt_cmd_convert(argc, argv);
+    if (strcmp(cmd, "forward") == 0) return mt_cmd_forward(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;

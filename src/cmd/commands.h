@@ -9,6 +9,8 @@ int mt_cmd_eval(int argc, char **argv);
 int mt_cmd_tokenize(int argc, char **argv);
 int mt_cmd_preprocess(int argc, char **argv);
 int mt_cmd_compare(int argc, char **argv);
+int mt_cmd_convert(int argc, char **argv);
+int mt_cmd_forward(int argc, char **argv);
 
 /* Flag-table entries (core/args.h) that several commands share, written
  * once. They use the including file's F(field), its offsetof into the
@@ -21,5 +23,9 @@ int mt_cmd_compare(int argc, char **argv);
      "BPE vocabulary (default: the shipped gpt2-vocab/encoder.json)"}, \
     {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", \
      "BPE merges (default: the shipped gpt2-vocab/vocab.bpe)"}
+
+#define MT_SPECS_VOCAB_SIZE /* field: int vocab_size */ \
+    {"vocab-size", MT_ARG_INT, F(vocab_size), "N", \
+     "NullTokenizer: ids 0..N-1 and the end-of-document id N (Megatron's --vocab-size)"}
 
 #endif

@@ -2,38 +2,92 @@
 #include "cmd/common.h"
 #include "ckpt/dist.h"
 #include "core/error.h"
+#include "model/layout.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-void mt_cmd_open_checkpoint(struct mt_checkpoint_ref *c, const char *load, long step,
-                            const char *what)
+void mt_cmd_open_source(struct mt_model_source *s, const char *load, long step, const char *what)
 {
-    memset(c, 0, sizeof *c);
-    if (mt_ckpt_resolve(load, step, c->path, sizeof c->path) != 0) {
-        char hint[160];
-        snprintf(hint, sizeof hint, "train with --save DIR first, then %s with --load DIR", what);
+    memset(s, 0, sizeof *s);
+    if (mt_hf_is_dir(load)) {
+        s->hf = 1;
+        snprintf(s->path, sizeof s->path, "%s", load);
+        mt_hf_read(load, 128, NULL, &s->hfm);
+        s->desc = s->hfm.desc;
+        return;
+    }
+    if (mt_ckpt_resolve(load, step, s->path, sizeof s->path) != 0) {
+        char hint[200];
+        snprintf(hint, sizeof hint, "train with --save DIR first, then %s with --load DIR (or give a "
+                 "Hugging Face model directory)", what);
         mt_user_error(hint, "no checkpoint in %s (no latest_checkpointed_iteration.txt)", load);
     }
-    mt_ckpt_read_meta(c->path, &c->kv);
-    mt_model_desc_from_kv(&c->desc, &c->kv, c->path);
+    mt_ckpt_read_meta(s->path, &s->kv);
+    mt_model_desc_from_kv(&s->desc, &s->kv, s->path);
 }
 
-void mt_cmd_open_tokenizer(const struct mt_checkpoint_ref *c, struct mt_tokenizer *tok,
+void mt_cmd_open_tokenizer(const struct mt_model_source *s, struct mt_tokenizer *tok,
                            const char *vocab_file, const char *merge_file)
 {
-    mt_tokenizer_open(tok, c->desc.tokenizer_type, vocab_file, merge_file);
-    if (tok->vocab_size != c->desc.model.vocab_size)
+    /* a NullTokenizer's --vocab-size is the vocabulary before its EOD id */
+    const int null_vocab = s->desc.model.vocab_size - 1;
+    mt_tokenizer_open(tok, s->desc.tokenizer_type, vocab_file, merge_file, null_vocab);
+    if (tok->vocab_size != s->desc.model.vocab_size)
         mt_user_error("use the vocabulary the model was trained with",
-                      "the tokenizer has %d tokens but checkpoint %s was trained with %d",
-                      tok->vocab_size, c->path, c->desc.model.vocab_size);
+                      "the tokenizer has %d tokens but %s was trained with %d", tok->vocab_size, s->path,
+                      s->desc.model.vocab_size);
 }
 
-void mt_cmd_load_model(const struct mt_checkpoint_ref *c, struct mt_model *m, mt_backend *be, int B,
+void mt_cmd_load_model(const struct mt_model_source *s, struct mt_model *m, mt_backend *be, int B,
                        int T)
 {
-    mt_model_init(m, &c->desc.model, be, B, T, NULL, 1);
+    mt_model_init(m, &s->desc.model, be, B, T, NULL, 1);
+    if (s->hf) {
+        /* a serial model: its table holds the whole tensors, by name */
+        const struct mt_param_table *g = &s->hfm.table;
+        for (int i = 0; i < g->n; i++) {
+            int k = mt_params_find(&m->table, g->p[i].name);
+            MT_ASSERT(k >= 0);
+            mt_model_set_param(m, k, s->hfm.data + g->p[i].offset);
+        }
+        return;
+    }
     const struct mt_ckpt_group groups[] = {{"model/", m->params, 1}};
-    mt_ckpt_read_tensors(c->path, &m->table, NULL, groups, 1, be);
+    mt_ckpt_read_tensors(s->path, &m->table, NULL, groups, 1, be);
 }
 
-void mt_cmd_close_checkpoint(struct mt_checkpoint_ref *c) { mt_kv_free(&c->kv); }
+float *mt_cmd_weights(const struct mt_model_source *s, struct mt_param_table *t)
+{
+    if (s->hf) {
+        *t = s->hfm.table;
+        return s->hfm.data;
+    }
+    char err[256];
+    mt_backend *be = mt_backend_init("cpu-ref", err, sizeof err); /* host memory */
+    if (!be) mt_die("%s", err);
+    mt_layout_global_table(&s->desc.model, 1, t, NULL);
+    float *data = mt_alloc(be, t->total * sizeof(float));
+    mt_memset0(be, data, t->total * sizeof(float));
+    const struct mt_ckpt_group groups[] = {{"model/", data, 1}};
+    mt_ckpt_read_tensors(s->path, t, NULL, groups, 1, be);
+    float *host = malloc(t->total * sizeof(float) + 1);
+    if (!host) mt_die("out of memory");
+    memcpy(host, data, t->total * sizeof(float));
+    mt_dealloc(be, data);
+    mt_backend_free(be);
+    return host;
+}
+
+void mt_cmd_free_weights(const struct mt_model_source *s, struct mt_param_table *t, float *w)
+{
+    if (s->hf) return; /* the source's own */
+    free(w);
+    mt_params_free(t);
+}
+
+void mt_cmd_close_source(struct mt_model_source *s)
+{
+    mt_kv_free(&s->kv);
+    if (s->hf) mt_hf_model_free(&s->hfm);
+}

@@ -85,7 +85,7 @@ static void progress_clear(struct progress *p)
 
 struct evaluator {
     struct eval_args a;
-    struct mt_checkpoint_ref ck;
+    struct mt_model_source ck;
     struct mt_tokenizer tok;
     mt_backend *be;
     struct mt_model m;
@@ -98,7 +98,7 @@ struct evaluator {
 static void load_model(struct evaluator *e)
 {
     struct eval_args *a = &e->a;
-    mt_cmd_open_checkpoint(&e->ck, a->load, a->ckpt_step, "evaluate");
+    mt_cmd_open_source(&e->ck, a->load, a->ckpt_step, "evaluate");
     const struct mt_transformer_config *g = &e->ck.desc.model;
     mt_cmd_open_tokenizer(&e->ck, &e->tok, a->vocab_file, a->merge_file);
     /* Megatron pads with the end-of-document id; CharLevel has none */
@@ -429,6 +429,6 @@ int mt_cmd_eval(int argc, char **argv)
     mt_model_free(&e->m);
     mt_backend_free(e->be);
     mt_tokenizer_close(&e->tok);
-    mt_cmd_close_checkpoint(&e->ck);
+    mt_cmd_close_source(&e->ck);
     return 0;
 }

@@ -47,8 +47,8 @@ int mt_cmd_generate(int argc, char **argv)
     if (a.top_k < 0) mt_user_error(NULL, "--top-k must not be negative");
     if (a.top_p < 0 || a.top_p > 1) mt_user_error(NULL, "--top-p must lie in [0, 1]");
 
-    struct mt_checkpoint_ref ck;
-    mt_cmd_open_checkpoint(&ck, a.load, a.ckpt_step, "generate");
+    struct mt_model_source ck;
+    mt_cmd_open_source(&ck, a.load, a.ckpt_step, "generate");
     struct mt_tokenizer tok;
     mt_cmd_open_tokenizer(&ck, &tok, a.vocab_file, a.merge_file);
     mt_backend *be = mt_backend_open(a.backend, a.tf32);
@@ -68,6 +68,6 @@ int mt_cmd_generate(int argc, char **argv)
     mt_model_free(&m);
     mt_backend_free(be);
     mt_tokenizer_close(&tok);
-    mt_cmd_close_checkpoint(&ck);
+    mt_cmd_close_source(&ck);
     return 0;
 }

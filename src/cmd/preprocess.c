@@ -42,6 +42,7 @@
 
 struct preprocess_args {
     const char *input, *output_prefix, *tokenizer_type, *vocab_file, *merge_file;
+    int vocab_size;
     const char *input_format, *dataset_impl;
     struct mt_words json_keys;
     int append_eod, workers, log_interval, split_sentences, partitions;
@@ -61,6 +62,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "NAME",
      "GPT2BPETokenizer | CharLevel (GPT2BPETokenizer)"},
     MT_SPECS_BPE_FILES,
+    MT_SPECS_VOCAB_SIZE,
     {"log-interval", MT_ARG_INT, F(log_interval), "N",
      "when standard error is not a terminal: a progress line every N documents (off)"},
     {"split-sentences", MT_ARG_BOOL, F(split_sentences), NULL,
@@ -692,7 +694,7 @@ int mt_cmd_preprocess(int argc, char **argv)
     }
 
     struct mt_tokenizer tok;
-    mt_tokenizer_open(&tok, a.tokenizer_type, a.vocab_file, a.merge_file);
+    mt_tokenizer_open(&tok, a.tokenizer_type, a.vocab_file, a.merge_file, a.vocab_size);
     c.tok = &tok;
     if (a.append_eod && tok.eod < 0)
         mt_user_error("drop --append-eod, or use a tokenizer with an end-of-document token "

@@ -15,6 +15,7 @@
 
 struct tokenize_args {
     const char *tokenizer_type, *vocab_file, *merge_file;
+    int vocab_size;
     int decode;
 };
 
@@ -23,6 +24,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "NAME",
      "GPT2BPETokenizer | CharLevel (GPT2BPETokenizer)"},
     MT_SPECS_BPE_FILES,
+    MT_SPECS_VOCAB_SIZE,
     {"decode", MT_ARG_BOOL, F(decode), NULL, "read ids from standard input and write the text"},
 };
 #undef F
@@ -152,7 +154,7 @@ int mt_cmd_tokenize(int argc, char **argv)
                   "Encodes standard input (one text) and prints the token ids separated by "
                   "spaces;\nwith --decode, reads ids and writes the text.");
     struct mt_tokenizer tok;
-    mt_tokenizer_open(&tok, a.tokenizer_type, a.vocab_file, a.merge_file);
+    mt_tokenizer_open(&tok, a.tokenizer_type, a.vocab_file, a.merge_file, a.vocab_size);
     if (a.decode) decode(&tok);
     else encode(&tok);
     if (fflush(stdout) != 0) mt_user_error(NULL, "cannot write to standard output");

@@ -15,8 +15,21 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The command line: the run's arguments, and Megatron flags that choose a
+ * kernel, a fusion or an overlap. Those change how Megatron computes, not
+ * what: they are accepted so that Megatron's scripts run, and named in a
+ * note (megatron-c has one implementation of each). */
+struct train_cli {
+    struct mt_train_args a;
+    int kernel_choice;
+    const char *kernel_choice_value;
+};
 
-#define F(field) offsetof(struct mt_train_args, field)
+#define F(field) offsetof(struct train_cli, a.field)
+#define K(flag) {flag, MT_ARG_BOOL, offsetof(struct train_cli, kernel_choice), NULL, \
+                 "accepted for Megatron scripts; no effect here (a kernel choice)"}
+#define KV(flag) {flag, MT_ARG_STRING, offsetof(struct train_cli, kernel_choice_value), "S", \
+                  "accepted for Megatron scripts; no effect here (a kernel choice)"}
 static const struct mt_arg_spec SPECS[] = {
     {"num-layers", MT_ARG_INT, F(num_layers), "N", "transformer layers"},
     {"hidden-size", MT_ARG_INT, F(hidden_size), "N", "model width"},
@@ -70,8 +83,9 @@ static const struct mt_arg_spec SPECS[] = {
     {"finetune", MT_ARG_BOOL, F(finetune), NULL, "load weights only; start at iteration 0"},
     {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
     {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
-    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", "CharLevel | GPT2BPETokenizer (CharLevel)"},
+    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", "CharLevel | GPT2BPETokenizer | NullTokenizer (CharLevel)"},
     MT_SPECS_BPE_FILES,
+    MT_SPECS_VOCAB_SIZE,
     MT_SPECS_BACKEND,
     {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
     {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
@@ -79,8 +93,17 @@ static const struct mt_arg_spec SPECS[] = {
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
     {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
+    K("use-mcore-models"), K("use-flash-attn"), K("attention-softmax-in-fp32"),
+    K("no-masked-softmax-fusion"), K("no-bias-gelu-fusion"), K("no-bias-swiglu-fusion"),
+    K("no-bias-dropout-fusion"), K("no-rope-fusion"), K("no-gradient-accumulation-fusion"),
+    K("cross-entropy-loss-fusion"), K("no-persist-layer-norm"), K("overlap-grad-reduce"),
+    K("overlap-param-gather"), K("no-async-tensor-model-parallel-allreduce"), K("manual-gc"),
+    KV("transformer-impl"), KV("attention-backend"), KV("num-workers"),
 };
 #undef F
+#undef K
+#undef KV
+#define FIRST_KERNEL_CHOICE mt_args_find(SPECS, NSPECS, "use-mcore-models")
 #define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
 
 static const char *SYNOPSIS =
@@ -236,15 +259,31 @@ static void validate(struct mt_train_args *a)
         mt_user_error(NULL, "--hidden-dropout and --attention-dropout must lie in [0, 1)");
 }
 
+/* One note naming the kernel-choice flags given. */
+static void note_kernel_choices(const unsigned char *given)
+{
+    char list[512] = "";
+    size_t len = 0;
+    for (int i = FIRST_KERNEL_CHOICE; i < NSPECS; i++)
+        if (given[i] && len < sizeof list - 64)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s--%s", len ? ", " : "", SPECS[i].name);
+    if (len)
+        mt_warn("%s: Megatron kernel, fusion or overlap choices; megatron-c has one implementation of "
+                "each and ignores them (the result is the same)", list);
+}
+
 int mt_cmd_train(int argc, char **argv)
 {
-    struct mt_train_args a;
+    struct train_cli cli;
+    struct mt_train_args *a = &cli.a;
     unsigned char given[NSPECS];
     memset(given, 0, sizeof given);
-    set_megatron_defaults(&a);
-    mt_args_parse(SPECS, NSPECS, &a, given, argc, argv, 2, "train", SYNOPSIS);
-    if (!a.data_path.n) apply_teaching_preset(&a, given);
+    memset(&cli, 0, sizeof cli);
+    set_megatron_defaults(a);
+    mt_args_parse(SPECS, NSPECS, &cli, given, argc, argv, 2, "train", SYNOPSIS);
+    if (!a->data_path.n) apply_teaching_preset(a, given);
     else require(given);
-    validate(&a);
-    return mt_train_run(&a);
+    validate(a);
+    note_kernel_choices(given);
+    return mt_train_run(a);
 }

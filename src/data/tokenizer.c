@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/bpe.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,12 +39,58 @@ static size_t char_decode_token(const struct mt_tokenizer *t, int32_t id, char *
 
 static void char_free(struct mt_tokenizer *t) { (void)t; }
 
-const char *mt_tokenizer_types(void) { return "GPT2BPETokenizer, CharLevel"; }
+/* NullTokenizer (Megatron's _NullTokenizer): the text "12 7 3" is the ids
+ * 12, 7, 3. Anything else is an error that names the word. */
+static void null_encode(const struct mt_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                        size_t *n, size_t *cap)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r')) i++;
+        if (i == len) break;
+        size_t j = i;
+        long v = 0;
+        while (j < len && text[j] >= '0' && text[j] <= '9' && v <= t->vocab_size)
+            v = 10 * v + (text[j++] - '0');
+        if (j == i || (j < len && text[j] != ' ' && text[j] != '\n' && text[j] != '\t' &&
+                       text[j] != '\r') || v >= t->vocab_size) {
+            size_t k = i;
+            while (k < len && k < i + 24 && text[k] != ' ' && text[k] != '\n') k++;
+            char hint[128];
+            snprintf(hint, sizeof hint, "NullTokenizer text is token ids in [0, %d) separated by spaces",
+                     t->vocab_size);
+            mt_user_error(hint, "NullTokenizer: '%.*s' is not a token id", (int)(k - i), text + i);
+        }
+        grow(ids, *n + 1, cap);
+        (*ids)[(*n)++] = (int32_t)v;
+        i = j;
+    }
+}
+
+static size_t null_decode_token(const struct mt_tokenizer *t, int32_t id, char *buf)
+{
+    if (id < 0 || id >= t->vocab_size) return 0;
+    return (size_t)snprintf(buf, MT_TOKEN_MAX_BYTES, "%d ", (int)id);
+}
+
+const char *mt_tokenizer_types(void) { return "GPT2BPETokenizer, CharLevel, NullTokenizer"; }
 
 void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *vocab_file,
-                       const char *merge_file)
+                       const char *merge_file, int vocab_size)
 {
     memset(t, 0, sizeof *t);
+    if (strcmp(type, "NullTokenizer") == 0) {
+        if (vocab_size < 1)
+            mt_user_error("give --vocab-size N: ids 0..N-1, and N the end of document (Megatron's rule)",
+                          "--tokenizer-type NullTokenizer needs --vocab-size");
+        t->type = "NullTokenizer";
+        t->vocab_size = vocab_size + 1;
+        t->eod = vocab_size;
+        t->encode = null_encode;
+        t->decode_token = null_decode_token;
+        t->free = char_free;
+        return;
+    }
     if (strcmp(type, "GPT2BPETokenizer") == 0) {
         /* without --vocab-file / --merge-file: the GPT-2 files shipped in data/ */
         char vbuf[4200], mbuf[4200];

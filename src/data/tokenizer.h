@@ -1,8 +1,12 @@
 /* tokenizer.h: the tokenizer interface used by training, generation and
  * evaluation. Implementations: CharLevel (one token per byte, vocabulary
- * 256: no vocabulary file, any text and any prompt encode) and
+ * 256: no vocabulary file, any text and any prompt encode),
  * GPT2BPETokenizer (GPT-2's byte-level BPE from encoder.json + vocab.bpe,
- * data/bpe.c; the shipped files are in data/gpt2-vocab/). */
+ * data/bpe.c; the shipped files are in data/gpt2-vocab/) and Megatron's
+ * NullTokenizer (text is the ids themselves, written as decimal numbers
+ * separated by spaces; --vocab-size N ids plus the end-of-document id N:
+ * for datasets already tokenized, and models whose tokenizer megatron-c
+ * does not have, e.g. one converted from Hugging Face). */
 #ifndef MT_TOKENIZER_H
 #define MT_TOKENIZER_H
 #include <stddef.h>
@@ -27,9 +31,11 @@ struct mt_tokenizer {
 };
 
 /* Opens a tokenizer by Megatron type name. vocab_file / merge_file may be
- * NULL where the type needs none. Exits with a user error on failure. */
+ * NULL where the type needs none; vocab_size is Megatron's --vocab-size
+ * (NullTokenizer only: ids below it, and it the end of document; 0
+ * otherwise). Exits with a user error on failure. */
 void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *vocab_file,
-                       const char *merge_file);
+                       const char *merge_file, int vocab_size);
 void mt_tokenizer_close(struct mt_tokenizer *t);
 /* Convenience: encodes a whole buffer into a freshly malloc'd array. */
 int32_t *mt_tokenizer_encode_all(const struct mt_tokenizer *t, const char *text, size_t len,

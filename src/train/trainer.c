@@ -588,7 +588,7 @@ int mt_train_run(struct mt_train_args *a)
     memset(r, 0, sizeof *r);
     r->a = a;
     r->be = mt_backend_open(a->backend, a->tf32);
-    mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file);
+    mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file, a->vocab_size);
     mt_train_config(a, r->tok.vocab_size, &r->desc.model);
     char err[256];
     if (mt_config_check(&r->desc.model, err, sizeof err) != 0)

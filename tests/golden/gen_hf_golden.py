@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""gen_hf_golden.py: Hugging Face models and golden values for tests/test_hf.c
+and tests/test_convert.sh.
+
+Builds two tiny models with Hugging Face `transformers` and fixed random
+weights, saves them as Hugging Face directories (config.json +
+model.safetensors, float32), and computes with transformers itself, in
+float64, from exactly those float32 weights:
+
+  gpt2_tiny   GPT2LMHeadModel: learned positions, LayerNorm, GELU (tanh),
+              biases, tied output layer
+  llama_tiny  LlamaForCausalLM: RoPE, RMSNorm, SwiGLU, grouped-query
+              attention (4 query heads, 2 key/value heads), untied output
+              layer, no biases
+
+For each model, <name>_golden.safetensors holds (all F32):
+  tokens, targets            (B, T) one batch
+  logits                     (B, T, V) of that batch
+  last_hidden_state          (B, T, C) after the final norm
+  loss                       (1,) mean cross-entropy of logits vs targets
+  grad.<hf name>             the gradient of the loss for every parameter
+  step.tokens, step.targets  (S, B, T) one batch per optimizer step
+  step.loss, step.grad_norm  (S,) the loss before each update, the gradient
+                             norm before clipping
+  final.<hf name>            every parameter after S steps
+  adamw                      (6,) lr, beta1, beta2, eps, weight decay, clip
+The optimizer is torch.optim.AdamW, weight decay on the 2-D tensors only
+(Megatron's rule: none on biases and norm weights), after
+clip_grad_norm_(1.0).
+
+<name>_forward.safetensors holds what `megatron-c forward` writes for
+<name>_inputs.jsonl (the two rows of `tokens`): logits.<i> (T, V) and
+last_hidden_state.<i> (T, C).
+
+gpt2_tiny_bf16/ and gpt2_tiny_f16/ are gpt2_tiny saved by torch in bfloat16
+and float16: the reference for megatron-c's 16-bit reading and writing.
+
+Usage:
+    python3 tests/golden/gen_hf_golden.py [-o tests/golden/hf]
+    python3 tests/golden/gen_hf_golden.py --fp32-drift
+        (prints how far transformers in float32 lands from the float64
+         values: what an exact fp32 implementation can expect; the basis of
+         the tolerances of tests/test_hf.c)
+
+Deterministic: fixed seeds, CPU.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+import transformers
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+V = 61        # vocabulary (megatron-c pads it to 128)
+C = 32        # hidden size
+B, T = 2, 8   # batch, sequence
+NSTEPS = 10
+LR, BETA1, BETA2, EPS, WD, CLIP = 1e-2, 0.9, 0.99, 1e-8, 0.1, 1.0
+SEED = 20261202
+
+
+def gpt2_model():
+    cfg = GPT2Config(n_layer=2, n_embd=C, n_head=4, n_inner=4 * C, n_positions=16,
+                     vocab_size=V, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     bos_token_id=V - 1, eos_token_id=V - 1)
+    return GPT2LMHeadModel(cfg)
+
+
+def llama_model():
+    cfg = LlamaConfig(hidden_size=C, intermediate_size=48, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                      max_position_embeddings=16, vocab_size=V, rms_norm_eps=1e-5,
+                      rope_theta=10000.0, tie_word_embeddings=False, attention_bias=False,
+                      mlp_bias=False, attention_dropout=0.0, hidden_act="silu",
+                      bos_token_id=0, eos_token_id=V - 1)
+    return LlamaForCausalLM(cfg)
+
+
+def randomize(model, gen):
+    """Non-trivial float32 weights: matrices and embeddings N(0, 0.1^2),
+    biases 0.1 N(0,1), norm weights 1 + 0.1 N(0,1), norm biases 0.1 N(0,1)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            r = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+            if "ln" in name or "norm" in name:
+                p.copy_(1.0 + 0.1 * r if name.endswith("weight") else 0.1 * r)
+            elif p.ndim == 1:
+                p.copy_(0.1 * r)
+            else:
+                p.copy_(0.1 * r)
+
+
+def loss_of(model, tok, tgt):
+    out = model(input_ids=tok, output_hidden_states=True)
+    logits = out.logits
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+    return logits, out.hidden_states[-1], loss
+
+
+def run(model, batches):
+    """Forward/backward on batches[0], then NSTEPS AdamW steps on batches[1:]."""
+    model.zero_grad()
+    tok, tgt = batches[0]
+    logits, hidden, loss = loss_of(model, tok, tgt)
+    loss.backward()
+    rec = {"logits": logits.detach().clone(), "last_hidden_state": hidden.detach().clone(),
+           "loss": loss.detach().reshape(1).clone()}
+    for n, p in model.named_parameters():
+        rec["grad." + n] = p.grad.detach().clone()
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=LR, betas=(BETA1, BETA2), eps=EPS)
+    losses, norms = [], []
+    for tok, tgt in batches[1:]:
+        opt.zero_grad()
+        _, _, loss = loss_of(model, tok, tgt)
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)))
+        losses.append(float(loss))
+        opt.step()
+    rec["step.loss"] = torch.tensor(losses)
+    rec["step.grad_norm"] = torch.tensor(norms)
+    for n, p in model.named_parameters():
+        rec["final." + n] = p.detach().clone()
+    with torch.no_grad():  # leave the model as it started
+        for n, p in model.named_parameters():
+            p.copy_(start[n])
+    return rec
+
+
+def deviation(a, r):
+    return float((a.double() - r.double()).abs().max() / max(float(r.double().abs().max()), 1e-6))
+
+
+def generate(name, make, outdir, gen, fp32_drift):
+    model = make()
+    randomize(model, gen)
+    model = model.float().eval()
+    hfdir = os.path.join(outdir, name)
+    model.save_pretrained(hfdir, safe_serialization=True)
+    tok = torch.randint(0, V, (NSTEPS + 1, B, T), generator=gen)
+    tgt = torch.randint(0, V, (NSTEPS + 1, B, T), generator=gen)
+    batches = [(tok[i], tgt[i]) for i in range(NSTEPS + 1)]
+
+    ref = run(model.double(), batches)
+    if fp32_drift:
+        got = run(model.float(), batches)
+        worst = {}
+        for k in ref:
+            group = k.split(".")[0]
+            d = deviation(got[k], ref[k])
+            if d > worst.get(group, (0, ""))[0]:
+                worst[group] = (d, k)
+        for g, (d, k) in sorted(worst.items()):
+            print(f"{name}: fp32 drift {g}: {d:.3g} ({k})")
+        model.double()
+
+    out = {k: v.float().contiguous() for k, v in ref.items()}
+    out["tokens"], out["targets"] = tok[0].float(), tgt[0].float()
+    out["step.tokens"], out["step.targets"] = tok[1:].float(), tgt[1:].float()
+    out["adamw"] = torch.tensor([LR, BETA1, BETA2, EPS, WD, CLIP], dtype=torch.float32)
+    save_file(out, os.path.join(outdir, name + "_golden.safetensors"))
+    fwd = {}
+    for i in range(B):
+        fwd[f"logits.{i}"] = out["logits"][i].contiguous()
+        fwd[f"last_hidden_state.{i}"] = out["last_hidden_state"][i].contiguous()
+    save_file(fwd, os.path.join(outdir, name + "_forward.safetensors"))
+    with open(os.path.join(outdir, name + "_inputs.jsonl"), "w") as f:
+        for i in range(B):
+            f.write(json.dumps({"input_ids": tok[0][i].tolist()}) + "\n")
+    print(f"{name}: loss {float(ref['loss'][0]):.8f}, {len(out)} golden tensors, "
+          f"step losses {float(ref['step.loss'][0]):.5f} .. {float(ref['step.loss'][-1]):.5f}")
+    return model.float()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-o", "--outdir", default=os.path.join(os.path.dirname(__file__), "hf"))
+    ap.add_argument("--fp32-drift", action="store_true")
+    a = ap.parse_args()
+    os.makedirs(a.outdir, exist_ok=True)
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    gpt2 = generate("gpt2_tiny", gpt2_model, a.outdir, gen, a.fp32_drift)
+    gen2 = torch.Generator().manual_seed(SEED + 1)
+    generate("llama_tiny", llama_model, a.outdir, gen2, a.fp32_drift)
+    for dtype, tag in ((torch.bfloat16, "bf16"), (torch.float16, "f16")):
+        m = gpt2_model()
+        m.load_state_dict(gpt2.state_dict())
+        m.to(dtype).save_pretrained(os.path.join(a.outdir, "gpt2_tiny_" + tag), safe_serialization=True)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
