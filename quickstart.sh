@@ -1,10 +1,11 @@
 #!/bin/sh
 # quickstart.sh: installs what is missing on a Debian/Ubuntu machine, builds
 # megatron-c, and trains the teaching default (a character-level GPT on tiny
-# Shakespeare, a few minutes on 2 cores). Extra arguments go to `train`.
+# Shakespeare, a few minutes on 2 cores). MPI (MPICH) is installed too, so
+# the build has the parallel layouts. Extra arguments go to `train`.
 set -e
 cd "$(dirname "$0")"
-pkgs="build-essential autoconf automake libtool pkg-config libopenblas-openmp-dev"
+pkgs="build-essential autoconf automake libtool pkg-config libopenblas-openmp-dev mpich libmpich-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -25,6 +25,7 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "parallel/grid.h"
+#include "parallel/mappings.h"
 #include "tap.h"
 #include <signal.h>
 #include <stdarg.h>
@@ -476,6 +477,109 @@ static void check_members(const struct mt_groups *g, mt_comm *c, const char *cna
     }
 }
 
+/* ---- the tensor-parallel mappings (parallel/mappings.h) over a group ---------- */
+
+struct map_ctx {
+    int size, rank, cols;
+    size_t N;
+};
+/* element (n, j) of rank r's local (N, cols) tensor */
+static double local_val(int r, size_t n, int j) { return val(r, n * 1000 + (size_t)j); }
+static double want_sum_local(size_t i, const void *c)
+{
+    const struct map_ctx *m = c;
+    double s = 0;
+    for (int r = 0; r < m->size; r++) s += local_val(r, i / (size_t)m->cols, (int)(i % (size_t)m->cols));
+    return s;
+}
+static double want_own_local(size_t i, const void *c)
+{
+    const struct map_ctx *m = c;
+    return local_val(m->rank, i / (size_t)m->cols, (int)(i % (size_t)m->cols));
+}
+/* element (n, k) of the (N, size * cols) tensor made of the ranks' blocks */
+static double want_side_by_side(size_t i, const void *c)
+{
+    const struct map_ctx *m = c;
+    const size_t w = (size_t)m->size * (size_t)m->cols, n = i / w;
+    const int k = (int)(i % w);
+    return local_val(k / m->cols, n, k % m->cols);
+}
+
+static mt_tensor local_tensor(const struct map_ctx *m, int rank)
+{
+    float *h = halloc(m->N * (size_t)m->cols, MT_DTYPE_F32);
+    for (size_t n = 0; n < m->N; n++)
+        for (int j = 0; j < m->cols; j++) h[n * (size_t)m->cols + (size_t)j] = (float)local_val(rank, n, j);
+    mt_tensor t = mt_f32(dev_from(h, m->N * (size_t)m->cols, MT_DTYPE_F32), (int64_t)m->N, m->cols);
+    free(h);
+    return t;
+}
+
+static mt_tensor whole_tensor(const struct map_ctx *m)
+{
+    const size_t n = m->N * (size_t)m->size * (size_t)m->cols;
+    float *h = halloc(n, MT_DTYPE_F32);
+    for (size_t i = 0; i < n; i++) h[i] = (float)want_side_by_side(i, m);
+    mt_tensor t = mt_f32(dev_from(h, n, MT_DTYPE_F32), (int64_t)m->N, m->size * m->cols);
+    free(h);
+    return t;
+}
+
+static void expect_tensor(const char *what, mt_tensor t, double (*want)(size_t, const void *),
+                          const struct map_ctx *m)
+{
+    float *h = dev_to_host(t.data, (size_t)mt_numel(t), MT_DTYPE_F32);
+    expect(what, h, MT_DTYPE_F32, (size_t)mt_numel(t), want, m);
+    free(h);
+    mt_dealloc(be, t.data);
+}
+
+/* Each mapping's forward and backward against its definition: copy and
+ * reduce (identity / all-reduce SUM), gather and scatter (side by side /
+ * this rank's block), on local tensors of N x cols. */
+static void check_mappings(mt_comm *c, const char *cname)
+{
+    const struct mt_tp tp = {be, c, mt_comm_size(be, c), mt_comm_rank(be, c)};
+    const struct map_ctx m = {tp.size, tp.rank, 5, 3};
+    mt_tensor x = local_tensor(&m, tp.rank);
+    mt_tp_copy_fwd(&tp, x);
+    expect_tensor("copy forward (identity)", x, want_own_local, &m);
+    x = local_tensor(&m, tp.rank);
+    mt_tp_copy_bwd(&tp, x);
+    expect_tensor("copy backward (all-reduce)", x, want_sum_local, &m);
+    x = local_tensor(&m, tp.rank);
+    mt_tp_reduce_fwd(&tp, x);
+    expect_tensor("reduce forward (all-reduce)", x, want_sum_local, &m);
+    x = local_tensor(&m, tp.rank);
+    mt_tp_reduce_bwd(&tp, x);
+    expect_tensor("reduce backward (identity)", x, want_own_local, &m);
+
+    x = local_tensor(&m, tp.rank);
+    mt_tensor whole = mt_f32(mt_alloc(be, m.N * (size_t)tp.size * (size_t)m.cols * 4), (int64_t)m.N,
+                             tp.size * m.cols);
+    mt_tp_gather_fwd(&tp, whole, x);
+    mt_dealloc(be, x.data);
+    expect_tensor("gather forward (side by side)", whole, want_side_by_side, &m);
+    whole = whole_tensor(&m);
+    x = mt_f32(mt_alloc(be, m.N * (size_t)m.cols * 4), (int64_t)m.N, m.cols);
+    mt_tp_gather_bwd(&tp, x, whole);
+    mt_dealloc(be, whole.data);
+    expect_tensor("gather backward (own block)", x, want_own_local, &m);
+
+    whole = whole_tensor(&m);
+    x = mt_f32(mt_alloc(be, m.N * (size_t)m.cols * 4), (int64_t)m.N, m.cols);
+    mt_tp_scatter_fwd(&tp, x, whole);
+    mt_dealloc(be, whole.data);
+    expect_tensor("scatter forward (own block)", x, want_own_local, &m);
+    x = local_tensor(&m, tp.rank);
+    whole = mt_f32(mt_alloc(be, m.N * (size_t)tp.size * (size_t)m.cols * 4), (int64_t)m.N, tp.size * m.cols);
+    mt_tp_scatter_bwd(&tp, whole, x);
+    mt_dealloc(be, x.data);
+    expect_tensor("scatter backward (side by side)", whole, want_side_by_side, &m);
+    report("%s: tensor-parallel mappings copy, reduce, gather, scatter (forward and backward)", cname);
+}
+
 static void check_grid(int tp, int pp)
 {
     struct mt_groups g;
@@ -509,6 +613,8 @@ static void check_grid(int tp, int pp)
         snprintf(name, sizeof name, "grid tp %d pp %d, %s group", tp, pp, names[i]);
         check_group(groups[i], name);
     }
+    snprintf(name, sizeof name, "grid tp %d pp %d, tp group", tp, pp);
+    check_mappings(g.tp, name);
     if (pp > 1) {
         /* only the first and last stage take part; the rest just report */
         snprintf(name, sizeof name, "grid tp %d pp %d, embd group", tp, pp);
@@ -572,6 +678,7 @@ int main(int argc, char **argv)
     if (wrank == 0) tap_diag("%d rank(s)", wsize);
     double t0 = now();
     check_all(world, "world");
+    check_mappings(world, "world");
     if (wrank == 0) tap_diag("world checks: %.2f s", now() - t0);
     /* every layout among these that the world size allows */
     const int layouts[][2] = {{2, 1}, {1, 2}, {2, 2}, {1, 3}, {3, 1}, {1, 4}, {4, 1}};

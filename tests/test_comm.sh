@@ -11,15 +11,15 @@
 T=$MT_TESTS/test_comm
 [ -x "$T" ] || { echo "missing $T (make check builds it)"; exit 99; }
 
-# TAP lines per world size: 42 on the world, and for each grid layout among
+# TAP lines per world size: 43 on the world, and for each grid layout among
 # (tp,pp) = (2,1) (1,2) (2,2) (1,3) (3,1) (1,4) (4,1) that divides the world
-# 25 (+6 for the embedding group when pp > 1).  Update with test_comm.c.
+# 26 (+6 for the embedding group when pp > 1).  Update with test_comm.c.
 expected() {
   case $1 in
-    1) echo 42 ;;
-    2) echo 98 ;;   # 42 + (2,1) 25 + (1,2) 31
-    3) echo 98 ;;   # 42 + (1,3) 31 + (3,1) 25
-    4) echo 185 ;;  # 42 + 25 + 31 + 31 + 31 + 25
+    1) echo 43 ;;
+    2) echo 101 ;;  # 43 + (2,1) 26 + (1,2) 32
+    3) echo 101 ;;  # 43 + (1,3) 32 + (3,1) 26
+    4) echo 191 ;;  # 43 + 26 + 32 + 32 + 32 + 26
   esac
 }
 

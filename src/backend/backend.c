@@ -196,7 +196,7 @@ int mt_backend_supports(const mt_backend *be, enum mt_op op, enum mt_dtype t)
 static void need_type(mt_backend *be, enum mt_op op, enum mt_dtype t)
 {
     if (!mt_backend_supports(be, op, t))
-        mt_user_error("cpu-ref computes every op in every type; use --backend cpu-ref, or f32",
+        mt_user_error("this version computes every op in f32 on every backend; use f32 tensors",
                       "backend '%s' has no %s kernel for %s tensors", mt_backend_name(be),
                       mt_op_name(op), mt_dtype_name(t));
 }
@@ -604,6 +604,7 @@ void mt_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_t
 {
     MT_ASSERT(a->step >= 1);
     const int64_t n = mt_numel(param);
+    need_type(be, MT_OP_ADAMW, param.dtype);
     IS_F32(param);
     IS_F32(grad);
     IS_F32(m);

@@ -36,7 +36,7 @@ struct mt_groups {
      * pp_size == 1 or this rank is a middle stage. */
     mt_comm *embd;
     /* model-parallel group: the tp_size * pp_size ranks holding one replica
-     * of the model (same dp_rank); for gradient clipping and found_inf */
+     * of the model (same dp_rank); for the gradient norm of clipping */
     mt_comm *mp;
     int world_rank, world_size;
     int tp_rank, tp_size;
