@@ -56,6 +56,30 @@ if run $B train $TINY $LLAMA --train-iters 10 --save "$TMP/own" && run $B conver
     || fail "training from the converted checkpoint"
 fi
 
+# fine-tuning a Hugging Face Llama in megatron-c on Megatron data
+# (NullTokenizer ids: documents counting up by 3 mod 60) and back out
+awk 'BEGIN { for (d = 0; d < 200; d++) { s = (d * 7) % 60; printf "{\"text\": \"";
+       for (i = 0; i < 20 + d % 40; i++) printf "%s%d", i ? " " : "", (s + 3 * i) % 60; print "\"}" } }' \
+  > "$TMP/ids.jsonl"
+NT="--tokenizer-type NullTokenizer --vocab-size 60"
+FT="--num-layers 2 --hidden-size 32 --num-attention-heads 4 --group-query-attention --num-query-groups 2 \
+ --kv-channels 8 --ffn-hidden-size 48 --swiglu --normalization RMSNorm --position-embedding-type rope \
+ --untie-embeddings-and-output-weights --disable-bias-linear --seq-length 16 --max-position-embeddings 16 \
+ --micro-batch-size 8 --train-iters 40 --lr 3e-3 --log-interval 10 --eval-interval 20 --eval-iters 4 \
+ --split 90,10,0 --no-progress --sample-tokens 8 --log-json $TMP/ft.jsonl"
+if run $B preprocess --input "$TMP/ids.jsonl" --output-prefix "$TMP/ids" $NT --append-eod \
+   && run $B train --data-path "$TMP/ids_text_document" $NT $FT --load "$TMP/llama_tiny.mc" --save "$TMP/ft"; then
+  first=$(json_field "$TMP/ft.jsonl" val_loss | head -n1); last=$(json_field "$TMP/ft.jsonl" val_loss | tail -n1)
+  awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.2) }' \
+    && pass "fine-tuning the converted Llama: validation loss $first -> $last" \
+    || fail "fine-tuning the converted Llama: validation loss $first -> $last"
+  grep -q "sample" "$TMP/log" && pass "the end-of-training sample starts from the end of document" \
+    || fail "no sample after training with NullTokenizer"
+  run $B convert --load "$TMP/ft" --save "$TMP/ft.hf" \
+    && grep -q '"megatron_c_tokenizer_type": "NullTokenizer"' "$TMP/ft.hf/config.json" \
+    && pass "the fine-tuned model goes out with its tokenizer" || fail "fine-tuned model export"
+fi
+
 # 16-bit: torch's files read and written back unchanged; our rounding is torch's
 for t in bf16 f16; do
   src=$G/gpt2_tiny_$t

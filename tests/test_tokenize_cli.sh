@@ -20,6 +20,14 @@ expect_output "explicit files" "15496 995" sh -c \
   "printf 'Hello world' | $B tokenize --tokenizer-type GPT2BPETokenizer --vocab-file '$V/encoder.json' --merge-file '$V/vocab.bpe'"
 expect_output "CharLevel" "104 105 10" sh -c "printf 'hi\\n' | $B tokenize --tokenizer-type CharLevel"
 expect_output "decode" "Hello world" sh -c "printf '15496  995\\n' | $B tokenize --decode"
+# NullTokenizer (Megatron's): the text is the ids; --vocab-size N adds the
+# end-of-document id N
+N="--tokenizer-type NullTokenizer --vocab-size 100"
+expect_output "NullTokenizer" "12 7 0 100" sh -c "printf '12 7\\n 0  100' | $B tokenize $N"
+expect_output "NullTokenizer decode" " 12 7 100" sh -c "printf '12 7 100' | $B tokenize $N --decode"
+expect_error "NullTokenizer: a word" "'7x' is not a token id" sh -c "printf '12 7x' | $B tokenize $N"
+expect_error "NullTokenizer: an id past the end" "'101' is not a token id" sh -c "printf '101' | $B tokenize $N"
+expect_error "NullTokenizer without --vocab-size" "needs --vocab-size" sh -c "printf '1' | $B tokenize --tokenizer-type NullTokenizer"
 
 # round trips, byte for byte: multilingual text, then bytes that are not UTF-8
 printf 'Caf\303\251  \344\275\240\345\245\275 \360\237\230\200!\n\tx   \n' > "$TMP/text"

@@ -24,6 +24,11 @@ int mt_cmd_forward(int argc, char **argv);
     {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", \
      "BPE merges (default: the shipped gpt2-vocab/vocab.bpe)"}
 
+#define MT_SPECS_LOAD /* fields: const char *load; long ckpt_step */ \
+    {"load", MT_ARG_STRING, F(load), "DIR", \
+     "a megatron-c checkpoint directory or a Hugging Face model directory (required)"}, \
+    {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "megatron-c checkpoint: the iteration (default: the latest)"}
+
 #define MT_SPECS_VOCAB_SIZE /* field: int vocab_size */ \
     {"vocab-size", MT_ARG_INT, F(vocab_size), "N", \
      "NullTokenizer: ids 0..N-1 and the end-of-document id N (Megatron's --vocab-size)"}

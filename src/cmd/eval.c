@@ -26,8 +26,7 @@ struct eval_args {
 
 #define F(field) offsetof(struct eval_args, field)
 static const struct mt_arg_spec SPECS[] = {
-    {"load", MT_ARG_STRING, F(load), "DIR", "checkpoint directory (required)"},
-    {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "iteration to load (default: the latest)"},
+    MT_SPECS_LOAD,
     {"task", MT_ARG_STRING, F(task), "S", "wikitext (perplexity) | lambada (accuracy)"},
     {"data", MT_ARG_STRING, F(data), "FILE", "wikitext: raw WikiText text; lambada: {\"text\": ...} lines"},
     {"seq-length", MT_ARG_INT, F(seq_length), "N", "window/example length (default: the checkpoint's)"},

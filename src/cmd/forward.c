@@ -26,8 +26,7 @@ struct forward_args {
 
 #define F(field) offsetof(struct forward_args, field)
 static const struct mt_arg_spec SPECS[] = {
-    {"load", MT_ARG_STRING, F(load), "DIR", "a megatron-c checkpoint or a Hugging Face model directory (required)"},
-    {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "megatron-c checkpoint: the iteration (default: the latest)"},
+    MT_SPECS_LOAD,
     {"input", MT_ARG_STRING, F(input), "FILE", "JSON lines: {\"input_ids\": [...]} or {\"text\": \"...\"} (required)"},
     {"output", MT_ARG_STRING, F(output), "FILE", "the safetensors file to write (required)"},
     MT_SPECS_BACKEND,

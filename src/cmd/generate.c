@@ -20,8 +20,7 @@ struct gen_args {
 
 #define F(field) offsetof(struct gen_args, field)
 static const struct mt_arg_spec SPECS[] = {
-    {"load", MT_ARG_STRING, F(load), "DIR", "checkpoint directory (required)"},
-    {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "iteration to load (default: the latest)"},
+    MT_SPECS_LOAD,
     {"prompt", MT_ARG_STRING, F(prompt), "TEXT", "text to continue (default: a newline)"},
     {"max-new-tokens", MT_ARG_INT, F(max_new_tokens), "N", "tokens to generate (100)"},
     {"temperature", MT_ARG_FLOAT, F(temperature), "X", "sampling temperature; 0 = greedy (1.0)"},
@@ -56,7 +55,7 @@ int mt_cmd_generate(int argc, char **argv)
     mt_cmd_load_model(&ck, &m, be, 1, ck.desc.model.max_position_embeddings);
 
     size_t np;
-    int32_t *prompt = mt_tokenizer_encode_all(&tok, a.prompt, strlen(a.prompt), &np);
+    int32_t *prompt = mt_tokenizer_encode_prompt(&tok, a.prompt, &np);
     if (np == 0) mt_user_error("give a non-empty --prompt", "the prompt encodes to no tokens");
     struct mt_rng rng;
     mt_rng_seed(&rng, (uint64_t)a.seed, 3);

@@ -67,10 +67,12 @@ static void null_encode(const struct mt_tokenizer *t, const char *text, size_t l
     }
 }
 
+/* " 12": a space before each id, so that ids decoded one by one after a
+ * prompt ("1 2 3" + " 48") read as Megatron's ' '.join of the ids */
 static size_t null_decode_token(const struct mt_tokenizer *t, int32_t id, char *buf)
 {
     if (id < 0 || id >= t->vocab_size) return 0;
-    return (size_t)snprintf(buf, MT_TOKEN_MAX_BYTES, "%d ", (int)id);
+    return (size_t)snprintf(buf, MT_TOKEN_MAX_BYTES, " %d", (int)id);
 }
 
 const char *mt_tokenizer_types(void) { return "GPT2BPETokenizer, CharLevel, NullTokenizer"; }
@@ -132,5 +134,18 @@ int32_t *mt_tokenizer_encode_all(const struct mt_tokenizer *t, const char *text,
     size_t n = 0, cap = 0;
     t->encode(t, text, len, &ids, &n, &cap);
     *n_out = n;
+    return ids;
+}
+
+int32_t *mt_tokenizer_encode_prompt(const struct mt_tokenizer *t, const char *text, size_t *n_out)
+{
+    int32_t *ids = mt_tokenizer_encode_all(t, text, strlen(text), n_out);
+    if (*n_out == 0 && t->eod >= 0) {
+        free(ids);
+        ids = malloc(sizeof *ids);
+        if (!ids) mt_die("out of memory");
+        ids[0] = t->eod;
+        *n_out = 1;
+    }
     return ids;
 }

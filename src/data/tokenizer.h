@@ -40,6 +40,10 @@ void mt_tokenizer_close(struct mt_tokenizer *t);
 /* Convenience: encodes a whole buffer into a freshly malloc'd array. */
 int32_t *mt_tokenizer_encode_all(const struct mt_tokenizer *t, const char *text, size_t len,
                                  size_t *n_out);
+/* A generation prompt: the ids of text, or, when it encodes to nothing (a
+ * newline under NullTokenizer), the end-of-document id alone, from which
+ * Megatron starts unconditional generation; *n_out 0 if there is neither. */
+int32_t *mt_tokenizer_encode_prompt(const struct mt_tokenizer *t, const char *text, size_t *n_out);
 /* Known type names, comma separated, for messages. */
 const char *mt_tokenizer_types(void);
 

@@ -513,17 +513,22 @@ static void log_iteration(struct run *r, struct interval *iv, float lr, double n
     iv->comm_b0 = comm_b;
 }
 
-/* A short sample from the trained model, continuing a newline. */
+/* A short sample from the trained model, continuing a newline (or the
+ * end of a document, for a tokenizer without newlines). */
 static void sample(struct run *r)
 {
     const struct mt_train_args *a = r->a;
+    size_t np;
+    int32_t *prompt = mt_tokenizer_encode_prompt(&r->tok, "\n", &np);
+    if (np == 0) { /* nothing to start from */
+        free(prompt);
+        return;
+    }
     struct mt_model gen;
     mt_model_init(&gen, &r->desc.model, r->be, 1, a->max_pos, NULL, 1);
     mt_copy(r->be, gen.params, r->model.params, r->model.table.total * sizeof(float));
     struct mt_rng rng;
     mt_rng_seed(&rng, (uint64_t)a->seed, 3);
-    size_t np;
-    int32_t *prompt = mt_tokenizer_encode_all(&r->tok, "\n", 1, &np);
     printf(" sample (temperature %.2f):\n", a->sample_temperature);
     fflush(stdout);
     mt_generate(&gen, &r->tok, prompt, (int)np, a->sample_tokens, a->sample_temperature, 0, 1.0f,
