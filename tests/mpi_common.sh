@@ -44,6 +44,28 @@ mpi_run() {
   fi
 }
 
+# mpi_train NAME NPROC ARGS...: megatron-c train $P ARGS on NPROC ranks (1:
+# without mpiexec); leaves NAME.jsonl, NAME.train.jsonl (the training lines
+# only: validation lines share the iteration numbers) and NAME.loss (the
+# losses as printed) in $TMP. Exits the test on failure.
+mpi_train() {
+  _name=$1; _np=$2; shift 2
+  if [ "$_np" -eq 1 ]; then $MT_BIN train $P "$@" --log-json "$TMP/$_name.jsonl" > "$TMP/$_name.log" 2>&1
+  else MT_MPI_TIMEOUT=300 mpi_run "$_np" $MT_BIN train $P "$@" --log-json "$TMP/$_name.jsonl" > "$TMP/$_name.log" 2>&1; fi
+  _rc=$?
+  [ $_rc -eq 0 ] || { echo "run $_name failed ($_rc):"; tail -n 20 "$TMP/$_name.log"; exit 1; }
+  grep -v '"val_loss"' "$TMP/$_name.jsonl" > "$TMP/$_name.train.jsonl"
+  json_field "$TMP/$_name.train.jsonl" loss > "$TMP/$_name.loss"
+}
+
+# compare_traces TITLE NAME REF TOL: NAME's training trace against REF's
+# (megatron-c compare, relative tolerance TOL)
+compare_traces() {
+  if $MT_BIN compare "$TMP/$2.train.jsonl" "$TMP/$3.train.jsonl" --rtol "$4" > "$TMP/cmp" 2>&1; then
+    pass "$1: $(grep -E '^(compared|max rel diff)' "$TMP/cmp" | tr '\n' ' ')(rtol $4)"
+  else fail "$1"; cat "$TMP/cmp"; fi
+}
+
 now_ms() {
   _t=$(date +%s%N 2>/dev/null)
   case $_t in

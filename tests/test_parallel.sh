@@ -20,20 +20,6 @@ P="--num-layers 4 --hidden-size 32 --num-attention-heads 4 --seq-length 32 --mic
  --global-batch-size 16 --lr 3e-3 --lr-warmup-iters 2 --lr-decay-iters 20 --log-interval 1 \
  --eval-interval 0 --eval-iters 1 --sample-tokens 0 --no-progress --backend cpu-ref"
 
-run() { # NAME NPROC ARGS...
-  name=$1; np=$2; shift 2
-  if [ "$np" -eq 1 ]; then $B train $P "$@" --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1
-  else MT_MPI_TIMEOUT=300 mpi_run "$np" $B train $P "$@" --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1; fi
-  rc=$?
-  [ $rc -eq 0 ] || { echo "run $name failed ($rc):"; tail -n 20 "$TMP/$name.log"; exit 1; }
-  json_field "$TMP/$name.jsonl" loss > "$TMP/$name.loss"
-}
-# the trace of NAME against the serial trace REF with megatron-c compare
-compare() { # TITLE NAME REF TOL
-  if $B compare "$TMP/$2.jsonl" "$TMP/$3.jsonl" --rtol "$4" > "$TMP/cmp" 2>&1; then
-    pass "$1: $(grep -E '^(compared|max rel diff)' "$TMP/cmp" | tr '\n' ' ')(rtol $4)"
-  else fail "$1"; cat "$TMP/cmp"; fi
-}
 
 # invalid layouts are refused before any work, with the numbers
 expect_error "heads not divisible by tp" "--num-attention-heads (4) is not divisible by --tensor-model-parallel-size (3)" \
@@ -45,26 +31,26 @@ expect_error "layers not divisible by pp" "--num-layers (4) is not divisible by 
 expect_error "batch not divisible by dp" "--global-batch-size (16) is not divisible by --micro-batch-size (2) x data-parallel size (3)" \
   mpi_run 3 $B train $P --train-iters 1
 
-run serial 1 --train-iters 20
-run tp2 2 --train-iters 20 --tensor-model-parallel-size 2
-compare "tp=2 vs serial" tp2 serial 1e-5
-run pp2 2 --train-iters 20 --pipeline-model-parallel-size 2
-compare "pp=2 vs serial" pp2 serial 1e-5
-run dp2 2 --train-iters 20
-compare "dp=2 vs serial (2 accumulation steps)" dp2 serial 1e-5
-run tp2pp2 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-compare "tp=2 x pp=2 vs serial" tp2pp2 serial 1e-5
-run pp4 4 --train-iters 20 --pipeline-model-parallel-size 4 --global-batch-size 16
-compare "pp=4, 8 micro-batches vs serial" pp4 serial 1e-5
-run tp2pp2b 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+mpi_train serial 1 --train-iters 20
+mpi_train tp2 2 --train-iters 20 --tensor-model-parallel-size 2
+compare_traces "tp=2 vs serial" tp2 serial 1e-5
+mpi_train pp2 2 --train-iters 20 --pipeline-model-parallel-size 2
+compare_traces "pp=2 vs serial" pp2 serial 1e-5
+mpi_train dp2 2 --train-iters 20
+compare_traces "dp=2 vs serial (2 accumulation steps)" dp2 serial 1e-5
+mpi_train tp2pp2 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+compare_traces "tp=2 x pp=2 vs serial" tp2pp2 serial 1e-5
+mpi_train pp4 4 --train-iters 20 --pipeline-model-parallel-size 4 --global-batch-size 16
+compare_traces "pp=4, 8 micro-batches vs serial" pp4 serial 1e-5
+mpi_train tp2pp2b 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
 cmp -s "$TMP/tp2pp2.loss" "$TMP/tp2pp2b.loss" && pass "tp=2 x pp=2 twice: bitwise identical losses" \
   || fail "tp=2 x pp=2 twice: losses differ"
 
 # gradients tensor by tensor after one iteration
-run g1 1 --train-iters 1 --save "$TMP/g1"
-run gtp 4 --train-iters 1 --save "$TMP/gtp" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-run gpp 2 --train-iters 1 --save "$TMP/gpp" --pipeline-model-parallel-size 2
-run gdp 2 --train-iters 1 --save "$TMP/gdp"
+mpi_train g1 1 --train-iters 1 --save "$TMP/g1"
+mpi_train gtp 4 --train-iters 1 --save "$TMP/gtp" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+mpi_train gpp 2 --train-iters 1 --save "$TMP/gpp" --pipeline-model-parallel-size 2
+mpi_train gdp 2 --train-iters 1 --save "$TMP/gdp"
 for v in gtp gpp gdp; do
   if "$DIFF" "$TMP/g1/iter_0000001/model_optim_rng.mtc" "$TMP/$v/iter_0000001/model_optim_rng.mtc" 1e-5 > "$TMP/$v.diff"; then
     pass "gradients after one iteration, $v vs serial: $(sed -n 2p "$TMP/$v.diff")"
@@ -72,13 +58,13 @@ for v in gtp gpp gdp; do
 done
 
 # resharding: save under one layout, resume under another
-run a10 4 --train-iters 10 --save "$TMP/a" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-run a20 1 --train-iters 20 --load "$TMP/a"
-grep -v '"val_loss"' "$TMP/serial.jsonl" | tail -n 10 > "$TMP/serial_tail.jsonl"
-compare "saved tp=2 x pp=2, resumed tp=1 pp=1" a20 serial_tail 1e-5
-run b10 1 --train-iters 10 --save "$TMP/b"
-run b20 4 --train-iters 20 --load "$TMP/b" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-compare "saved tp=1 pp=1, resumed tp=2 x pp=2" b20 serial_tail 1e-5
+mpi_train a10 4 --train-iters 10 --save "$TMP/a" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+mpi_train a20 1 --train-iters 20 --load "$TMP/a"
+tail -n 10 "$TMP/serial.train.jsonl" > "$TMP/serial_tail.train.jsonl"
+compare_traces "saved tp=2 x pp=2, resumed tp=1 pp=1" a20 serial_tail 1e-5
+mpi_train b10 1 --train-iters 10 --save "$TMP/b"
+mpi_train b20 4 --train-iters 20 --load "$TMP/b" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+compare_traces "saved tp=1 pp=1, resumed tp=2 x pp=2" b20 serial_tail 1e-5
 
 # a rank killed mid-run (SIGKILL, as by the OOM killer) ends the job
 $MPIEXEC $MT_MPIEXEC_FLAGS -n 2 $B train $P --train-iters 100000 --tensor-model-parallel-size 2 \

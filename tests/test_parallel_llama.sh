@@ -24,55 +24,41 @@ P="--num-layers 4 --hidden-size 32 --num-attention-heads 4 --group-query-attenti
  --lr-decay-iters 20 --log-interval 1 --eval-interval 0 --eval-iters 1 --sample-tokens 0 --no-progress \
  --backend cpu-ref"
 
-run() { # NAME NPROC ARGS...
-  name=$1; np=$2; shift 2
-  if [ "$np" -eq 1 ]; then $B train $P "$@" --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1
-  else MT_MPI_TIMEOUT=300 mpi_run "$np" $B train $P "$@" --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1; fi
-  rc=$?
-  [ $rc -eq 0 ] || { echo "run $name failed ($rc):"; tail -n 20 "$TMP/$name.log"; exit 1; }
-  grep -v '"val_loss"' "$TMP/$name.jsonl" > "$TMP/$name.train.jsonl"
-  json_field "$TMP/$name.train.jsonl" loss > "$TMP/$name.loss"
-}
-compare() { # TITLE NAME REF TOL
-  if $B compare "$TMP/$2.train.jsonl" "$TMP/$3.train.jsonl" --rtol "$4" > "$TMP/cmp" 2>&1; then
-    pass "$1: $(grep -E '^(compared|max rel diff)' "$TMP/cmp" | tr '\n' ' ')(rtol $4)"
-  else fail "$1"; cat "$TMP/cmp"; fi
-}
 
 expect_error "tp not dividing the query groups" \
   "--num-query-groups (2) is not divisible by --tensor-model-parallel-size (4)" \
   mpi_run 4 $B train $P --train-iters 1 --num-attention-heads 8 --tensor-model-parallel-size 4
 
-run serial 1 --train-iters 20
-run tp2 2 --train-iters 20 --tensor-model-parallel-size 2
-compare "tp=2 vs serial, dropout 0.1" tp2 serial 1e-6
-run pp2 2 --train-iters 20 --pipeline-model-parallel-size 2
-compare "pp=2 vs serial, dropout 0.1" pp2 serial 1e-6
-run dp2 2 --train-iters 20
-compare "dp=2 vs serial (2 accumulation steps), dropout 0.1" dp2 serial 1e-6
-run tp2pp2 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-compare "tp=2 x pp=2 vs serial, dropout 0.1" tp2pp2 serial 1e-6
-run tp2pp2b 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+mpi_train serial 1 --train-iters 20
+mpi_train tp2 2 --train-iters 20 --tensor-model-parallel-size 2
+compare_traces "tp=2 vs serial, dropout 0.1" tp2 serial 1e-6
+mpi_train pp2 2 --train-iters 20 --pipeline-model-parallel-size 2
+compare_traces "pp=2 vs serial, dropout 0.1" pp2 serial 1e-6
+mpi_train dp2 2 --train-iters 20
+compare_traces "dp=2 vs serial (2 accumulation steps), dropout 0.1" dp2 serial 1e-6
+mpi_train tp2pp2 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+compare_traces "tp=2 x pp=2 vs serial, dropout 0.1" tp2pp2 serial 1e-6
+mpi_train tp2pp2b 4 --train-iters 20 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
 cmp -s "$TMP/tp2pp2.loss" "$TMP/tp2pp2b.loss" && pass "tp=2 x pp=2 twice: bitwise identical losses" \
   || fail "tp=2 x pp=2 twice: losses differ"
-run serialb 1 --train-iters 20
+mpi_train serialb 1 --train-iters 20
 cmp -s "$TMP/serial.loss" "$TMP/serialb.loss" && pass "serial twice: bitwise identical losses" \
   || fail "serial twice: losses differ"
 
 # resume: bitwise on the same layout, within 1e-6 across layouts
 tail -n 10 "$TMP/serial.train.jsonl" > "$TMP/serial_tail.train.jsonl"
 tail -n 10 "$TMP/tp2pp2.train.jsonl" > "$TMP/tp2pp2_tail.train.jsonl"
-run s10 1 --train-iters 10 --save "$TMP/s"
-run s20 1 --train-iters 20 --load "$TMP/s"
-compare "serial: saved at 10, resumed to 20, bitwise" s20 serial_tail 0
-run t10 4 --train-iters 10 --save "$TMP/t" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-run t20 4 --train-iters 20 --load "$TMP/t" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
-compare "tp=2 x pp=2: saved at 10, resumed to 20, bitwise" t20 tp2pp2_tail 0
-run ts20 1 --train-iters 20 --load "$TMP/t"
-compare "saved tp=2 x pp=2, resumed serially" ts20 serial_tail 1e-6
+mpi_train s10 1 --train-iters 10 --save "$TMP/s"
+mpi_train s20 1 --train-iters 20 --load "$TMP/s"
+compare_traces "serial: saved at 10, resumed to 20, bitwise" s20 serial_tail 0
+mpi_train t10 4 --train-iters 10 --save "$TMP/t" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+mpi_train t20 4 --train-iters 20 --load "$TMP/t" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+compare_traces "tp=2 x pp=2: saved at 10, resumed to 20, bitwise" t20 tp2pp2_tail 0
+mpi_train ts20 1 --train-iters 20 --load "$TMP/t"
+compare_traces "saved tp=2 x pp=2, resumed serially" ts20 serial_tail 1e-6
 
 # the test can fail: without dropout the losses differ
-run nodrop 1 --train-iters 5 --hidden-dropout 0 --attention-dropout 0
+mpi_train nodrop 1 --train-iters 5 --hidden-dropout 0 --attention-dropout 0
 head -n 5 "$TMP/serial.loss" > "$TMP/serial5.loss"
 if cmp -s "$TMP/serial5.loss" "$TMP/nodrop.loss"; then fail "dropout had no effect on the losses"
 else pass "dropout is on: without it the first 5 losses differ ($(head -n1 "$TMP/nodrop.loss") vs $(head -n1 "$TMP/serial.loss"))"; fi
