@@ -40,6 +40,15 @@ for m in gpt2_tiny llama_tiny; do
     && pass "$m: forward, HF directory and converted checkpoint: $(cat "$TMP/d")" || fail "$m: $(cat "$TMP/d")"
 done
 
+# another vocabulary padding is another checkpoint but the same function
+if run $B convert --load "$G/llama_tiny" --save "$TMP/pad64" --make-vocab-size-divisible-by 64 \
+   && run $B forward --load "$TMP/pad64" --input "$G/llama_tiny_inputs.jsonl" --output "$TMP/pad64.fwd"; then
+  grep -a -q '^padded_vocab_size=64$' "$TMP"/pad64/iter_0000000/*.mtc \
+    && pass "--make-vocab-size-divisible-by 64 pads 61 to 64" || fail "padding 64 not recorded"
+  $ST diff "$TMP/pad64.fwd" "$TMP/llama_tiny.f1" > "$TMP/d" \
+    && pass "padded to 64 or 128: the same logits ($(cat "$TMP/d"))" || fail "padding changed the function: $(cat "$TMP/d")"
+fi
+
 # a Llama-style model trained here goes out and comes back as the same
 # function, with its tokenizer, and training continues from it
 LLAMA="--position-embedding-type rope --normalization RMSNorm --swiglu --group-query-attention \

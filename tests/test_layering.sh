@@ -9,7 +9,10 @@
 #  3. src/core/ includes only core/ (and config.h);
 #  4. src/parallel/ knows shards but no model: of src/model/ it includes
 #     only model/params.h (the parameter table);
-#  5. exactly one main(): src/cli/main.c.
+#  5. exactly one main(): src/cli/main.c;
+#  6. a file that tests a configure result (#if ... HAVE_*) includes
+#     config.h, itself or through one of the project headers it includes:
+#     configure's results reach the compiler only through config.h.
 # Each rule is also tried on a planted violation, so that a rule that can
 # never fail is noticed.
 set -u
@@ -56,11 +59,30 @@ r5() {
   grep -rlE '^(int|static int)[[:space:]]+main[[:space:]]*\(' ${1:-src} --include='*.c' | grep -v -x "${2:-src/cli/main.c}"
 }
 
+# r6 [DIR...]: files that test HAVE_* but see no config.h (one header deep;
+# project headers are found under src/ and backends/ of the tree)
+sees_config() { # FILE
+  grep -q -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"config\.h"' "$1" && return 0
+  for h in $(includes -q "$1" | cut -d: -f2); do
+    for d in src backends "$(dirname "$1")"; do
+      [ -f "$d/$h" ] && grep -q -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"config\.h"' "$d/$h" && return 0
+    done
+  done
+  return 1
+}
+r6() {
+  grep -rlE '^[[:space:]]*#[[:space:]]*(if|ifdef|ifndef|elif).*HAVE_[A-Z]' ${1:-src backends} \
+       --include='*.c' --include='*.cu' --include='*.cc' | while read -r f; do
+    sees_config "$f" || echo "$f"
+  done
+}
+
 rule "src/ includes no backend, MPI, BLAS, OpenMP or CUDA header" r1
 rule "backends/ include only backend/, core/, process/ and their own folder" r2
 rule "src/core/ includes only core/" r3
 rule "src/parallel/ includes no model header but the parameter table" r4
 rule "one main(), in src/cli/main.c" r5
+rule "every file that tests HAVE_* sees config.h" r6
 
 # the rules catch planted violations
 P=$(mktemp -d "${TMPDIR:-/tmp}/mt-layer.XXXXXX") || exit 99
@@ -71,6 +93,7 @@ printf '#include "cpu/cpu_internal.h"\n#include "model/gpt.h"\n' > "$P/backends/
 printf '#include "backend/backend.h"\n' > "$P/src/core/bad.c"
 printf '#include "model/layer.h"\n' > "$P/src/parallel/bad.c"
 printf 'int main(void) { return 0; }\n' > "$P/src/model/bad2.c"
+printf '#include "cuda/x.cuh"\n#ifdef HAVE_NCCL\n#endif\n' > "$P/backends/cuda/bad3.cu"
 planted() { # NAME RULE DIR [ARG]: RULE must report the planted file
   if [ -n "$("$2" "$3" ${4:-})" ]; then pass "planted violation caught: $1"
   else fail "planted violation not caught: $1"; fi
@@ -80,6 +103,7 @@ planted "cpu/ and model/ included by cuda/" r2 "$P/backends"
 planted "backend/ included by core/" r3 "$P/src/core"
 planted "a model header in parallel/" r4 "$P/src/parallel"
 planted "a second main()" r5 "$P/src" src/cli/main.c
+planted "HAVE_NCCL tested without config.h" r6 "$P/backends"
 
 [ "$failures" -eq 0 ] || { echo "$failures failure(s)"; exit 1; }
 exit 0

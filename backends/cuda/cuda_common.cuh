@@ -6,6 +6,10 @@
  * Only mt_backend_cuda_create is exported (see cuda_backend.cu). */
 #ifndef MT_CUDA_COMMON_CUH
 #define MT_CUDA_COMMON_CUH
+#ifdef HAVE_CONFIG_H
+/* HAVE_NCCL: configure's results reach the .cu files only through here */
+#include "config.h"
+#endif
 #ifdef MT_CUDA_EMU
 /* compiled as C++ for the CPU emulation (tests only): see emu/cuda_emu.h */
 #include "cuda/emu/cuda_emu.h"

@@ -7,16 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mt_cmd_open_source(struct mt_model_source *s, const char *load, long step, const char *what)
+void mt_cmd_open_hf(struct mt_model_source *s, const char *dir, int divisible_by, const char *tokenizer_type)
 {
     memset(s, 0, sizeof *s);
+    s->hf = 1;
+    snprintf(s->path, sizeof s->path, "%s", dir);
+    mt_hf_read(dir, divisible_by, tokenizer_type, &s->hfm);
+    s->desc = s->hfm.desc;
+}
+
+void mt_cmd_open_source(struct mt_model_source *s, const char *load, long step, const char *what)
+{
     if (mt_hf_is_dir(load)) {
-        s->hf = 1;
-        snprintf(s->path, sizeof s->path, "%s", load);
-        mt_hf_read(load, 128, NULL, &s->hfm);
-        s->desc = s->hfm.desc;
+        mt_cmd_open_hf(s, load, 128, NULL);
         return;
     }
+    memset(s, 0, sizeof *s);
     if (mt_ckpt_resolve(load, step, s->path, sizeof s->path) != 0) {
         char hint[200];
         snprintf(hint, sizeof hint, "train with --save DIR first, then %s with --load DIR (or give a "

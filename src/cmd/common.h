@@ -21,6 +21,10 @@ struct mt_model_source {
  * the latest; its metadata). `what` names the command in the hint when DIR
  * holds neither. */
 void mt_cmd_open_source(struct mt_model_source *s, const char *load, long step, const char *what);
+/* Opens a Hugging Face directory with the vocabulary padded to a multiple
+ * of divisible_by and the tokenizer recorded as tokenizer_type (NULL: as
+ * mt_hf_read picks it); mt_cmd_open_source uses 128 and NULL. */
+void mt_cmd_open_hf(struct mt_model_source *s, const char *dir, int divisible_by, const char *tokenizer_type);
 /* Opens the model's tokenizer (vocab/merge files may override the shipped
  * ones) and checks that its vocabulary is the model's. */
 void mt_cmd_open_tokenizer(const struct mt_model_source *s, struct mt_tokenizer *tok,

@@ -91,13 +91,8 @@ int mt_cmd_convert(int argc, char **argv)
         mt_user_error("give --save a new or empty directory", "%s already holds a checkpoint", a.save);
 
     struct mt_model_source src;
-    mt_cmd_open_source(&src, a.load, a.ckpt_step, "convert");
-    if (from_hf && (a.make_vocab_divisible_by != 128 || a.tokenizer_type)) {
-        /* read again with the padding and tokenizer asked for */
-        mt_hf_model_free(&src.hfm);
-        mt_hf_read(a.load, a.make_vocab_divisible_by, a.tokenizer_type, &src.hfm);
-        src.desc = src.hfm.desc;
-    }
+    if (from_hf) mt_cmd_open_hf(&src, a.load, a.make_vocab_divisible_by, a.tokenizer_type);
+    else mt_cmd_open_source(&src, a.load, a.ckpt_step, "convert");
     const struct mt_model_desc desc = src.desc;
     struct mt_param_table table;
     float *data = mt_cmd_weights(&src, &table);
