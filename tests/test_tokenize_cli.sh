@@ -79,4 +79,18 @@ bad_merges "merge result not in vocab" "bad.bpe: line 2: merging" '#version: 0.2
 head -n 1000 "$V/vocab.bpe" > "$TMP/short.bpe"
 expect_error "merges: truncated file" "neither a byte nor made by any merge" \
   sh -c "echo hi | $B tokenize --merge-file $TMP/short.bpe"
+# BERT WordPiece: the shipped uncased vocabulary by default, Hugging Face's ids
+got=$(printf 'Hello, unbelievable world! [MASK]' | $B tokenize --tokenizer-type BertWordPieceLowerCase)
+[ "$got" = "7592 1010 23653 2088 999 103" ] && pass "WordPiece encode" || fail "WordPiece encode gave '$got'"
+got=$(echo "7592 1010 4895 ##" | sed 's/ ##//' | $B tokenize --decode --tokenizer-type BertWordPieceLowerCase)
+[ "$got" = " hello , un" ] && pass "WordPiece decode" || fail "WordPiece decode gave '$got'"
+expect_error "cased needs a vocabulary" "BertWordPieceCase needs --vocab-file" \
+  sh -c "echo hi | $B tokenize --tokenizer-type BertWordPieceCase"
+expect_error "missing WordPiece vocab" "cannot open $TMP/nope.txt" \
+  sh -c "echo hi | $B tokenize --tokenizer-type BertWordPieceLowerCase --vocab-file $TMP/nope.txt"
+printf 'a\nb\n' > "$TMP/nounk.txt"
+expect_error "WordPiece vocab without [UNK]" "nounk.txt: no .UNK. token" \
+  sh -c "echo hi | $B tokenize --tokenizer-type BertWordPieceLowerCase --vocab-file $TMP/nounk.txt"
+expect_error "BERT tokenizer has no eod" "end-of-document" \
+  sh -c "echo hi > $TMP/one.txt && $B preprocess --input $TMP/one.txt --output-prefix $TMP/o --tokenizer-type BertWordPieceLowerCase --append-eod"
 finish

@@ -20,115 +20,13 @@
 #include "core/json.h"
 #include "data/bpe.h"
 #include "data/tokenizer.h"
+#include "cases.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 static char g_src[4096], g_data[4200];
 
-/* ---- a tiny reader for the case files' JSON lines --------------------------- */
-
-static unsigned hexval(const char *s, int k)
-{
-    unsigned v = 0;
-    for (int i = 0; i < k; i++) v = v << 4 | (unsigned)mt_json_hexval(s[i]);
-    return v;
-}
-
-/* The value of string field `key` of a JSON line, decoded to bytes (out has
- * room for the whole line). Returns the length, or -1 when absent. */
-static long json_str_field(const char *line, const char *key, char *out)
-{
-    const char *err;
-    size_t n, at;
-    char *s = mt_json_get_string(line, strlen(line), key, &n, &err, &at);
-    if (!s) return -1;
-    memcpy(out, s, n); /* decoding never lengthens a string */
-    free(s);
-    return (long)n;
-}
-
-/* the integers of field `key` (an array) into ids; returns the count or -1 */
-static long json_ids_field(const char *line, const char *key, int32_t *ids)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return -1;
-    p = strchr(p, '[');
-    if (!p) return -1;
-    p++;
-    long n = 0;
-    for (;;) {
-        while (*p == ' ' || *p == ',') p++;
-        if (*p == ']') return n;
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p) return -1;
-        ids[n++] = (int32_t)v;
-        p = end;
-    }
-}
-
-struct case_ {
-    char *text; /* bytes */
-    size_t len;
-    int32_t *ids;
-    size_t nids;
-    char name[128];
-};
-
-static struct case_ *load_cases(const char *file, size_t *count)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/tests/data/%s", g_src, file);
-    size_t len;
-    char *all = mt_read_file(path, &len, NULL);
-    size_t cap = 64, n = 0;
-    struct case_ *cs = malloc(cap * sizeof *cs);
-    char *line = all;
-    while (line < all + len) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        size_t ll = strlen(line);
-        if (ll > 0) {
-            if (n == cap) cs = realloc(cs, (cap *= 2) * sizeof *cs);
-            struct case_ *c = &cs[n];
-            c->text = malloc(ll + 1);
-            c->ids = malloc((ll + 1) * sizeof *c->ids);
-            long tl = json_str_field(line, "text", c->text);
-            if (tl < 0) { /* hex-encoded bytes */
-                char *hex = malloc(ll + 1);
-                long hl = json_str_field(line, "hex", hex);
-                tl = hl < 0 ? 0 : hl / 2;
-                for (long k = 0; k < tl; k++) c->text[k] = (char)hexval(hex + 2 * k, 2);
-                free(hex);
-            }
-            c->len = (size_t)tl;
-            long ni = json_ids_field(line, "ids", c->ids);
-            c->nids = ni < 0 ? 0 : (size_t)ni;
-            char nm[sizeof c->name];
-            long nml = json_str_field(line, "name", nm);
-            if (nml < 0) snprintf(c->name, sizeof c->name, "line %zu", n + 1);
-            else snprintf(c->name, sizeof c->name, "%.*s", (int)nml, nm);
-            n++;
-        }
-        if (!nl) break;
-        line = nl + 1;
-    }
-    free(all);
-    *count = n;
-    return cs;
-}
-
-static void free_cases(struct case_ *cs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(cs[i].text);
-        free(cs[i].ids);
-    }
-    free(cs);
-}
 
 /* decode(ids) == bytes */
 static int roundtrips(const struct mt_tokenizer *t, const int32_t *ids, size_t n,
@@ -144,33 +42,19 @@ static int roundtrips(const struct mt_tokenizer *t, const int32_t *ids, size_t n
     return at == len;
 }
 
-static int same_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb)
-{
-    return na == nb && (na == 0 || memcmp(a, b, na * sizeof *a) == 0);
-}
-
-static void print_ids(const char *what, const int32_t *ids, size_t n)
-{
-    char line[600];
-    size_t o = 0;
-    for (size_t i = 0; i < n && o < sizeof line - 20; i++)
-        o += (size_t)snprintf(line + o, sizeof line - o, "%s%d", i ? " " : "", ids[i]);
-    tap_diag("  %s: [%s]%s", what, line, o >= sizeof line - 20 ? " ..." : "");
-}
-
 static void check_reference(const struct mt_tokenizer *t)
 {
     size_t n;
-    struct case_ *cs = load_cases("tokenizer_cases.jsonl", &n);
+    struct case_ *cs = load_cases(g_src, "tokenizer_cases.jsonl", "ids", NULL, &n);
     tap_ok(n == 32, "tokenizer_cases.jsonl has the 32 reference cases (%zu)", n);
     for (size_t i = 0; i < n; i++) {
         size_t ni;
         int32_t *ids = mt_tokenizer_encode_all(t, cs[i].text, cs[i].len, &ni);
-        int ok = same_ids(ids, ni, cs[i].ids, cs[i].nids);
+        int ok = same_ids(ids, ni, cs[i].ids[0], cs[i].nids[0]);
         int rt = roundtrips(t, ids, ni, cs[i].text, cs[i].len);
         if (!tap_ok(ok && rt, "reference case %zu (%zu bytes): exact ids, round trip", i + 1,
                     cs[i].len)) {
-            print_ids("expected", cs[i].ids, cs[i].nids);
+            print_ids("expected", cs[i].ids[0], cs[i].nids[0]);
             print_ids("got", ids, ni);
         }
         free(ids);
@@ -181,13 +65,13 @@ static void check_reference(const struct mt_tokenizer *t)
 static void check_extra(const struct mt_tokenizer *t)
 {
     size_t n, bad = 0, bad_rt = 0;
-    struct case_ *cs = load_cases("tokenizer_extra.jsonl", &n);
+    struct case_ *cs = load_cases(g_src, "tokenizer_extra.jsonl", "ids", NULL, &n);
     for (size_t i = 0; i < n; i++) {
         size_t ni;
         int32_t *ids = mt_tokenizer_encode_all(t, cs[i].text, cs[i].len, &ni);
-        if (!same_ids(ids, ni, cs[i].ids, cs[i].nids) && bad++ < 10) {
+        if (!same_ids(ids, ni, cs[i].ids[0], cs[i].nids[0]) && bad++ < 10) {
             tap_diag("extra case '%s' differs", cs[i].name);
-            print_ids("expected", cs[i].ids, cs[i].nids);
+            print_ids("expected", cs[i].ids[0], cs[i].nids[0]);
             print_ids("got", ids, ni);
         }
         if (!roundtrips(t, ids, ni, cs[i].text, cs[i].len) && bad_rt++ < 10)

@@ -18,9 +18,12 @@ int mt_cmd_forward(int argc, char **argv);
 #define MT_SPECS_BACKEND /* fields: const char *backend; int tf32 */ \
     {"backend", MT_ARG_STRING, F(backend), "S", "cpu | cpu-ref | cuda (cpu)"}, \
     {"tf32", MT_ARG_BOOL, F(tf32), NULL, "let cuda GEMMs use TF32 tensor cores (default: fp32)"}
+/* the --tokenizer-type list of every command */
+#define MT_TOKENIZER_TYPES_HELP \
+    "GPT2BPETokenizer | BertWordPieceLowerCase | BertWordPieceCase | CharLevel | NullTokenizer"
 #define MT_SPECS_BPE_FILES /* fields: const char *vocab_file, *merge_file */ \
     {"vocab-file", MT_ARG_STRING, F(vocab_file), "FILE", \
-     "BPE vocabulary (default: the shipped gpt2-vocab/encoder.json)"}, \
+     "BPE encoder.json or WordPiece vocab.txt (default: the shipped gpt2-vocab/encoder.json, bert-vocab/vocab.txt)"}, \
     {"merge-file", MT_ARG_STRING, F(merge_file), "FILE", \
      "BPE merges (default: the shipped gpt2-vocab/vocab.bpe)"}
 

@@ -60,7 +60,7 @@ static const struct mt_arg_spec SPECS[] = {
      "end every non-empty document with the end-of-document token"},
     {"workers", MT_ARG_INT, F(workers), "N", "tokenizing threads; the output does not depend on N (1)"},
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "NAME",
-     "GPT2BPETokenizer | CharLevel | NullTokenizer (GPT2BPETokenizer)"},
+     MT_TOKENIZER_TYPES_HELP " (GPT2BPETokenizer)"},
     MT_SPECS_BPE_FILES,
     MT_SPECS_VOCAB_SIZE,
     {"log-interval", MT_ARG_INT, F(log_interval), "N",

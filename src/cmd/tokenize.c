@@ -22,7 +22,7 @@ struct tokenize_args {
 #define F(field) offsetof(struct tokenize_args, field)
 static const struct mt_arg_spec SPECS[] = {
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "NAME",
-     "GPT2BPETokenizer | CharLevel | NullTokenizer (GPT2BPETokenizer)"},
+     MT_TOKENIZER_TYPES_HELP " (GPT2BPETokenizer)"},
     MT_SPECS_BPE_FILES,
     MT_SPECS_VOCAB_SIZE,
     {"decode", MT_ARG_BOOL, F(decode), NULL, "read ids from standard input and write the text"},

@@ -83,7 +83,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"finetune", MT_ARG_BOOL, F(finetune), NULL, "load weights only; start at iteration 0"},
     {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
     {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
-    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", "CharLevel | GPT2BPETokenizer | NullTokenizer (CharLevel)"},
+    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", MT_TOKENIZER_TYPES_HELP " (CharLevel)"},
     MT_SPECS_BPE_FILES,
     MT_SPECS_VOCAB_SIZE,
     MT_SPECS_BACKEND,

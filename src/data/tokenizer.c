@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/bpe.h"
+#include "data/wordpiece.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,10 @@ static size_t null_decode_token(const struct mt_tokenizer *t, int32_t id, char *
     return (size_t)snprintf(buf, MT_TOKEN_MAX_BYTES, " %d", (int)id);
 }
 
-const char *mt_tokenizer_types(void) { return "GPT2BPETokenizer, CharLevel, NullTokenizer"; }
+const char *mt_tokenizer_types(void)
+{
+    return "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase, CharLevel, NullTokenizer";
+}
 
 void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *vocab_file,
                        const char *merge_file, int vocab_size)
@@ -105,6 +109,20 @@ void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *voc
             merge_file = mbuf;
         }
         mt_bpe_tokenizer_open(t, vocab_file, merge_file);
+        return;
+    }
+    if (strcmp(type, "BertWordPieceLowerCase") == 0 || strcmp(type, "BertWordPieceCase") == 0) {
+        /* without --vocab-file: the uncased vocabulary shipped in data/ (for
+         * the cased tokenizer give the cased vocabulary) */
+        char vbuf[4200];
+        if (!vocab_file) {
+            if (strcmp(type, "BertWordPieceCase") == 0)
+                mt_user_error("give the cased vocabulary with --vocab-file (data/ ships the uncased one)",
+                              "--tokenizer-type BertWordPieceCase needs --vocab-file");
+            snprintf(vbuf, sizeof vbuf, "%s/bert-vocab/vocab.txt", mt_data_dir());
+            vocab_file = vbuf;
+        }
+        mt_wordpiece_tokenizer_open(t, type, vocab_file);
         return;
     }
     if (strcmp(type, "CharLevel") == 0) {

@@ -2,7 +2,9 @@
  * evaluation. Implementations: CharLevel (one token per byte, vocabulary
  * 256: no vocabulary file, any text and any prompt encode),
  * GPT2BPETokenizer (GPT-2's byte-level BPE from encoder.json + vocab.bpe,
- * data/bpe.c; the shipped files are in data/gpt2-vocab/) and Megatron's
+ * data/bpe.c; the shipped files are in data/gpt2-vocab/), BERT's WordPiece
+ * BertWordPieceLowerCase / BertWordPieceCase (vocab.txt, data/wordpiece.c;
+ * the uncased vocabulary is in data/bert-vocab/) and Megatron's
  * NullTokenizer (text is the ids themselves, written as decimal numbers
  * separated by spaces; --vocab-size N ids plus the end-of-document id N:
  * for datasets already tokenized, and models whose tokenizer megatron-c
