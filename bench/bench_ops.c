@@ -164,13 +164,13 @@ static struct {
 /* tensors over the buffers: (rows, cols) f32, an i32 row of ids */
 #define TS(p, r, c) mt_f32((p), (r), (c))
 #define TI(p, n) mt_i32((p), 1, (n))
-static const struct mt_attn_args ATTN = {B, T, 0, NH, NH, HS, 1, {0.0f, 0, 0, 0, 1, 0}};
+static const struct mt_attn_args ATTN = {B, T, 0, NH, NH, HS, 1, NULL, {0.0f, 0, 0, 0, 1, 0}};
 static void op_ln_fwd(mt_backend *be, void *u) { (void)u; be->iface->layernorm_fwd(be, TS(A.y, N, C), TS(A.mean, 1, N), TS(A.rstd, 1, N), TS(A.x, N, C), TS(A.w, 1, C), TS(A.b, 1, C), 1e-5); }
 static void op_ln_bwd(mt_backend *be, void *u) { (void)u; be->iface->layernorm_bwd(be, TS(A.dx, N, C), TS(A.dw, 1, C), TS(A.db, 1, C), TS(A.dy, N, C), TS(A.x, N, C), TS(A.w, 1, C), TS(A.mean, 1, N), TS(A.rstd, 1, N)); }
 static void op_bias_add(mt_backend *be, void *u) { (void)u; be->iface->bias_add(be, TS(A.g_out, N, 4 * C), TS(A.b, 1, 4 * C)); }
 static void op_bias_bwd(mt_backend *be, void *u) { (void)u; be->iface->bias_bwd(be, TS(A.db, 1, 4 * C), TS(A.g_d, N, 4 * C)); }
-static void op_gelu_fwd(mt_backend *be, void *u) { (void)u; be->iface->gelu_fwd(be, TS(A.g_out, N, 4 * C), TS(A.g_in, N, 4 * C)); }
-static void op_gelu_bwd(mt_backend *be, void *u) { (void)u; be->iface->gelu_bwd(be, TS(A.g_out, N, 4 * C), TS(A.g_in, N, 4 * C), TS(A.g_d, N, 4 * C)); }
+static void op_gelu_fwd(mt_backend *be, void *u) { (void)u; be->iface->act_fwd(be, TS(A.g_out, N, 4 * C), TS(A.g_in, N, 4 * C), MT_ACT_GELU_TANH); }
+static void op_gelu_bwd(mt_backend *be, void *u) { (void)u; be->iface->act_bwd(be, TS(A.g_out, N, 4 * C), TS(A.g_in, N, 4 * C), TS(A.g_d, N, 4 * C), MT_ACT_GELU_TANH); }
 static void op_add(mt_backend *be, void *u) { (void)u; be->iface->add(be, TS(A.y, N, C), TS(A.y, N, C), TS(A.x, N, C)); }
 static void op_attn_fwd(mt_backend *be, void *u) { (void)u; be->iface->attn_fwd(be, TS(A.aout, N, C), TS(A.att, B * NH * T, T), TS(A.qkv, N, 3 * C), &ATTN); }
 static void op_attn_bwd(mt_backend *be, void *u) { (void)u; be->iface->attn_bwd(be, TS(A.dqkv, N, 3 * C), TS(A.datt, B * NH * T, T), TS(A.daout, N, C), TS(A.qkv, N, 3 * C), TS(A.att, B * NH * T, T), &ATTN); }
@@ -352,7 +352,7 @@ static void part2_sequence(void)
             f->layernorm_fwd(be, TS(y->ln2, N, C), TS(y->ln2m, 1, N), TS(y->ln2r, 1, N), TS(y->res2, N, C), TS(y->ln2w, 1, C), TS(y->ln2b, 1, C), 1e-5);
             gemm_t(gemm_xwt(y->fch, y->ln2, y->fcw, N, 4 * C, C, 0));
             f->bias_add(be, TS(y->fch, N, 4 * C), TS(y->fcb, 1, 4 * C));
-            f->gelu_fwd(be, TS(y->fchg, N, 4 * C), TS(y->fch, N, 4 * C));
+            f->act_fwd(be, TS(y->fchg, N, 4 * C), TS(y->fch, N, 4 * C), MT_ACT_GELU_TANH);
             gemm_t(gemm_xwt(proj, y->fchg, y->fcpw, N, C, 4 * C, 0));
             f->bias_add(be, TS(proj, N, C), TS(y->fcpb, 1, C));
             f->add(be, TS(out, N, C), TS(y->res2, N, C), TS(proj, N, C));
@@ -374,7 +374,7 @@ static void part2_sequence(void)
             gemm_t(gemm_dx(dbig, dres, y->fcpw, N, C, 4 * C));
             gemm_t(gemm_dw(y->d[10], dres, y->fchg, N, C, 4 * C));
             f->bias_bwd(be, TS(y->d[11], 1, C), TS(dres, N, C));
-            f->gelu_bwd(be, TS(dbig2, N, 4 * C), TS(y->fch, N, 4 * C), TS(dbig, N, 4 * C));
+            f->act_bwd(be, TS(dbig2, N, 4 * C), TS(y->fch, N, 4 * C), TS(dbig, N, 4 * C), MT_ACT_GELU_TANH);
             gemm_t(gemm_dx(dln, dbig2, y->fcw, N, 4 * C, C));
             gemm_t(gemm_dw(y->d[8], dbig2, y->ln2, N, 4 * C, C));
             f->bias_bwd(be, TS(y->d[9], 1, 4 * C), TS(dbig2, N, 4 * C));

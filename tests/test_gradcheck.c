@@ -234,22 +234,32 @@ static void grad_bias(mt_backend *be, float **in, float **g, int rep, float pref
 enum { G_N = 24 };
 static float g_R[G_N];
 
-static double loss_gelu(mt_backend *be, float **in)
+static double loss_act(mt_backend *be, float **in, enum mt_act act)
 {
     mt_tensor x = tup(be, in[0], 1, G_N), out = tfill(be, 1, G_N, NAN);
-    be->iface->gelu_fwd(be, out, x);
+    be->iface->act_fwd(be, out, x, act);
     double L = tweighted(be, out, g_R);
     tfree(be, x), tfree(be, out);
     return L;
 }
 
-static void grad_gelu(mt_backend *be, float **in, float **g, int rep, float prefill)
+static void grad_act(mt_backend *be, float **in, float **g, int rep, float prefill, enum mt_act act)
 {
     mt_tensor x = tup(be, in[0], 1, G_N), dout = tup(be, g_R, 1, G_N), dx = tfill(be, 1, G_N, prefill);
-    for (int r = 0; r < rep; r++) be->iface->gelu_bwd(be, dx, x, dout);
+    for (int r = 0; r < rep; r++) be->iface->act_bwd(be, dx, x, dout, act);
     tdown(be, g[0], dx);
     tfree(be, x), tfree(be, dout), tfree(be, dx);
 }
+/* the three activations as kernels of the table */
+#define ACT_KERNEL_(name, act) \
+    static double loss_##name(mt_backend *be, float **in) { return loss_act(be, in, act); } \
+    static void grad_##name(mt_backend *be, float **in, float **g, int rep, float prefill) \
+    { \
+        grad_act(be, in, g, rep, prefill, act); \
+    }
+ACT_KERNEL_(gelu, MT_ACT_GELU_TANH)
+ACT_KERNEL_(gelu_erf, MT_ACT_GELU)
+ACT_KERNEL_(tanh, MT_ACT_TANH)
 
 /* swiglu: out (N,F); input x (N,2F) = [gate | up] */
 enum { S_N = 3, S_F = 4 };
@@ -454,12 +464,15 @@ static struct kernel KERNELS[] = {
     {"rmsnorm", 2, {"dinp", "dw"}, {L_N * L_C, L_C}, {0}, loss_rmsnorm, grad_rmsnorm, 1},
     {"bias", 1, {"dbias"}, {B_C}, {0}, loss_bias, grad_bias, 1},
     {"gelu", 1, {"dinp"}, {G_N}, {0}, loss_gelu, grad_gelu, 0},
+    {"gelu_erf", 1, {"dinp"}, {G_N}, {0}, loss_gelu_erf, grad_gelu_erf, 0},
+    {"tanh", 1, {"dinp"}, {G_N}, {0}, loss_tanh, grad_tanh, 0},
     {"swiglu", 1, {"dinp"}, {S_N * 2 * S_F}, {0}, loss_swiglu, grad_swiglu, 0},
     {"dropout (in place, p 0.3)", 1, {"dx"}, {D_N * D_C}, {0}, loss_dropout, grad_dropout, 2},
     {"rope (in place, 2 of 3 dims)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_rope, grad_rope, 2},
     {"attention (gqa, causal)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
     {"attention (gqa, all keys)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
     {"attention (gqa, causal, dropout 0.25)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
+    {"attention (gqa, all keys, padded)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
     {"xent chain", 1, {"dlogits"}, {X_N * X_LD}, {0}, loss_xent, grad_xent, 0},
     {"linear (gemm + bias)", 3, {"dx", "dW", "db"}, {F_N * F_I, F_O * F_I, F_O}, {0}, loss_linear, grad_linear, 1},
 };
@@ -491,8 +504,10 @@ static void setup(void)
     for (int k = 0; k < NKERNELS; k++)
         for (int j = 0; j < KERNELS[k].nin; j++) KERNELS[k].x0[j] = hrand(KERNELS[k].n_in[j], 1.0f);
     /* gelu inputs over its bend and tails; swiglu gates too */
-    float *gx = KERNELS[kernel_index("gelu")].x0[0];
-    for (int i = 0; i < G_N; i++) gx[i] = -4.0f + 8.0f * i / (G_N - 1) + 0.1f * urand();
+    for (int k = 0; k < 3; k++) {
+        float *gx = KERNELS[kernel_index(k == 0 ? "gelu" : k == 1 ? "gelu_erf" : "tanh")].x0[0];
+        for (int i = 0; i < G_N; i++) gx[i] = -4.0f + 8.0f * i / (G_N - 1) + 0.1f * urand();
+    }
     float *sx = KERNELS[kernel_index("swiglu")].x0[0];
     for (int i = 0; i < S_N * 2 * S_F; i++) sx[i] *= 3.0f;
     /* norm weights around 1 */
@@ -514,6 +529,9 @@ static void select_variant(int k)
     a_args.causal = strstr(nm, "all keys") == NULL;
     struct mt_dropout_args none = {0}, drop = {0.25f, 777, 3, 11, 1, 1};
     a_args.dropout = strstr(nm, "dropout 0.25") ? drop : none;
+    /* host memory: the backends checked here are the CPU ones */
+    static const int32_t lengths[A_B] = {3, 2};
+    a_args.lengths = strstr(nm, "padded") ? lengths : NULL;
 }
 
 static void gradcheck(mt_backend *be, int k)

@@ -1,8 +1,10 @@
 /* test_hf.c: Hugging Face models read by megatron-c against golden values
  * computed by `transformers` itself (tests/golden/gen_hf_golden.py).
  *
- * For the tiny GPT2LMHeadModel and the tiny LlamaForCausalLM (GQA, RoPE,
- * RMSNorm, SwiGLU, untied, no biases) in tests/golden/hf/, on each backend
+ * For the tiny GPT2LMHeadModel, the tiny LlamaForCausalLM (GQA, RoPE,
+ * RMSNorm, SwiGLU, untied, no biases) and the tiny BertForPreTraining
+ * (post-norm, token types, padding, exact GELU, MLM and sentence-order
+ * heads; its loss is transformers' own) in tests/golden/hf/, on each backend
  * (default "cpu-ref,cpu"; env MT_GOLDEN_BACKENDS overrides): read the
  * directory with interop/hf.c, forward one batch (logits, last hidden state,
  * loss), backward (every parameter gradient, written back under Hugging
@@ -99,9 +101,19 @@ static double deviation(const float *a, const float *r, size_t n, const char *sk
 
 static double rel(double a, double r) { return fabs(a - r) / fmax(fabs(r), 1e-12); }
 
-/* GPT-2's c_attn.bias: its key part (elements C..2C of 3C) has a zero
- * gradient, so Adam moves it by amplified rounding noise alone */
-static int is_key_bias(const char *name) { return strstr(name, ".attn.c_attn.bias") != NULL; }
+/* The key biases: a softmax does not change when the same number is added
+ * to all its scores, so their gradient is identically zero and Adam moves
+ * them by amplified rounding noise alone: GPT-2's c_attn.bias (its key part,
+ * elements C..2C of 3C) and BERT's attention.self.key.bias (all of it). */
+static int is_key_bias(const char *name)
+{
+    return strstr(name, ".attn.c_attn.bias") != NULL || strstr(name, ".attention.self.key.bias") != NULL;
+}
+
+static int in_key_part(const char *name, size_t k, size_t n)
+{
+    return strstr(name, ".attn.c_attn.bias") ? k >= n / 3 && k < 2 * n / 3 : 1;
+}
 
 struct compare {
     double worst, key_bias;
@@ -133,7 +145,7 @@ static void compare_file(const char *ours, const char *prefix, double tol, int k
         if (key_rule && is_key_bias(t->name)) {
             skip = calloc(n, 1);
             char *non_key = malloc(n);
-            for (size_t k = 0; k < n; k++) skip[k] = k >= n / 3 && k < 2 * n / 3, non_key[k] = !skip[k];
+            for (size_t k = 0; k < n; k++) skip[k] = (char)in_key_part(t->name, k, n), non_key[k] = !skip[k];
             c->key_bias = fmax(c->key_bias, deviation(a, r, n, non_key));
             free(non_key);
         }
@@ -171,6 +183,61 @@ static void check_tensors(struct mt_model *m, const struct mt_model_source *s, i
     compare_file(path, prefix, tol, key_rule, c);
 }
 
+/* A golden batch: "<prefix>tokens" and "<prefix>targets" (row k of the
+ * step arrays); BERT's also its types, lengths, sentence-order labels, and
+ * the MLM labels' -100 as a loss mask. */
+struct batch {
+    struct mt_batch b;
+    int32_t *tok, *tgt, *types, *lengths, *labels;
+    float *mask;
+};
+
+static int32_t *golden_row(const char *prefix, const char *name, int k, size_t n)
+{
+    char full[64];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    struct mt_st_tensor *t = mt_st_find(&gold, full);
+    const size_t total = t ? (size_t)mt_st_numel(t) : n;
+    int32_t *all = golden_ids(full, total), *row = malloc(n * sizeof *row);
+    memcpy(row, all + (*prefix ? (size_t)k * n : 0), n * sizeof *row);
+    free(all);
+    return row;
+}
+
+static struct batch golden_batch(const char *prefix, int k, int B, int T, int bert)
+{
+    const size_t N = (size_t)B * T;
+    struct batch g = {0};
+    g.tok = golden_row(prefix, "tokens", k, N);
+    g.tgt = golden_row(prefix, "targets", k, N);
+    g.b = (struct mt_batch){B, T, g.tok, NULL, NULL, g.tgt, NULL, NULL};
+    if (!bert) return g;
+    g.types = golden_row(prefix, "types", k, N);
+    g.labels = golden_row(prefix, "labels", k, (size_t)B);
+    g.lengths = golden_row("", "lengths", 0, (size_t)B); /* the same for every batch */
+    g.mask = malloc(N * sizeof *g.mask);
+    for (size_t i = 0; i < N; i++) {
+        g.mask[i] = g.tgt[i] >= 0 ? 1.0f : 0.0f;
+        if (g.tgt[i] < 0) g.tgt[i] = 0; /* any id: its weight is 0 */
+    }
+    g.b.types = g.types;
+    g.b.lengths = g.lengths;
+    g.b.loss_mask = g.mask;
+    g.b.labels = g.labels;
+    return g;
+}
+
+static void batch_free(struct batch *g)
+{
+    free(g->tok);
+    free(g->tgt);
+    free(g->types);
+    free(g->lengths);
+    free(g->labels);
+    free(g->mask);
+    memset(g, 0, sizeof *g);
+}
+
 static void run(const char *dir, const char *name, const char *bename, const char *tmpdir)
 {
     char path[4300], err[512];
@@ -192,14 +259,15 @@ static void run(const char *dir, const char *name, const char *bename, const cha
     const int B = (int)tt->shape[0], T = (int)tt->shape[1], V = cfg->vocab_size, C = cfg->hidden_size;
     const size_t N = (size_t)B * T;
     const int gpt2 = strcmp(s.hfm.architecture, "GPT2LMHeadModel") == 0;
+    const int bert = strncmp(s.hfm.architecture, "Bert", 4) == 0;
     struct mt_model m;
     mt_cmd_load_model(&s, &m, be, B, T);
     tap_diag("%s (%s) on %s: %d parameter tensors, vocab %d padded to %d", name, s.hfm.architecture,
              bename, m.table.n, V, cfg->padded_vocab_size);
 
-    int32_t *tok = golden_ids("tokens", N), *tgt = golden_ids("targets", N);
+    struct batch bt = golden_batch("", 0, B, T, bert);
     mt_model_zero_grad(&m);
-    float loss = mt_model_forward(&m, tok, tgt, B, T, 0);
+    float loss = mt_model_forward_batch(&m, &bt.b, 0);
     float *out = malloc(N * (size_t)V * sizeof *out), *r = golden("logits", N * V);
     mt_tensor_download(be, out, m.logits);
     double d = deviation(out, r, N * V, NULL);
@@ -210,6 +278,14 @@ static void run(const char *dir, const char *name, const char *bename, const cha
     d = deviation(out, r, N * C, NULL);
     tap_ok(d <= TOL_OUT, "%s on %s: last hidden state (max rel dev %.3g <= %.0e)", name, bename, d, TOL_OUT);
     free(r);
+    if (bert) {
+        r = golden("seq_logits", (size_t)B * 2);
+        mt_tensor_download(be, out, mt_model_seq_logits(&m));
+        d = deviation(out, r, (size_t)B * 2, NULL);
+        tap_ok(d <= TOL_OUT, "%s on %s: sentence-order logits (max rel dev %.3g <= %.0e)", name, bename,
+               d, TOL_OUT);
+        free(r);
+    }
     free(out);
     r = golden("loss", 1);
     d = rel(loss, r[0]);
@@ -218,7 +294,7 @@ static void run(const char *dir, const char *name, const char *bename, const cha
 
     struct compare c;
     mt_model_backward(&m, 1.0f);
-    check_tensors(&m, &s, 1, tmpdir, "grad.", TOL_GRAD, 0, &c);
+    check_tensors(&m, &s, 1, tmpdir, "grad.", TOL_GRAD, bert, &c);
     tap_ok(c.nbad == 0, "%s on %s: gradients of all %d tensors (worst %.3g in %s <= %.0e)", name, bename,
            c.ntensors, c.worst, c.worst_name, TOL_GRAD);
 
@@ -233,12 +309,13 @@ static void run(const char *dir, const char *name, const char *bename, const cha
     mt_adamw_init(&o, &oc, be, &m.table);
     struct mt_st_tensor *st = mt_st_find(&gold, "step.loss");
     const int S = (int)st->shape[0];
-    int32_t *stok = golden_ids("step.tokens", (size_t)S * N), *stgt = golden_ids("step.targets", (size_t)S * N);
     float *rl = golden("step.loss", S), *rn = golden("step.grad_norm", S);
     double wl = 0, wn = 0;
     mt_model_zero_grad(&m);
     for (int k = 0; k < S; k++) {
-        float l = mt_model_forward(&m, stok + (size_t)k * N, stgt + (size_t)k * N, B, T, 0);
+        batch_free(&bt);
+        bt = golden_batch("step.", k, B, T, bert);
+        float l = mt_model_forward_batch(&m, &bt.b, 0);
         mt_model_backward(&m, 1.0f);
         double gn = mt_adamw_step(&o, m.params, m.grads, lr, 1.0f);
         wl = fmax(wl, rel(l, rl[k]));
@@ -249,19 +326,15 @@ static void run(const char *dir, const char *name, const char *bename, const cha
            bename, S, wl, TOL_STEP_LOSS);
     tap_ok(wn <= TOL_STEP_NORM, "%s on %s: pre-clip gradient norms (worst rel dev %.3g <= %.0e)", name,
            bename, wn, TOL_STEP_NORM);
-    check_tensors(&m, &s, 0, tmpdir, "final.", TOL_FINAL, gpt2, &c);
-    if (gpt2)
-        tap_diag("c_attn key biases after %d steps: deviation %.3g (zero gradient, not checked)", S,
-                 c.key_bias);
+    check_tensors(&m, &s, 0, tmpdir, "final.", TOL_FINAL, gpt2 || bert, &c);
+    if (gpt2 || bert)
+        tap_diag("key biases after %d steps: deviation %.3g (zero gradient, not checked)", S, c.key_bias);
     tap_ok(c.nbad == 0, "%s on %s: parameters after %d steps (worst %.3g in %s <= %.0e)", name, bename, S,
            c.worst, c.worst_name, TOL_FINAL);
 
     free(rl);
     free(rn);
-    free(stok);
-    free(stgt);
-    free(tok);
-    free(tgt);
+    batch_free(&bt);
     mt_adamw_free(&o);
     mt_model_free(&m);
     mt_cmd_close_source(&s);
@@ -286,6 +359,7 @@ int main(int argc, char **argv)
     for (char *save = NULL, *b = strtok_r(buf, ",", &save); b; b = strtok_r(NULL, ",", &save)) {
         run(dir, "gpt2_tiny", b, tmpdir);
         run(dir, "llama_tiny", b, tmpdir);
+        run(dir, "bert_tiny", b, tmpdir);
     }
     char path[4300];
     snprintf(path, sizeof path, "%s/model.safetensors", tmpdir);

@@ -1,8 +1,11 @@
 /* test_model.c: whole-model checks that need no golden file, on a tiny
- * GPT and a tiny Llama-style model (RoPE, RMSNorm, SwiGLU, grouped-query
- * attention, untied output, no biases):
+ * GPT, a tiny Llama-style model (RoPE, RMSNorm, SwiGLU, grouped-query
+ * attention, untied output, no biases) and tiny BERTs (Megatron's pre-norm
+ * and the post-norm of Google's; token types, padding, MLM loss mask,
+ * pooler and sentence-order head, exact GELU):
  *  - finite differences of the loss with respect to a sample of parameters
  *    (also with dropout on: the masks are fixed by the sample index)
+ *  - BERT: what padding holds does not change the loss of the real tokens
  *  - KV-cache decoding equals the full forward pass
  *  - gradient accumulation: 2 micro-batches of 2 == 1 batch of 4
  *  - the generated parameter table: which tensors exist for a configuration
@@ -17,10 +20,13 @@
 #include <math.h>
 #include <string.h>
 
-/* the tiny models: a GPT, and a Llama-style one whose padded vocabulary
- * (20 of 32) and grouped heads (4 over 2 groups) are exercised too */
-static struct mt_transformer_config tiny(int llama, float dropout)
+/* the tiny models: a GPT, a Llama-style one whose padded vocabulary
+ * (20 of 32) and grouped heads (4 over 2 groups) are exercised too, and
+ * BERT pre-norm (kind 2) and post-norm (kind 3) */
+enum { GPT, LLAMA, BERT, BERT_POST };
+static struct mt_transformer_config tiny(int kind, float dropout)
 {
+    const int llama = kind == LLAMA;
     struct mt_transformer_config c;
     mt_config_defaults(&c);
     c.num_layers = 2;
@@ -41,11 +47,46 @@ static struct mt_transformer_config tiny(int llama, float dropout)
         c.add_bias_linear = 0;
         c.add_qkv_bias = 0;
     }
+    if (kind >= BERT) {
+        c.type_vocab_size = 2;
+        c.attn_mask_type = MT_ATTN_MASK_NONE;
+        c.activation = MT_ACTIVATION_GELU;
+        c.lm_head = MT_LM_HEAD_BERT;
+        c.add_pooler = 1;
+        c.seq_head = MT_SEQ_HEAD_BINARY;
+        c.post_layernorm = kind == BERT_POST;
+    }
     c.hidden_dropout = c.attention_dropout = dropout;
     mt_config_derive(&c);
     return c;
 }
-static const char *NAMES[] = {"gpt", "llama"};
+static const char *NAMES[] = {"gpt", "llama", "bert", "bert post-norm"};
+
+/* a batch of B x T: BERT's with token types, the second sequence padded
+ * after 4 tokens, an MLM mask on every third real token, labels */
+struct tbatch {
+    struct mt_batch b;
+    int32_t tok[12], tgt[12], types[12], lengths[2], labels[2];
+    float mask[12];
+};
+
+static void make_batch(struct tbatch *t, struct mt_rng *r, int kind, int V)
+{
+    const int B = 2, T = 6;
+    for (int i = 0; i < B * T; i++) {
+        t->tok[i] = (int32_t)mt_rng_below(r, (uint64_t)V);
+        t->tgt[i] = (int32_t)mt_rng_below(r, (uint64_t)V);
+        t->types[i] = i % T >= 3;
+        t->mask[i] = i % 3 == 1 && !(i / T == 1 && i % T >= 4);
+    }
+    t->lengths[0] = T, t->lengths[1] = 4;
+    t->labels[0] = 1, t->labels[1] = 0;
+    t->b = (struct mt_batch){B, T, t->tok, NULL, NULL, t->tgt, NULL, NULL};
+    if (kind >= BERT) {
+        t->b.types = t->types, t->b.lengths = t->lengths, t->b.loss_mask = t->mask;
+        t->b.labels = t->labels;
+    }
+}
 
 static mt_backend *backend(const char *name)
 {
@@ -64,32 +105,30 @@ static void random_tokens(struct mt_rng *r, int32_t *x, int n, int V)
 }
 
 /* loss(param + delta at one element) */
-static double loss_at(struct mt_model *m, size_t off, float value, const int32_t *tok,
-                      const int32_t *tgt, int B, int T)
+static double loss_at(struct mt_model *m, size_t off, float value, const struct mt_batch *b)
 {
     float old;
     mt_download(m->be, &old, m->params + off, 4);
     mt_upload(m->be, m->params + off, &value, 4);
-    double l = mt_model_forward(m, tok, tgt, B, T, 100);
+    double l = mt_model_forward_batch(m, b, 100);
     mt_upload(m->be, m->params + off, &old, 4);
     return l;
 }
 
-static void test_finite_differences(const char *bename, int llama, float dropout)
+static void test_finite_differences(const char *bename, int kind, float dropout)
 {
     mt_backend *be = backend(bename);
     struct mt_model m;
     const int B = 2, T = 6;
-    const struct mt_transformer_config TINY = tiny(llama, dropout);
+    const struct mt_transformer_config TINY = tiny(kind, dropout);
     mt_model_init(&m, &TINY, be, B, T, NULL, 1);
     mt_model_init_weights(&m, 42);
     /* dropout on: the same masks in every forward (the same sample index) */
     mt_model_set_training(&m, dropout > 0, 99);
     struct mt_rng r;
     mt_rng_seed(&r, 7, 0);
-    int32_t tok[12], tgt[12];
-    random_tokens(&r, tok, B * T, TINY.vocab_size);
-    random_tokens(&r, tgt, B * T, TINY.vocab_size);
+    struct tbatch tb;
+    make_batch(&tb, &r, kind, TINY.vocab_size);
     /* layernorm biases and weights get non-trivial values too */
     for (int i = 0; i < m.table.n; i++) {
         const struct mt_param *p = &m.table.p[i];
@@ -100,7 +139,7 @@ static void test_finite_differences(const char *bename, int llama, float dropout
         free(h);
     }
     mt_model_zero_grad(&m);
-    mt_model_forward(&m, tok, tgt, B, T, 100);
+    mt_model_forward_batch(&m, &tb.b, 100);
     mt_model_backward(&m, 1.0f);
     float *grad = malloc(m.table.total * 4), *par = malloc(m.table.total * 4);
     mt_download(be, grad, m.grads, m.table.total * 4);
@@ -120,8 +159,10 @@ static void test_finite_differences(const char *bename, int llama, float dropout
                 j = (size_t)mt_rng_below(&r, (uint64_t)T * TINY.hidden_size), off = p->offset + j;
             if (strstr(p->name, "word_embeddings") || strstr(p->name, "output_layer"))
                 j = (size_t)mt_rng_below(&r, (uint64_t)TINY.vocab_size * TINY.hidden_size), off = p->offset + j;
-            double lp = loss_at(&m, off, par[off] + h, tok, tgt, B, T);
-            double lm = loss_at(&m, off, par[off] - h, tok, tgt, B, T);
+            if (strstr(p->name, "tokentype_embeddings"))
+                j = (size_t)mt_rng_below(&r, (uint64_t)2 * TINY.hidden_size), off = p->offset + j;
+            double lp = loss_at(&m, off, par[off] + h, &tb.b);
+            double lm = loss_at(&m, off, par[off] - h, &tb.b);
             double fd = (lp - lm) / (2.0 * h), an = grad[off];
             double err = fabs(fd - an);
             if (err > atol + rtol * fabs(an)) {
@@ -134,10 +175,35 @@ static void test_finite_differences(const char *bename, int llama, float dropout
         }
     }
     tap_ok(bad == 0, "%s %s%s: whole-model gradient vs finite differences, %d elements of %d tensors "
-           "(worst err/(|g|+1e-3) %.2g; tol %g + %g|g|)", NAMES[llama], bename,
+           "(worst err/(|g|+1e-3) %.2g; tol %g + %g|g|)", NAMES[kind], bename,
            dropout > 0 ? " dropout 0.1" : "", checked, m.table.n, worst, atol, rtol);
     free(grad);
     free(par);
+    mt_model_free(&m);
+    mt_backend_free(be);
+}
+
+/* BERT: the tokens and types written in the padding change nothing */
+static void test_padding(const char *bename, int kind)
+{
+    mt_backend *be = backend(bename);
+    struct mt_model m;
+    const struct mt_transformer_config TINY = tiny(kind, 0.0f);
+    mt_model_init(&m, &TINY, be, 2, 6, NULL, 1);
+    mt_model_init_weights(&m, 5);
+    struct mt_rng r;
+    mt_rng_seed(&r, 11, 0);
+    struct tbatch tb;
+    make_batch(&tb, &r, kind, TINY.vocab_size);
+    const double l1 = mt_model_forward_batch(&m, &tb.b, 0);
+    float h1[6 * 16], h2[6 * 16];
+    mt_tensor_download(be, h1, mt_rows(mt_model_last_hidden(&m), 6, 4));
+    for (int i = 6 + 4; i < 12; i++) tb.tok[i] = (tb.tok[i] + 7) % TINY.vocab_size, tb.types[i] ^= 1;
+    const double l2 = mt_model_forward_batch(&m, &tb.b, 0);
+    mt_tensor_download(be, h2, mt_rows(mt_model_last_hidden(&m), 6, 4));
+    tap_ok(l1 == l2 && memcmp(h1, h2, 4 * 16 * sizeof(float)) == 0,
+           "%s %s: other tokens in the padding leave the loss (%.9g, %.9g) and the real tokens' "
+           "hidden states unchanged", NAMES[kind], bename, l1, l2);
     mt_model_free(&m);
     mt_backend_free(be);
 }
@@ -352,6 +418,13 @@ int main(void)
         test_kv_cache("cpu-ref", llama);
         test_kv_cache("cpu", llama);
         test_accumulation(llama);
+    }
+    for (int kind = BERT; kind <= BERT_POST; kind++) {
+        test_finite_differences("cpu-ref", kind, 0.0f);
+        test_finite_differences("cpu", kind, 0.0f);
+        test_finite_differences("cpu-ref", kind, 0.1f);
+        test_padding("cpu-ref", kind);
+        test_padding("cpu", kind);
     }
     test_lr();
     test_loader();

@@ -405,31 +405,40 @@ static void t_bias_bwd(const struct op_case *oc, const struct shape *s)
     dp_free(&dy), dp_free(&db), free(hd), free(hb);
 }
 
-static void t_gelu_fwd(const struct op_case *oc, const struct shape *s)
+static const char *const ACT_NAMES[] = {"gelu_tanh", "gelu", "tanh"};
+
+static void t_act_fwd(const struct op_case *oc, const struct shape *s)
 {
     size_t n = s->n;
     float *hx = host_rand(n, 6.0f, 0.0f); /* both tails and the bend */
-    struct dpair x = dp_floats(hx, n), out = dp_const(n, NAN);
-    BOTH(be->iface->gelu_fwd(be, ON(out), ON(x)));
-    struct cmp c = cmp_init(oc->atol, oc->rtol);
-    cmp_pair(&c, "out", out, n);
-    cmp_report(&c, "%s n=%zu [%s]", oc->name, n, s->name);
-    dp_free(&x), dp_free(&out), free(hx);
+    for (int k = 0; k < 3; k++) {
+        const enum mt_act act = (enum mt_act)k;
+        struct dpair x = dp_floats(hx, n), out = dp_const(n, NAN);
+        BOTH(be->iface->act_fwd(be, ON(out), ON(x), act));
+        struct cmp c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "out", out, n);
+        cmp_report(&c, "%s %s n=%zu [%s]", oc->name, ACT_NAMES[k], n, s->name);
+        dp_free(&x), dp_free(&out);
+    }
+    free(hx);
 }
 
-static void t_gelu_bwd(const struct op_case *oc, const struct shape *s)
+static void t_act_bwd(const struct op_case *oc, const struct shape *s)
 {
     size_t n = s->n;
     float *hx = host_rand(n, 6.0f, 0.0f), *hd = host_rand(n, 1.0f, 0.0f);
-    for (int alias = 0; alias < 2; alias++) {
-        struct dpair x = dp_floats(hx, n), dout = dp_floats(hd, n), dinp = dp_const(n, NAN);
-        struct dpair *dst = alias ? &dout : &dinp; /* alias: dinp == dout */
-        BOTH(be->iface->gelu_bwd(be, ON(*dst), ON(x), ON(dout)));
-        struct cmp c = cmp_init(oc->atol, oc->rtol);
-        cmp_pair(&c, "dinp", *dst, n);
-        cmp_report(&c, "%s%s n=%zu [%s]", oc->name, alias ? " in-place" : "", n, s->name);
-        dp_free(&x), dp_free(&dout), dp_free(&dinp);
-    }
+    for (int k = 0; k < 3; k++)
+        for (int alias = 0; alias < 2; alias++) {
+            const enum mt_act act = (enum mt_act)k;
+            struct dpair x = dp_floats(hx, n), dout = dp_floats(hd, n), dinp = dp_const(n, NAN);
+            struct dpair *dst = alias ? &dout : &dinp; /* alias: dinp == dout */
+            BOTH(be->iface->act_bwd(be, ON(*dst), ON(x), ON(dout), act));
+            struct cmp c = cmp_init(oc->atol, oc->rtol);
+            cmp_pair(&c, "dinp", *dst, n);
+            cmp_report(&c, "%s %s%s n=%zu [%s]", oc->name, ACT_NAMES[k], alias ? " in-place" : "", n,
+                       s->name);
+            dp_free(&x), dp_free(&dout), dp_free(&dinp);
+        }
     free(hx), free(hd);
 }
 
@@ -546,20 +555,35 @@ struct attn_variant {
     const char *name;
     int grouped, causal;
     float p;
+    int padded; /* sequences shorter than T (lengths), padding after */
 };
 static const struct attn_variant ATTN_VARIANTS[] = {
-    {"mha causal", 0, 1, 0.0f}, {"gqa causal", 1, 1, 0.0f}, {"mha full", 0, 0, 0.0f},
-    {"gqa causal dropout", 1, 1, 0.2f}};
+    {"mha causal", 0, 1, 0.0f, 0}, {"gqa causal", 1, 1, 0.0f, 0}, {"mha full", 0, 0, 0.0f, 0},
+    {"gqa causal dropout", 1, 1, 0.2f, 0}, {"mha full padded", 0, 0, 0.0f, 1},
+    {"gqa full padded dropout", 1, 0, 0.2f, 1}};
 enum { NATTN = sizeof ATTN_VARIANTS / sizeof ATTN_VARIANTS[0] };
 
 static struct mt_attn_args attn_args(const struct shape *s, const struct attn_variant *v, int t0)
 {
     int groups = s->NH;
     if (v->grouped) groups = s->NH % 2 == 0 && s->NH > 2 ? s->NH / 2 : 1;
-    struct mt_attn_args a = {s->B, s->T, t0, s->NH, groups, s->HS, v->causal,
+    struct mt_attn_args a = {s->B, s->T, t0, s->NH, groups, s->HS, v->causal, NULL,
                              {v->p, 99, 5, 17, 1, 2}};
     return a;
 }
+
+/* the lengths of a padded variant: between 1 and T, shorter for later b */
+static struct dpair attn_lengths(const struct mt_attn_args *a)
+{
+    int32_t *h = xmalloc((size_t)a->B * sizeof *h);
+    for (int b = 0; b < a->B; b++) h[b] = 1 + (a->T - 1) * (a->B - b) / (a->B + 1);
+    struct dpair p = dp_ids(h, (size_t)a->B);
+    free(h);
+    return p;
+}
+/* the attention arguments of a side, with that side's lengths when padded */
+#define ON_ATTN(a, lens) \
+    (((a).lengths = (lens).bytes ? (const int32_t *)(side_ ? (lens).r : (lens).f) : NULL), &(a))
 
 static void t_attn_fwd(const struct op_case *oc, const struct shape *s)
 {
@@ -570,16 +594,19 @@ static void t_attn_fwd(const struct op_case *oc, const struct shape *s)
         size_t nqkv = (size_t)B * T * W;
         float *hqkv = host_rand(nqkv, 2.0f, 0.0f); /* scores of a few units: a peaked softmax */
         struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W);
+        struct dpair lens = {0};
+        if (v->padded) lens = attn_lengths(&a);
         /* t0 = 0 (training) */
         size_t nout = (size_t)B * T * NH * HS, natt = (size_t)B * NH * T * T;
         struct dpair out = dp_cmat((int64_t)B * T, NH * HS, NAN), att = dp_cmat((int64_t)B * NH * T, T, NAN);
-        BOTH(be->iface->attn_fwd(be, ON(out), ON(att), ON(qkv), &a));
+        BOTH(be->iface->attn_fwd(be, ON(out), ON(att), ON(qkv), ON_ATTN(a, lens)));
+        if (v->padded) dp_free(&lens);
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "out", out, nout);
         cmp_pair(&c, "att", att, natt);
         cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d [%s]", oc->name, v->name, a.groups, B, T,
                    NH, HS, s->name);
-        if (!v->causal || v->p > 0) {
+        if (!v->causal || v->p > 0 || v->padded) {
             dp_free(&qkv), dp_free(&out), dp_free(&att), free(hqkv);
             continue;
         }
@@ -624,12 +651,16 @@ static void t_attn_bwd(const struct op_case *oc, const struct shape *s)
         struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W), dout = dp_mat(hd, (int64_t)B * T, NH * HS),
                      out = dp_cmat((int64_t)B * T, NH * HS, 0.0f), att = dp_cmat((int64_t)B * NH * T, T, 0.0f),
                      dqkv = dp_cmat((int64_t)B * T, W, NAN), datt = dp_cmat((int64_t)B * NH * T, T, NAN);
+        struct dpair lens = {0};
+        if (v->padded) lens = attn_lengths(&a);
         /* both backends take the same saved probabilities: ref's forward */
+        a.lengths = v->padded ? (const int32_t *)lens.r : NULL;
         ref->iface->attn_fwd(ref, TR(out), TR(att), TR(qkv), &a);
         float *hatt = xmalloc(natt * sizeof(float));
         ref->iface->download(ref, hatt, R(att), natt * sizeof(float));
         fast->iface->upload(fast, F(att), hatt, natt * sizeof(float));
-        BOTH(be->iface->attn_bwd(be, ON(dqkv), ON(datt), ON(dout), ON(qkv), ON(att), &a));
+        BOTH(be->iface->attn_bwd(be, ON(dqkv), ON(datt), ON(dout), ON(qkv), ON(att), ON_ATTN(a, lens)));
+        if (v->padded) dp_free(&lens);
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "dqkv", dqkv, nqkv);
         cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d [%s]", oc->name, v->name, a.groups, B, T,
@@ -825,8 +856,8 @@ static const struct op_case CASES[] = {
     {"bias_add", t_bias_add, 0, 0},     /* one float add */
     {"bias_bwd", t_bias_bwd, 1e-6, 1e-6}, /* double sums in the same order */
     /* fast_expf (2 ulp) vs double tanh */
-    {"gelu_fwd", t_gelu_fwd, 1e-6, 1e-5},
-    {"gelu_bwd", t_gelu_bwd, 1e-6, 1e-5},
+    {"act_fwd", t_act_fwd, 1e-6, 1e-5},
+    {"act_bwd", t_act_bwd, 1e-6, 1e-5},
     /* fast_expf vs double exp in the sigmoid, values to |x| ~ 6 */
     {"swiglu_fwd", t_swiglu_fwd, 1e-5, 1e-5},
     {"swiglu_bwd", t_swiglu_bwd, 1e-5, 1e-5},

@@ -611,13 +611,44 @@ void mt_cpu_bias_bwd(mt_backend *be, mt_tensor dbias_, mt_tensor dy_)
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
 
+/* the exact GELU x Phi(x) and tanh, through libm's erff and tanhf */
+static void act_libm_fwd(float *out, const float *inp, size_t n, enum mt_act act)
+{
+    OMP(parallel for if (parallel : n > PAR_MIN) schedule(static))
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        out[i] = act == MT_ACT_TANH ? tanhf(x) : 0.5f * x * (1.0f + erff(x * 0.70710678f));
+    }
+}
+
+static void act_libm_bwd(float *dinp, const float *inp, const float *dout, size_t n,
+                         enum mt_act act)
+{
+    OMP(parallel for if (parallel : n > PAR_MIN) schedule(static))
+    for (size_t i = 0; i < n; i++) {
+        const float x = inp[i];
+        float s;
+        if (act == MT_ACT_TANH) {
+            const float t = tanhf(x);
+            s = 1.0f - t * t;
+        } else {
+            s = 0.5f * (1.0f + erff(x * 0.70710678f)) + x * 0.39894228f * expf(-0.5f * x * x);
+        }
+        dinp[i] = s * dout[i];
+    }
+}
+
 /* out, inp (any shape) */
-void mt_cpu_gelu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
+void mt_cpu_act_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_, enum mt_act act)
 {
     (void)be;
     const size_t n = (size_t)mt_numel(inp_);
     const float *inp = mt_fp(inp_);
     float *out = mt_fp(out_);
+    if (act != MT_ACT_GELU_TANH) {
+        act_libm_fwd(out, inp, n, act);
+        return;
+    }
     OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -626,10 +657,15 @@ void mt_cpu_gelu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
     }
 }
 
-/* dinp = gelu'(inp) * dout (overwrites; dinp may alias dout). */
-void mt_cpu_gelu_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_)
+/* dinp = act'(inp) * dout (overwrites; dinp may alias dout). */
+void mt_cpu_act_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_,
+                    enum mt_act act)
 {
     (void)be;
+    if (act != MT_ACT_GELU_TANH) {
+        act_libm_bwd(mt_fp(dinp_), mt_fp(inp_), mt_fp(dout_), (size_t)mt_numel(inp_), act);
+        return;
+    }
     /* forward: out = x s, s = sigmoid(2u);  d out/dx = s + 2 x s (1 - s) du/dx,
      * with 1 - s = e s for e = exp(-2u) (no cancellation when s is near 1). */
     const size_t n = (size_t)mt_numel(inp_);
@@ -829,6 +865,7 @@ void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor q
             const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
                 int t = t0 + i, jmax = a->causal ? t : T - 1; /* query t sees keys 0..jmax */
+                if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
                 const float *q = base + (size_t)t * tok_stride + qo;
                 float *arow = att + ((size_t)bh * Tq + i) * T;
                 float mx = -INFINITY;
@@ -900,7 +937,8 @@ void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor
             for (int h = g * per; h < (g + 1) * per; h++) {
                 const int bh = b * NH + h, qo = mt_q_offset(a, h);
                 for (int i = 0; i < T; i++) {
-                    const int jmax = a->causal ? i : T - 1;
+                    int jmax = a->causal ? i : T - 1;
+                    if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
                     const float *arow = att + ((size_t)bh * T + i) * T;
                     float *da = datt + ((size_t)bh * T + i) * T;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;

@@ -246,37 +246,58 @@ void mt_cpu_ref_bias_bwd(mt_backend *be, mt_tensor dbias_, mt_tensor dy_)
     }
 }
 
-/* GELU, tanh approximation (Hendrycks & Gimpel 2016; torch approximate='tanh'). */
+/* GELU, tanh approximation (Hendrycks & Gimpel 2016; torch approximate='tanh'),
+ * the exact GELU x Phi(x), and tanh, in double. */
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_A 0.044715
+#define INV_SQRT2 0.7071067811865476
+#define INV_SQRT_2PI 0.3989422804014327
+
+static double act_value(double x, enum mt_act act)
+{
+    switch (act) {
+    case MT_ACT_GELU: return 0.5 * x * (1.0 + erf(x * INV_SQRT2));
+    case MT_ACT_TANH: return tanh(x);
+    default: return 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x)));
+    }
+}
+
+static double act_slope(double x, enum mt_act act)
+{
+    switch (act) {
+    case MT_ACT_GELU: return 0.5 * (1.0 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+    case MT_ACT_TANH: {
+        const double t = tanh(x);
+        return 1.0 - t * t;
+    }
+    default: {
+        const double th = tanh(GELU_K * (x + GELU_A * x * x * x));
+        const double du = GELU_K * (1.0 + 3.0 * GELU_A * x * x); /* d(inner)/dx */
+        return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
+    }
+    }
+}
 
 /* out, inp (any shape) */
-void mt_cpu_ref_gelu_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_)
+void mt_cpu_ref_act_fwd(mt_backend *be, mt_tensor out_, mt_tensor inp_, enum mt_act act)
 {
     (void)be;
     const size_t n = (size_t)mt_numel(inp_);
     const float *inp = mt_fp(inp_);
     float *out = mt_fp(out_);
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        out[i] = (float)(0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x))));
-    }
+    for (size_t i = 0; i < n; i++) out[i] = (float)act_value(inp[i], act);
 }
 
-/* dinp = gelu'(inp) * dout, overwrites; dinp may alias dout. */
-void mt_cpu_ref_gelu_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_)
+/* dinp = act'(inp) * dout, overwrites; dinp may alias dout. */
+void mt_cpu_ref_act_bwd(mt_backend *be, mt_tensor dinp_, mt_tensor inp_, mt_tensor dout_,
+                        enum mt_act act)
 {
     (void)be;
     const size_t n = (size_t)mt_numel(inp_);
     const float *inp = mt_fp(inp_), *dout = mt_fp(dout_);
     float *dinp = mt_fp(dinp_);
-    for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        double th = tanh(GELU_K * (x + GELU_A * x * x * x));
-        double du = GELU_K * (1.0 + 3.0 * GELU_A * x * x); /* d(inner)/dx */
-        double grad = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
-        dinp[i] = (float)(grad * dout[i]); /* read dout[i] before the aliased write */
-    }
+    for (size_t i = 0; i < n; i++) /* dout[i] is read before the aliased write */
+        dinp[i] = (float)(act_slope(inp[i], act) * dout[i]);
 }
 
 /* out (N,F) = silu(gate) * up; inp (N,2F) rows [gate | up] */
@@ -407,6 +428,7 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tens
             for (int i = 0; i < Tq; i++) {
                 int t = t0 + i; /* absolute position of the query */
                 int jmax = a->causal ? t : T - 1; /* it sees keys 0..jmax */
+                if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
                 const float *q = qkv + ((size_t)b * T + t) * W + qo;
                 double mx = -INFINITY;
                 for (int j = 0; j <= jmax; j++) {
@@ -467,7 +489,8 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_te
                 const int qo = mt_q_offset(a, h);
                 memset(dq, 0, th * sizeof *dq);
                 for (int i = 0; i < T; i++) {
-                    const int jmax = a->causal ? i : T - 1;
+                    int jmax = a->causal ? i : T - 1;
+                    if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
                     const float *arow = att + (((size_t)b * NH + h) * T + i) * T;
                     float *da = datt + (((size_t)b * NH + h) * T + i) * T;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;

@@ -317,38 +317,55 @@ void mt_cuda_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy)
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_A 0.044715
 
-__global__ static void k_gelu_fwd(float *out, const float *inp, size_t n)
+/* the activations of enum mt_act and their slopes, in double */
+__device__ static double act_value(double x, int act)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        double x = inp[i];
-        out[i] = (float)(0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x))));
-    }
+    if (act == MT_ACT_GELU) return 0.5 * x * (1.0 + erf(x * 0.7071067811865476));
+    if (act == MT_ACT_TANH) return tanh(x);
+    return 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x)));
 }
 
-void mt_cuda_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)
+__device__ static double act_slope(double x, int act)
+{
+    if (act == MT_ACT_GELU)
+        return 0.5 * (1.0 + erf(x * 0.7071067811865476)) +
+               x * 0.3989422804014327 * exp(-0.5 * x * x);
+    if (act == MT_ACT_TANH) {
+        double t = tanh(x);
+        return 1.0 - t * t;
+    }
+    double th = tanh(GELU_K * (x + GELU_A * x * x * x));
+    double du = GELU_K * (1.0 + 3.0 * GELU_A * x * x);
+    return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
+}
+
+__global__ static void k_act_fwd(float *out, const float *inp, size_t n, int act)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = (float)act_value(inp[i], act);
+}
+
+void mt_cuda_act_fwd(mt_backend *be, mt_tensor out, mt_tensor inp, enum mt_act act)
 {
     size_t n = (size_t)mt_numel(inp);
-    MT_LAUNCH(k_gelu_fwd, grid_for(n), NT, 0, STREAM(be))(mt_fp(out), mt_fp(inp), n);
+    MT_LAUNCH(k_act_fwd, grid_for(n), NT, 0, STREAM(be))(mt_fp(out), mt_fp(inp), n, (int)act);
     CUDA_CHECK_LAUNCH();
 }
 
-__global__ static void k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
+__global__ static void k_act_bwd(float *dinp, const float *inp, const float *dout, size_t n,
+                                 int act)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        double x = inp[i];
-        double th = tanh(GELU_K * (x + GELU_A * x * x * x));
-        double du = GELU_K * (1.0 + 3.0 * GELU_A * x * x);
-        double grad = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
-        dinp[i] = (float)(grad * dout[i]); /* dout read before the (aliased) write */
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        dinp[i] = (float)(act_slope(inp[i], act) * dout[i]); /* dout read before the aliased write */
 }
 
-void mt_cuda_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout)
+void mt_cuda_act_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout, enum mt_act act)
 {
     size_t n = (size_t)mt_numel(inp);
-    MT_LAUNCH(k_gelu_bwd, grid_for(n), NT, 0, STREAM(be))(mt_fp(dinp), mt_fp(inp), mt_fp(dout), n);
+    MT_LAUNCH(k_act_bwd, grid_for(n), NT, 0, STREAM(be))
+        (mt_fp(dinp), mt_fp(inp), mt_fp(dout), n, (int)act);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -508,12 +525,18 @@ static void head_gemm(mt_backend *be, enum mt_trans ta, enum mt_trans tb, int m,
     mt_cuda_gemm(be, &g);
 }
 
-/* one block per row of att (b, h, query i): softmax of the scores over the
- * keys j <= t0 + i (causal) or all keys, zeros beyond */
-__global__ static void k_softmax_rows(float *att, int T, int Tq, int t0, int causal)
+/* one block per row of att (b, h, query i) of B x heads x Tq: softmax of
+ * the scores over the keys j <= t0 + i (causal) or all keys, and below the
+ * sequence's length; zeros beyond */
+__global__ static void k_softmax_rows(float *att, int T, int Tq, int t0, int causal, int heads,
+                                      const int32_t *lengths)
 {
     __shared__ double sh[NT];
     int i = blockIdx.x % Tq, t = causal ? t0 + i : T - 1;
+    if (lengths) {
+        const int len = lengths[blockIdx.x / (Tq * heads)];
+        if (t >= len) t = len - 1;
+    }
     float *a = att + (size_t)blockIdx.x * T;
     double mx = -INFINITY;
     for (int j = threadIdx.x; j <= t; j += NT)
@@ -573,7 +596,8 @@ void mt_cuda_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor 
                       base + (size_t)t0 * ld + (size_t)j * HS, ld, gs, base + (size_t)per * HS, ld,
                       gs, 0.0f, ab + (size_t)j * tt, T, (int64_t)per * tt, G);
     }
-    MT_LAUNCH(k_softmax_rows, a->B * NH * Tq, NT, 0, STREAM(be))(att, T, Tq, t0, a->causal);
+    MT_LAUNCH(k_softmax_rows, a->B * NH * Tq, NT, 0, STREAM(be))(att, T, Tq, t0, a->causal, NH,
+                                                               a->lengths);
     CUDA_CHECK_LAUNCH();
     const float *p = att;
     if (a->dropout.p > 0.0f) {

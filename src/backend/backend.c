@@ -42,7 +42,7 @@ int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing
     }
     REQ(name) REQ(free) REQ(alloc) REQ(dealloc) REQ(memset0) REQ(upload) REQ(download)
     REQ(copy_2d) REQ(gemm) REQ(embed_fwd) REQ(embed_bwd) REQ(layernorm_fwd) REQ(layernorm_bwd)
-    REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(gelu_fwd) REQ(gelu_bwd)
+    REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(act_fwd) REQ(act_bwd)
     REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(dropout) REQ(rope) REQ(attn_fwd)
     REQ(attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
     REQ(sum_squares) REQ(count_nonfinite) REQ(comm_world) REQ(comm_split) REQ(comm_free)
@@ -181,7 +181,7 @@ void mt_synchronize(mt_backend *be)
 const char *mt_op_name(enum mt_op op)
 {
     static const char *names[MT_OP_COUNT] = {
-        "gemm", "embedding", "layernorm", "rmsnorm", "bias", "gelu", "swiglu", "add", "scale",
+        "gemm", "embedding", "layernorm", "rmsnorm", "bias", "activation", "swiglu", "add", "scale",
         "dropout", "rope", "attention", "cross-entropy", "adamw", "reduction"};
     return op >= 0 && op < MT_OP_COUNT ? names[op] : "?";
 }
@@ -416,19 +416,19 @@ void mt_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy)
     if (mt_numel(dy)) DISPATCH(be, "bias_bwd", be->iface->bias_bwd(be, dbias, dy));
 }
 
-void mt_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)
+void mt_act_fwd(mt_backend *be, mt_tensor out, mt_tensor inp, enum mt_act act)
 {
     SAME_SHAPE(out, inp);
-    need_type(be, MT_OP_GELU, inp.dtype);
-    if (mt_numel(inp)) DISPATCH(be, "gelu_fwd", be->iface->gelu_fwd(be, out, inp));
+    need_type(be, MT_OP_ACT, inp.dtype);
+    if (mt_numel(inp)) DISPATCH(be, "act_fwd", be->iface->act_fwd(be, out, inp, act));
 }
 
-void mt_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout)
+void mt_act_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout, enum mt_act act)
 {
     SAME_SHAPE(dinp, inp);
     SAME_SHAPE(dout, inp);
-    need_type(be, MT_OP_GELU, inp.dtype);
-    if (mt_numel(inp)) DISPATCH(be, "gelu_bwd", be->iface->gelu_bwd(be, dinp, inp, dout));
+    need_type(be, MT_OP_ACT, inp.dtype);
+    if (mt_numel(inp)) DISPATCH(be, "act_bwd", be->iface->act_bwd(be, dinp, inp, dout, act));
 }
 
 void mt_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp)

@@ -145,13 +145,26 @@ struct mt_attn_args {
     int B, T, t0;
     int heads, groups, head_dim;
     int causal;
+    /* (B) i32 in the backend's memory, or NULL: sequence b has lengths[b]
+     * (1..T) real tokens and padding after them, whose keys no query sees
+     * (Hugging Face's padding mask; a padded query still attends to the
+     * real keys, and its output reaches no loss) */
+    const int32_t *lengths;
     struct mt_dropout_args dropout;
 };
+
+/* Element-wise activations (act_fwd / act_bwd):
+ *   MT_ACT_GELU_TANH  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's
+ *                     (Hugging Face gelu_new, torch approximate='tanh')
+ *   MT_ACT_GELU       0.5 x (1 + erf(x / sqrt 2)): BERT's and Megatron's
+ *                     default (torch.nn.functional.gelu)
+ *   MT_ACT_TANH       tanh x: BERT's pooler */
+enum mt_act { MT_ACT_GELU_TANH, MT_ACT_GELU, MT_ACT_TANH };
 
 /* Ops and element types, for backends that implement only some of them
  * (the optional member `supports`). */
 enum mt_op {
-    MT_OP_GEMM, MT_OP_EMBED, MT_OP_LAYERNORM, MT_OP_RMSNORM, MT_OP_BIAS, MT_OP_GELU,
+    MT_OP_GEMM, MT_OP_EMBED, MT_OP_LAYERNORM, MT_OP_RMSNORM, MT_OP_BIAS, MT_OP_ACT,
     MT_OP_SWIGLU, MT_OP_ADD, MT_OP_SCALE, MT_OP_DROPOUT, MT_OP_ROPE, MT_OP_ATTENTION,
     MT_OP_XENT, MT_OP_ADAMW, MT_OP_REDUCE,
     MT_OP_COUNT
@@ -216,10 +229,11 @@ struct mt_backend_i {
     void (*bias_add)(mt_backend *be, mt_tensor y, mt_tensor bias);
     /* dbias[c] += sum_n dy[n,c] (rows summed in order) */
     void (*bias_bwd)(mt_backend *be, mt_tensor dbias, mt_tensor dy);
-    /* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise */
-    void (*gelu_fwd)(mt_backend *be, mt_tensor out, mt_tensor inp);
-    /* dinp = gelu'(inp) * dout (overwrites; dinp may alias dout) */
-    void (*gelu_bwd)(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
+    /* out = act(inp), elementwise (enum mt_act: the tanh GELU, the exact
+     * GELU, tanh) */
+    void (*act_fwd)(mt_backend *be, mt_tensor out, mt_tensor inp, enum mt_act act);
+    /* dinp = act'(inp) * dout (overwrites; dinp may alias dout) */
+    void (*act_bwd)(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout, enum mt_act act);
     /* SwiGLU (Shazeer 2020; Megatron's --swiglu): the row of inp (N, 2F) is
      * [gate (F) | up (F)]; out (N,F) = silu(gate) * up, silu(g) = g / (1 + e^-g) */
     void (*swiglu_fwd)(mt_backend *be, mt_tensor out, mt_tensor inp);
@@ -400,8 +414,8 @@ void mt_rmsnorm_bwd(mt_backend *be, mt_tensor dinp, mt_tensor dw, mt_tensor dout
                     mt_tensor w, mt_tensor rstd);
 void mt_bias_add(mt_backend *be, mt_tensor y, mt_tensor bias);
 void mt_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy);
-void mt_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp);
-void mt_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
+void mt_act_fwd(mt_backend *be, mt_tensor out, mt_tensor inp, enum mt_act act);
+void mt_act_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout, enum mt_act act);
 void mt_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp);
 void mt_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
 void mt_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b);

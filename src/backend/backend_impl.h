@@ -28,8 +28,9 @@
                          mt_tensor inp, mt_tensor w, mt_tensor rstd); \
     void P##_bias_add(mt_backend *be, mt_tensor y, mt_tensor bias); \
     void P##_bias_bwd(mt_backend *be, mt_tensor dbias, mt_tensor dy); \
-    void P##_gelu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp); \
-    void P##_gelu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout); \
+    void P##_act_fwd(mt_backend *be, mt_tensor out, mt_tensor inp, enum mt_act act); \
+    void P##_act_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout, \
+                     enum mt_act act); \
     void P##_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp); \
     void P##_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout); \
     void P##_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b); \
@@ -62,8 +63,8 @@
     .gemm = P##_gemm, .embed_fwd = P##_embed_fwd, .embed_bwd = P##_embed_bwd, \
     .layernorm_fwd = P##_layernorm_fwd, .layernorm_bwd = P##_layernorm_bwd, \
     .rmsnorm_fwd = P##_rmsnorm_fwd, .rmsnorm_bwd = P##_rmsnorm_bwd, \
-    .bias_add = P##_bias_add, .bias_bwd = P##_bias_bwd, .gelu_fwd = P##_gelu_fwd, \
-    .gelu_bwd = P##_gelu_bwd, .swiglu_fwd = P##_swiglu_fwd, .swiglu_bwd = P##_swiglu_bwd, \
+    .bias_add = P##_bias_add, .bias_bwd = P##_bias_bwd, .act_fwd = P##_act_fwd, \
+    .act_bwd = P##_act_bwd, .swiglu_fwd = P##_swiglu_fwd, .swiglu_bwd = P##_swiglu_bwd, \
     .add = P##_add, .scale = P##_scale, .dropout = P##_dropout, .rope = P##_rope, \
     .attn_fwd = P##_attn_fwd, .attn_bwd = P##_attn_bwd, .xent_max = P##_xent_max, \
     .xent_sumexp = P##_xent_sumexp, .xent_loss = P##_xent_loss, .xent_bwd = P##_xent_bwd, \

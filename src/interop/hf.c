@@ -17,13 +17,15 @@ enum xform {
     TRANSPOSE, /* Conv1D (in, out) <-> (out, in) */
     VOCAB,     /* (V, C) <-> the first V rows of (Vp, C) */
     GPT2_QKV,  /* c_attn [q | k | v] columns <-> per-head [q, k, v] rows (weight: transposed too) */
-    LLAMA_QKV, /* q_proj, k_proj, v_proj <-> per-group [q heads, k, v] rows */
+    LLAMA_QKV, /* q_proj, k_proj, v_proj <-> per-group [q heads, k, v] rows (BERT's query,
+                  key, value too: a group per head) */
     CAT2       /* gate_proj, up_proj <-> [gate; up] rows */
 };
 
 struct rule {
     const char *ours;  /* megatron-c's name; %d is the layer */
-    const char *hf[3]; /* Hugging Face's; %d is the layer */
+    const char *hf[3]; /* Hugging Face's; %d is the layer; a leading @ stands for the
+                        * architecture's base-model prefix ("bert.") */
     enum xform x;
 };
 
@@ -66,13 +68,53 @@ static const struct rule LLAMA_RULES[] = {
     {"decoder.final_layernorm.weight", {"model.norm.weight"}, COPY},
     {"output_layer.weight", {"lm_head.weight"}, VOCAB},
 };
+/* BERT (post-norm): the attention block's LayerNorm is our first norm, the
+ * MLP block's the second (model/layer.c) */
+#define BL_ "@encoder.layer.%d."
+static const struct rule BERT_RULES[] = {
+    {"embedding.word_embeddings.weight", {"@embeddings.word_embeddings.weight"}, VOCAB},
+    {"embedding.position_embeddings.weight", {"@embeddings.position_embeddings.weight"}, COPY},
+    {"embedding.tokentype_embeddings.weight", {"@embeddings.token_type_embeddings.weight"}, COPY},
+    {"embedding.layernorm.weight", {"@embeddings.LayerNorm.weight"}, COPY},
+    {"embedding.layernorm.bias", {"@embeddings.LayerNorm.bias"}, COPY},
+    {L_ "self_attention.linear_qkv.weight",
+     {BL_ "attention.self.query.weight", BL_ "attention.self.key.weight", BL_ "attention.self.value.weight"},
+     LLAMA_QKV},
+    {L_ "self_attention.linear_qkv.bias",
+     {BL_ "attention.self.query.bias", BL_ "attention.self.key.bias", BL_ "attention.self.value.bias"},
+     LLAMA_QKV},
+    {L_ "self_attention.linear_proj.weight", {BL_ "attention.output.dense.weight"}, COPY},
+    {L_ "self_attention.linear_proj.bias", {BL_ "attention.output.dense.bias"}, COPY},
+    {L_ "input_layernorm.weight", {BL_ "attention.output.LayerNorm.weight"}, COPY},
+    {L_ "input_layernorm.bias", {BL_ "attention.output.LayerNorm.bias"}, COPY},
+    {L_ "mlp.linear_fc1.weight", {BL_ "intermediate.dense.weight"}, COPY},
+    {L_ "mlp.linear_fc1.bias", {BL_ "intermediate.dense.bias"}, COPY},
+    {L_ "mlp.linear_fc2.weight", {BL_ "output.dense.weight"}, COPY},
+    {L_ "mlp.linear_fc2.bias", {BL_ "output.dense.bias"}, COPY},
+    {L_ "pre_mlp_layernorm.weight", {BL_ "output.LayerNorm.weight"}, COPY},
+    {L_ "pre_mlp_layernorm.bias", {BL_ "output.LayerNorm.bias"}, COPY},
+    {"pooler.dense.weight", {"@pooler.dense.weight"}, COPY},
+    {"pooler.dense.bias", {"@pooler.dense.bias"}, COPY},
+    {"lm_head.dense.weight", {"cls.predictions.transform.dense.weight"}, COPY},
+    {"lm_head.dense.bias", {"cls.predictions.transform.dense.bias"}, COPY},
+    {"lm_head.layer_norm.weight", {"cls.predictions.transform.LayerNorm.weight"}, COPY},
+    {"lm_head.layer_norm.bias", {"cls.predictions.transform.LayerNorm.bias"}, COPY},
+    {"output_layer.weight", {"cls.predictions.decoder.weight"}, VOCAB},
+    {"output_layer.bias", {"cls.predictions.bias"}, VOCAB},
+    {"binary_head.weight", {"cls.seq_relationship.weight"}, COPY},
+    {"binary_head.bias", {"cls.seq_relationship.bias"}, COPY},
+    {"classification_head.weight", {"classifier.weight"}, COPY},
+    {"classification_head.bias", {"classifier.bias"}, COPY},
+};
 #undef L_
 #undef LL_
+#undef BL_
 
 /* Buffers Hugging Face checkpoints carry that are no parameters. */
 static int ignorable(const char *name)
 {
-    static const char *const suffix[] = {".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"};
+    static const char *const suffix[] = {".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq",
+                                         "embeddings.position_ids", "embeddings.token_type_ids"};
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
         size_t k = strlen(suffix[i]);
@@ -81,15 +123,35 @@ static int ignorable(const char *name)
     return 0;
 }
 
+/* BERT's heads by architecture (what a checkpoint of it holds) */
+enum bert_kind { NOT_BERT, BERT_BASE, BERT_MLM, BERT_PRETRAINING, BERT_CLASSIFIER };
+
 struct arch {
     const char *name, *model_type;
     const struct rule *rules;
     int nrules;
+    const char *prefix; /* of the base model's tensors (rules' @) */
+    enum bert_kind bert;
 };
+#define RULES_(r) r, (int)(sizeof r / sizeof r[0])
 static const struct arch ARCHS[] = {
-    {"GPT2LMHeadModel", "gpt2", GPT2_RULES, (int)(sizeof GPT2_RULES / sizeof GPT2_RULES[0])},
-    {"LlamaForCausalLM", "llama", LLAMA_RULES, (int)(sizeof LLAMA_RULES / sizeof LLAMA_RULES[0])},
+    {"GPT2LMHeadModel", "gpt2", RULES_(GPT2_RULES), "", NOT_BERT},
+    {"LlamaForCausalLM", "llama", RULES_(LLAMA_RULES), "", NOT_BERT},
+    {"BertForPreTraining", "bert", RULES_(BERT_RULES), "bert.", BERT_PRETRAINING},
+    {"BertModel", "bert", RULES_(BERT_RULES), "", BERT_BASE},
+    {"BertForMaskedLM", "bert", RULES_(BERT_RULES), "bert.", BERT_MLM},
+    {"BertForSequenceClassification", "bert", RULES_(BERT_RULES), "bert.", BERT_CLASSIFIER},
 };
+#undef RULES_
+
+/* Hugging Face's name of source k of rule r for layer */
+static void hf_name(const struct arch *a, const struct rule *r, int k, int layer, char *buf, size_t n)
+{
+    const char *fmt = r->hf[k];
+    char tail[MT_PARAM_NAME_MAX + 32];
+    snprintf(tail, sizeof tail, fmt[0] == '@' ? fmt + 1 : fmt, layer);
+    snprintf(buf, n, "%s%s", fmt[0] == '@' ? a->prefix : "", tail);
+}
 
 /* The rule for one of our tensors, and its layer (-1 outside the layers). */
 static const struct rule *rule_for(const struct arch *a, const char *ours, int *layer)
@@ -281,9 +343,12 @@ static int opt_bool(const struct cfg_reader *r, const char *key, int dflt)
     return mt_json_get_bool(r->root, key, &v) ? v : dflt;
 }
 
+#define ARCH_LIST "GPT2LMHeadModel, LlamaForCausalLM, BertModel, BertForMaskedLM, " \
+                  "BertForPreTraining and BertForSequenceClassification"
+
 MT_NORETURN static void unsupported(const struct cfg_reader *r, const char *arch, const char *what)
 {
-    mt_user_error("megatron-c reads GPT2LMHeadModel and LlamaForCausalLM as they are by default",
+    mt_user_error("megatron-c reads " ARCH_LIST " as they are by default",
                   "%s: %s: %s is not supported", r->path, arch, what);
 }
 
@@ -368,6 +433,53 @@ static void read_llama(const struct cfg_reader *r, struct mt_transformer_config 
     c->init_method_std = (float)opt_num(r, "initializer_range", 0.02);
 }
 
+/* BERT: post-norm, learned positions, token types, heads by architecture */
+static void read_bert(const struct cfg_reader *r, const struct arch *a, struct mt_transformer_config *c)
+{
+    c->num_layers = need_int(r, "num_hidden_layers");
+    c->hidden_size = need_int(r, "hidden_size");
+    c->num_attention_heads = need_int(r, "num_attention_heads");
+    c->ffn_hidden_size = need_int(r, "intermediate_size");
+    c->max_position_embeddings = need_int(r, "max_position_embeddings");
+    c->vocab_size = need_int(r, "vocab_size");
+    c->type_vocab_size = opt_int(r, "type_vocab_size", 2);
+    c->layernorm_epsilon = opt_num(r, "layer_norm_eps", 1e-12);
+    c->post_layernorm = 1;
+    c->attn_mask_type = MT_ATTN_MASK_NONE;
+    const char *act = mt_json_get_str(r->root, "hidden_act");
+    if (!act || strcmp(act, "gelu") == 0) c->activation = MT_ACTIVATION_GELU;
+    else if (strcmp(act, "gelu_new") == 0 || strcmp(act, "gelu_pytorch_tanh") == 0)
+        c->activation = MT_ACTIVATION_GELU_TANH;
+    else {
+        char what[96];
+        snprintf(what, sizeof what, "hidden_act \"%s\" (gelu and gelu_new are)", act);
+        unsupported(r, a->name, what);
+    }
+    const char *pos = mt_json_get_str(r->root, "position_embedding_type");
+    if (pos && strcmp(pos, "absolute") != 0) unsupported(r, a->name, "position_embedding_type other than absolute");
+    if (opt_bool(r, "is_decoder", 0) || opt_bool(r, "add_cross_attention", 0))
+        unsupported(r, a->name, "a decoder BERT (is_decoder, add_cross_attention)");
+    if (c->hidden_size % c->num_attention_heads != 0)
+        mt_user_error(NULL, "%s: hidden_size %d is not divisible by num_attention_heads %d", r->path,
+                      c->hidden_size, c->num_attention_heads);
+    c->untie_embeddings_and_output_weights = !opt_bool(r, "tie_word_embeddings", 1);
+    c->hidden_dropout = (float)opt_num(r, "hidden_dropout_prob", 0.1);
+    c->attention_dropout = (float)opt_num(r, "attention_probs_dropout_prob", 0.1);
+    c->init_method_std = (float)opt_num(r, "initializer_range", 0.02);
+    c->lm_head = a->bert == BERT_MLM || a->bert == BERT_PRETRAINING ? MT_LM_HEAD_BERT : MT_LM_HEAD_NONE;
+    c->add_pooler = a->bert != BERT_MLM;
+    c->seq_head = a->bert == BERT_PRETRAINING ? MT_SEQ_HEAD_BINARY
+                  : a->bert == BERT_CLASSIFIER ? MT_SEQ_HEAD_CLASSIFY
+                                               : MT_SEQ_HEAD_NONE;
+    if (a->bert == BERT_CLASSIFIER) {
+        const struct mt_jvalue *labels = mt_json_get(r->root, "id2label");
+        c->num_classes = opt_int(r, "num_labels", labels && labels->type == MT_J_OBJECT ? (int)labels->n : 2);
+        const char *pt = mt_json_get_str(r->root, "problem_type");
+        if (pt && strcmp(pt, "single_label_classification") != 0)
+            unsupported(r, a->name, "a problem_type other than single_label_classification");
+    }
+}
+
 /* ---- reading ---------------------------------------------------------------------------- */
 
 static const struct arch *arch_named(const char *name)
@@ -396,16 +508,18 @@ static const struct arch *read_config(const char *dir, int divisible_by, const c
                            : mt_json_get_str(&root, "model_type");
     const struct arch *a = name ? arch_named(name) : NULL;
     if (!a)
-        mt_user_error("megatron-c converts GPT2LMHeadModel and LlamaForCausalLM",
+        mt_user_error("megatron-c converts " ARCH_LIST,
                       "%s: architecture %s is not supported", path, name ? name : "(none given)");
     mt_config_defaults(&d->model);
     if (a->rules == GPT2_RULES) read_gpt2(&r, &d->model);
-    else read_llama(&r, &d->model);
+    else if (a->rules == LLAMA_RULES) read_llama(&r, &d->model);
+    else read_bert(&r, a, &d->model);
     const char *recorded = mt_json_get_str(&root, "megatron_c_tokenizer_type");
     snprintf(m->tokenizer_type, sizeof m->tokenizer_type, "%s",
              tokenizer_type ? tokenizer_type
              : recorded     ? recorded
              : a->rules == GPT2_RULES && d->model.vocab_size == 50257 ? "GPT2BPETokenizer"
+             : a->bert && d->model.vocab_size == 30522                 ? "BertWordPieceLowerCase"
                                                                        : "NullTokenizer");
     d->tokenizer_type = m->tokenizer_type;
     mt_json_free(&root);
@@ -423,6 +537,9 @@ static float *read_source(struct mt_st_dir *st, const char *dir, const char *arc
     struct mt_st_file *f = NULL;
     struct mt_st_tensor *t = mt_st_dir_find(st, name, &f);
     char want[64], got[64], err[512];
+    /* BERT's decoder bias is one parameter under two names; either may be stored */
+    if (!t && strcmp(name, "cls.predictions.bias") == 0)
+        t = mt_st_dir_find(st, "cls.predictions.decoder.bias", &f);
     if (!t)
         mt_user_error("the checkpoint does not match its config.json, or is of another model",
                       "%s: tensor %s is missing (%s)", dir, name, arch);
@@ -449,6 +566,9 @@ void mt_hf_read(const char *dir, int divisible_by, const char *tokenizer_type,
     struct mt_st_dir st;
     char err[512], name[MT_PARAM_NAME_MAX + 32];
     if (mt_st_dir_open(&st, dir, err, sizeof err) != 0) mt_user_error(NULL, "%s", err);
+    /* a BertModel saved without its pooler (add_pooling_layer=False) */
+    if (a->bert == BERT_BASE && !mt_st_dir_find(&st, "pooler.dense.weight", NULL))
+        out->desc.model.add_pooler = 0;
     mt_layout_global_table(c, 1, &out->table, NULL);
     out->data = calloc(out->table.total + 1, sizeof(float));
     if (!out->data) mt_die("out of memory");
@@ -459,21 +579,27 @@ void mt_hf_read(const char *dir, int divisible_by, const char *tokenizer_type,
         MT_ASSERT(r != NULL); /* the table holds only what the architecture has */
         float *src[3] = {NULL, NULL, NULL};
         for (int k = 0; k < nsources(r); k++) {
-            snprintf(name, sizeof name, r->hf[k], layer);
+            hf_name(a, r, k, layer, name, sizeof name);
             src[k] = read_source(&st, dir, a->name, name, hf_shape(r, k, p, c));
         }
         to_ours(r, p, c, src, out->data + p->offset);
         for (int k = 0; k < 3; k++) free(src[k]);
     }
-    /* a tied output layer may be stored too (it is the embedding) */
-    struct mt_st_tensor *lm = mt_st_dir_find(&st, "lm_head.weight", NULL);
-    if (lm && !c->untie_embeddings_and_output_weights) lm->used = 1;
+    /* a tied output layer may be stored too (it is the embedding), and BERT's
+     * decoder bias under its second name */
+    const char *aliases[] = {"lm_head.weight", "cls.predictions.decoder.weight",
+                             "cls.predictions.decoder.bias", "cls.predictions.bias"};
+    for (int k = 0; k < 4; k++) {
+        struct mt_st_tensor *t = mt_st_dir_find(&st, aliases[k], NULL);
+        if (t && (k >= 2 || !c->untie_embeddings_and_output_weights) && (k < 2 || c->lm_head == MT_LM_HEAD_BERT))
+            t->used = 1;
+    }
     for (int f = 0; f < st.nfiles; f++)
         for (int k = 0; k < st.files[f].n; k++) {
             const struct mt_st_tensor *t = &st.files[f].t[k];
             if (!t->used && !ignorable(t->name))
-                mt_user_error("megatron-c reads the parameters of a plain GPT2LMHeadModel or "
-                              "LlamaForCausalLM; this checkpoint holds more",
+                mt_user_error("megatron-c reads the parameters of a plain " ARCH_LIST
+                              "; this checkpoint holds more",
                               "%s: unexpected tensor %s in %s (%s)", dir, t->name, st.files[f].path, a->name);
         }
     mt_st_dir_close(&st);
@@ -488,10 +614,42 @@ void mt_hf_model_free(struct mt_hf_model *m)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
+/* The BERT architecture of an encoder configuration: by its heads */
+static const char *bert_architecture(const struct mt_transformer_config *c, char *why, size_t whylen)
+{
+    const char *what = !c->post_layernorm ? "a pre-LayerNorm encoder (Hugging Face's BERT is post-norm)"
+                       : c->attn_mask_type != MT_ATTN_MASK_NONE ? "a causal BERT"
+                       : c->position_embedding_type != MT_POS_LEARNED_ABSOLUTE ? "BERT without learned positions"
+                       : c->normalization != MT_NORM_LAYERNORM ? "BERT with RMSNorm"
+                       : c->gated_linear_unit ? "BERT with SwiGLU"
+                       : !c->add_bias_linear ? "BERT without biases"
+                       : c->num_query_groups != c->num_attention_heads ? "BERT with grouped-query attention"
+                       : c->kv_channels * c->num_attention_heads != c->hidden_size ? "BERT with --kv-channels"
+                       : c->seq_token != MT_SEQ_TOKEN_FIRST ? "a classifier on the last token"
+                       : NULL;
+    if (!what) {
+        const int lm = c->lm_head == MT_LM_HEAD_BERT;
+        if (c->lm_head == MT_LM_HEAD_GPT) what = "BERT with GPT's output layer";
+        else if (lm && c->seq_head == MT_SEQ_HEAD_BINARY && c->add_pooler) return "BertForPreTraining";
+        else if (lm && c->seq_head == MT_SEQ_HEAD_NONE && !c->add_pooler) return "BertForMaskedLM";
+        else if (!lm && c->seq_head == MT_SEQ_HEAD_CLASSIFY && c->add_pooler)
+            return "BertForSequenceClassification";
+        else if (!lm && c->seq_head == MT_SEQ_HEAD_NONE) return "BertModel";
+        else what = "this combination of BERT heads";
+    }
+    snprintf(why, whylen, "%s has no Hugging Face equivalent", what);
+    return NULL;
+}
+
 const char *mt_hf_architecture(const struct mt_model_desc *d, char *why, size_t whylen)
 {
     const struct mt_transformer_config *c = &d->model;
-    const int gpt2 = c->position_embedding_type == MT_POS_LEARNED_ABSOLUTE &&
+    const int encoder = c->post_layernorm || c->type_vocab_size > 0 || c->lm_head != MT_LM_HEAD_GPT ||
+                        c->seq_head != MT_SEQ_HEAD_NONE || c->add_pooler ||
+                        c->attn_mask_type != MT_ATTN_MASK_CAUSAL;
+    if (encoder) return bert_architecture(c, why, whylen);
+    const int gpt2 = c->activation == MT_ACTIVATION_GELU_TANH &&
+                     c->position_embedding_type == MT_POS_LEARNED_ABSOLUTE &&
                      c->normalization == MT_NORM_LAYERNORM && !c->gated_linear_unit &&
                      c->num_query_groups == c->num_attention_heads && c->add_bias_linear &&
                      c->kv_channels * c->num_attention_heads == c->hidden_size;
@@ -537,6 +695,25 @@ static void write_config(const char *dir, const struct mt_model_desc *d, const c
         /* GPT-2's end of text, and a NullTokenizer's end of document, is the last id */
         fprintf(f, "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n", c->vocab_size - 1,
                 c->vocab_size - 1);
+    } else if (strncmp(arch, "Bert", 4) == 0) {
+        fprintf(f, "  \"model_type\": \"bert\",\n  \"num_hidden_layers\": %d,\n  \"hidden_size\": %d,\n"
+                "  \"num_attention_heads\": %d,\n  \"intermediate_size\": %d,\n"
+                "  \"max_position_embeddings\": %d,\n  \"vocab_size\": %d,\n  \"type_vocab_size\": %d,\n"
+                "  \"hidden_act\": \"%s\",\n  \"layer_norm_eps\": %.17g,\n  \"hidden_dropout_prob\": %.9g,\n"
+                "  \"attention_probs_dropout_prob\": %.9g,\n  \"position_embedding_type\": \"absolute\",\n"
+                "  \"tie_word_embeddings\": %s,\n  \"pad_token_id\": 0,\n",
+                c->num_layers, c->hidden_size, c->num_attention_heads, c->ffn_hidden_size,
+                c->max_position_embeddings, c->vocab_size, c->type_vocab_size,
+                c->activation == MT_ACTIVATION_GELU ? "gelu" : "gelu_new", c->layernorm_epsilon,
+                c->hidden_dropout, c->attention_dropout,
+                c->untie_embeddings_and_output_weights ? "false" : "true");
+        if (c->seq_head == MT_SEQ_HEAD_CLASSIFY) {
+            fprintf(f, "  \"num_labels\": %d,\n  \"id2label\": {", c->num_classes);
+            for (int k = 0; k < c->num_classes; k++) fprintf(f, "%s\"%d\": \"LABEL_%d\"", k ? ", " : "", k, k);
+            fprintf(f, "},\n  \"label2id\": {");
+            for (int k = 0; k < c->num_classes; k++) fprintf(f, "%s\"LABEL_%d\": %d", k ? ", " : "", k, k);
+            fprintf(f, "},\n  \"problem_type\": \"single_label_classification\",\n");
+        }
     } else {
         fprintf(f, "  \"model_type\": \"llama\",\n  \"num_hidden_layers\": %d,\n  \"hidden_size\": %d,\n"
                 "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n"
@@ -584,7 +761,7 @@ void mt_hf_write(const char *dir, const struct mt_model_desc *d, const struct mt
             float *dst[3] = {NULL, NULL, NULL};
             for (int k = 0; k < nsources(r); k++) {
                 struct shape s = hf_shape(r, k, p, c);
-                snprintf(name, sizeof name, r->hf[k], layer);
+                hf_name(a, r, k, layer, name, sizeof name);
                 if (pass == 0) mt_st_writer_declare(w, name, dtype, s.ndim, s.d);
                 else {
                     dst[k] = malloc((size_t)(s.d[0] * (s.ndim == 2 ? s.d[1] : 1)) * sizeof(float) + 1);
@@ -594,7 +771,7 @@ void mt_hf_write(const char *dir, const struct mt_model_desc *d, const struct mt
             if (pass == 0) continue;
             to_hf(r, p, c, data + p->offset, dst);
             for (int k = 0; k < nsources(r); k++) {
-                snprintf(name, sizeof name, r->hf[k], layer);
+                hf_name(a, r, k, layer, name, sizeof name);
                 mt_st_writer_data(w, name, dst[k]);
                 free(dst[k]);
             }

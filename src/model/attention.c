@@ -1,9 +1,9 @@
 /* attention.c: self-attention (Megatron-core SelfAttention): the fused QKV
  * projection, column-parallel so that a rank computes its query groups and
  * their heads; rotary position embedding of the queries and keys (RoPE);
- * the core attention over the rank's heads (causal, grouped-query,
- * attention dropout); the output projection, row-parallel (the one
- * all-reduce of the forward). */
+ * the core attention over the rank's heads (causal, or bidirectional with
+ * the padded keys masked; grouped-query; attention dropout); the output
+ * projection, row-parallel (the one all-reduce of the forward). */
 #include "model/model_internal.h"
 #include "parallel/linear.h"
 
@@ -17,6 +17,7 @@ static struct mt_attn_args attn_args(const struct mt_fwd *f, int layer)
     a.groups = f->groups;
     a.head_dim = f->cfg->kv_channels;
     a.causal = f->cfg->attn_mask_type == MT_ATTN_MASK_CAUSAL;
+    a.lengths = f->lengths;
     a.dropout = mt_fwd_dropout(f, f->cfg->attention_dropout, layer, MT_DROP_ATTN_PROBS);
     a.dropout.col0 = f->tp->rank * f->heads; /* the global index of local head 0 */
     return a;

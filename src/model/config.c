@@ -20,6 +20,15 @@ void mt_config_defaults(struct mt_transformer_config *c)
     c->add_qkv_bias = 1;
     c->attn_mask_type = MT_ATTN_MASK_CAUSAL;
     c->init_method_std = 0.02f;
+    c->activation = MT_ACTIVATION_GELU_TANH;
+    c->lm_head = MT_LM_HEAD_GPT;
+    c->seq_head = MT_SEQ_HEAD_NONE;
+    c->seq_token = MT_SEQ_TOKEN_FIRST;
+}
+
+int mt_config_seq_classes(const struct mt_transformer_config *c)
+{
+    return c->seq_head == MT_SEQ_HEAD_BINARY ? 2 : c->seq_head == MT_SEQ_HEAD_CLASSIFY ? c->num_classes : 0;
 }
 
 void mt_config_derive(struct mt_transformer_config *c)
@@ -61,6 +70,13 @@ int mt_config_check(const struct mt_transformer_config *c, char *err, size_t err
         !(c->attention_dropout >= 0 && c->attention_dropout < 1))
         return mt_errf(err, errlen, "--hidden-dropout (%g) and --attention-dropout (%g) must lie in [0, 1)",
                        c->hidden_dropout, c->attention_dropout);
+    if (c->seq_head == MT_SEQ_HEAD_CLASSIFY && c->num_classes < 2)
+        return mt_errf(err, errlen, "--num-classes must be at least 2 (got %d)", c->num_classes);
+    if (c->type_vocab_size < 0 || c->type_vocab_size > 1000)
+        return mt_errf(err, errlen, "the number of token types must lie in [0, 1000] (got %d)",
+                       c->type_vocab_size);
+    if (c->add_pooler && c->seq_token != MT_SEQ_TOKEN_FIRST)
+        return mt_errf(err, errlen, "the pooler reads the first token");
     if (c->position_embedding_type == MT_POS_ROPE) {
         if (!(c->rotary_percent > 0 && c->rotary_percent <= 1))
             return mt_errf(err, errlen, "--rotary-percent must lie in (0, 1] (got %g)", c->rotary_percent);
@@ -129,6 +145,10 @@ size_t mt_config_param_count(const struct mt_transformer_config *c)
 static const char *const NORM_NAMES[] = {"LayerNorm", "RMSNorm", NULL};
 static const char *const POS_NAMES[] = {"learned_absolute", "rope", "none", NULL};
 static const char *const MASK_NAMES[] = {"causal", "none", NULL};
+static const char *const ACT_NAMES[] = {"gelu_tanh", "gelu", NULL};
+static const char *const LM_HEAD_NAMES[] = {"gpt", "bert", "none", NULL};
+static const char *const SEQ_HEAD_NAMES[] = {"none", "binary", "classification", NULL};
+static const char *const SEQ_TOKEN_NAMES[] = {"first", "last", NULL};
 
 const char *mt_normalization_name(enum mt_normalization n) { return NORM_NAMES[n]; }
 const char *mt_position_embedding_name(enum mt_position_embedding p) { return POS_NAMES[p]; }
@@ -172,6 +192,16 @@ static const struct mt_config_field FIELDS[] = {
     {"hidden_dropout", "--hidden-dropout", MT_FIELD_FLOAT, F(hidden_dropout), NULL, "0", 0},
     {"attention_dropout", "--attention-dropout", MT_FIELD_FLOAT, F(attention_dropout), NULL, "0", 0},
     {"init_method_std", "--init-method-std", MT_FIELD_FLOAT, F(init_method_std), NULL, "0.02", 0},
+    {"activation", "the activation (--openai-gelu)", MT_FIELD_ENUM, F(activation), ACT_NAMES, "gelu_tanh", 1},
+    {"num_tokentypes", "the token types", MT_FIELD_INT, F(type_vocab_size), NULL, "0", 1},
+    {"post_layernorm", "--post-layernorm", MT_FIELD_INT, F(post_layernorm), NULL, "0", 1},
+    {"lm_head", "the language-model head", MT_FIELD_ENUM, F(lm_head), LM_HEAD_NAMES, "gpt", 1},
+    {"add_pooler", "the pooler", MT_FIELD_INT, F(add_pooler), NULL, "0", 1},
+    {"sequence_head", "the sequence head (--bert-no-binary-head, finetune)", MT_FIELD_ENUM, F(seq_head),
+     SEQ_HEAD_NAMES, "none", 1},
+    {"num_classes", "--num-classes", MT_FIELD_INT, F(num_classes), NULL, "0", 1},
+    {"sequence_token", "the position the sequence head reads", MT_FIELD_ENUM, F(seq_token),
+     SEQ_TOKEN_NAMES, "first", 1},
 };
 #undef F
 

@@ -19,9 +19,23 @@
 
 enum mt_normalization { MT_NORM_LAYERNORM, MT_NORM_RMSNORM };
 enum mt_position_embedding { MT_POS_LEARNED_ABSOLUTE, MT_POS_ROPE, MT_POS_NONE };
-/* causal: a decoder (GPT); none: bidirectional (BERT's encoder, padding
- * masks to come with it) */
+/* causal: a decoder (GPT); none: bidirectional (BERT's encoder; padding
+ * at the end of a sequence is masked by its length) */
 enum mt_attn_mask { MT_ATTN_MASK_CAUSAL, MT_ATTN_MASK_NONE };
+/* the MLP's (and BERT's LM head's) activation: GPT-2's tanh approximation
+ * (Hugging Face gelu_new, Megatron --openai-gelu) or the exact erf GELU
+ * (BERT's, Megatron's default) */
+enum mt_activation { MT_ACTIVATION_GELU_TANH, MT_ACTIVATION_GELU };
+/* The language-model head on the last stage: GPT's output layer on the
+ * final norm; BERT's masked-LM head (dense, GELU, LayerNorm, then the
+ * output layer with a bias); or none (a classifier). */
+enum mt_lm_head { MT_LM_HEAD_GPT, MT_LM_HEAD_BERT, MT_LM_HEAD_NONE };
+/* The sequence head: none; BERT's binary (sentence-order) head, 2 classes;
+ * or a classification head of num_classes (fine-tuning). It reads one
+ * position of each sequence: the first ([CLS], through the pooler) or the
+ * last real token (GPT). */
+enum mt_seq_head { MT_SEQ_HEAD_NONE, MT_SEQ_HEAD_BINARY, MT_SEQ_HEAD_CLASSIFY };
+enum mt_seq_token { MT_SEQ_TOKEN_FIRST, MT_SEQ_TOKEN_LAST };
 
 struct mt_transformer_config {
     int num_layers;                /* --num-layers */
@@ -46,6 +60,17 @@ struct mt_transformer_config {
     int vocab_size;                /* the tokenizer's vocabulary */
     int padded_vocab_size;         /* rounded up to --make-vocab-size-divisible-by */
     float init_method_std;         /* --init-method-std (0.02) */
+    /* BERT and classifiers (GPT-2's values first) */
+    enum mt_activation activation; /* gelu_tanh | gelu */
+    int type_vocab_size;           /* token types (BERT 2; 0: no token-type embedding) */
+    int post_layernorm;            /* --post-layernorm: x = norm(x + sublayer(x)), the
+                                    * embedding normalised, no final norm (Google's and
+                                    * Hugging Face's BERT) */
+    enum mt_lm_head lm_head;
+    int add_pooler;                /* BERT's pooler: dense + tanh on the first token */
+    enum mt_seq_head seq_head;
+    int num_classes;               /* classes of the sequence head (binary: 2) */
+    enum mt_seq_token seq_token;
 };
 
 /* GPT-2 / Megatron defaults for everything but the sizes (which are 0):
@@ -73,6 +98,8 @@ int mt_config_fc1_width(const struct mt_transformer_config *c);  /* ffn, 2 ffn w
 int mt_config_rotary_dim(const struct mt_transformer_config *c);
 /* vocab_size rounded up to a multiple of divisible_by (Megatron vocab_utils). */
 int mt_config_padded_vocab(int vocab_size, int divisible_by);
+/* The sequence head's classes (0 without one). */
+int mt_config_seq_classes(const struct mt_transformer_config *c);
 /* Number of parameters of the whole model (tied output counted once). */
 size_t mt_config_param_count(const struct mt_transformer_config *c);
 /* "LayerNorm" | "RMSNorm"; "learned_absolute" | "rope" | "none". */

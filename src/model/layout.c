@@ -8,11 +8,13 @@
 
 /* ---- the parameter specs ------------------------------------------------------ */
 
-enum dim { NONE, HIDDEN, QKV, ATTN, FFN, FC1, VOCAB, MAXPOS };
+enum dim { NONE, HIDDEN, QKV, ATTN, FFN, FC1, VOCAB, MAXPOS, TYPES, CLASSES };
 enum split { REPL, COL, ROW, GLU };
 enum init { ONES, ZEROS, NORMAL, SCALED };
 enum when {
-    ALWAYS, NORM_BIAS, QKV_BIAS, LINEAR_BIAS, LEARNED_POS, WORD, LAST, LAST_NORM_BIAS, LAST_UNTIED
+    ALWAYS, NORM_BIAS, QKV_BIAS, LINEAR_BIAS, LEARNED_POS, WORD, TOKENTYPES, EMB_NORM,
+    EMB_NORM_BIAS, FINAL_NORM, FINAL_NORM_BIAS, BERT_LM, BERT_LM_NORM_BIAS, LAST_UNTIED, POOLER,
+    BINARY_HEAD, CLASS_HEAD
 };
 
 struct param_spec {
@@ -44,6 +46,8 @@ static int64_t param_dim(const struct mt_transformer_config *c, enum dim d)
     case FC1: return mt_config_fc1_width(c);
     case VOCAB: return c->padded_vocab_size;
     case MAXPOS: return c->max_position_embeddings;
+    case TYPES: return c->type_vocab_size;
+    case CLASSES: return mt_config_seq_classes(c);
     }
     return 0;
 }
@@ -54,8 +58,9 @@ static int64_t param_dim(const struct mt_transformer_config *c, enum dim d)
 static int present(const struct mt_transformer_config *c, enum when w, int first, int last,
                    int global)
 {
-    const int tied = !c->untie_embeddings_and_output_weights;
-    const int layernorm = c->normalization == MT_NORM_LAYERNORM;
+    const int lm = c->lm_head != MT_LM_HEAD_NONE, bert_lm = c->lm_head == MT_LM_HEAD_BERT;
+    const int tied = !c->untie_embeddings_and_output_weights && lm;
+    const int layernorm = c->normalization == MT_NORM_LAYERNORM, post = c->post_layernorm;
     switch (w) {
     case ALWAYS: return 1;
     case NORM_BIAS: return layernorm;
@@ -63,9 +68,17 @@ static int present(const struct mt_transformer_config *c, enum when w, int first
     case LINEAR_BIAS: return c->add_bias_linear;
     case LEARNED_POS: return first && c->position_embedding_type == MT_POS_LEARNED_ABSOLUTE;
     case WORD: return first || (!global && last && tied);
-    case LAST: return last;
-    case LAST_NORM_BIAS: return last && layernorm;
-    case LAST_UNTIED: return last && !tied;
+    case TOKENTYPES: return first && c->type_vocab_size > 0;
+    case EMB_NORM: return first && post;
+    case EMB_NORM_BIAS: return first && post && layernorm;
+    case FINAL_NORM: return last && !post;
+    case FINAL_NORM_BIAS: return last && !post && layernorm;
+    case BERT_LM: return last && bert_lm;
+    case BERT_LM_NORM_BIAS: return last && bert_lm && layernorm;
+    case LAST_UNTIED: return last && lm && c->untie_embeddings_and_output_weights;
+    case POOLER: return last && c->add_pooler;
+    case BINARY_HEAD: return last && c->seq_head == MT_SEQ_HEAD_BINARY;
+    case CLASS_HEAD: return last && c->seq_head == MT_SEQ_HEAD_CLASSIFY;
     }
     return 0;
 }
@@ -159,7 +172,8 @@ void mt_layout_views(const struct mt_transformer_config *c, const struct mt_stag
     memset(v, 0, sizeof *v);
     fill(v, PRE, COUNT(PRE), t, base, -1);
     fill(v, POST, COUNT(POST), t, base, -1);
-    if (s->last && !c->untie_embeddings_and_output_weights) v->output = v->word;
+    if (s->last && !c->untie_embeddings_and_output_weights && c->lm_head != MT_LM_HEAD_NONE)
+        v->output = v->word;
     v->layers = calloc((size_t)(s->nlayers > 0 ? s->nlayers : 1), sizeof *v->layers);
     if (!v->layers) mt_die("out of memory");
     for (int k = 0; k < s->nlayers; k++) fill(&v->layers[k], LAYER, COUNT(LAYER), t, base, s->layer0 + k);
@@ -173,8 +187,14 @@ void mt_layout_free_views(struct mt_model_view *v)
 
 /* ---- activation buffers ------------------------------------------------------- */
 
-enum act_dim { ONE, TOKENS, TOKENS2, SEQ, ATT_ROWS, A_HIDDEN, A_QKV, A_ATTN, A_FC1, A_FFN, VOCAB_REAL };
-enum act_when { A_ALWAYS, A_LAYERNORM };
+enum act_dim {
+    ONE, TOKENS, TOKENS2, SEQ, ATT_ROWS, A_HIDDEN, A_QKV, A_ATTN, A_FC1, A_FFN, VOCAB_REAL, SEQS,
+    SEQS2, A_CLASSES
+};
+enum act_when {
+    A_ALWAYS, A_LAYERNORM, A_FINAL_NORM, A_FINAL_NORM_MEAN, A_LM, A_BERT_LM, A_SEQ, A_POOLER,
+    A_POST_LN
+};
 
 struct act_spec {
     enum act_dim rows, cols;
@@ -194,8 +214,18 @@ struct act_spec {
 #define ACT_DIM_SEQ SEQ
 #define ACT_DIM_ATT_ROWS ATT_ROWS
 #define ACT_DIM_VOCAB_REAL VOCAB_REAL
+#define ACT_DIM_SEQS SEQS
+#define ACT_DIM_SEQS2 SEQS2
+#define ACT_DIM_CLASSES A_CLASSES
 #define ACT_WHEN_ALWAYS A_ALWAYS
 #define ACT_WHEN_LAYERNORM A_LAYERNORM
+#define ACT_WHEN_FINAL_NORM A_FINAL_NORM
+#define ACT_WHEN_FINAL_NORM_MEAN A_FINAL_NORM_MEAN
+#define ACT_WHEN_LM A_LM
+#define ACT_WHEN_BERT_LM A_BERT_LM
+#define ACT_WHEN_SEQ A_SEQ
+#define ACT_WHEN_POOLER A_POOLER
+#define ACT_WHEN_POST_LN A_POST_LN
 #define LAYER_ACT_(field, rows, cols, when) \
     {ACT_DIM_##rows, ACT_DIM_##cols, ACT_WHEN_##when, offsetof(struct mt_layer_acts, field)},
 #define HEAD_ACT_(field, rows, cols, when) \
@@ -205,6 +235,9 @@ struct act_spec {
 static const struct act_spec LAYER_ACTS[] = {MT_LAYER_ACTS(LAYER_ACT_)};
 static const struct act_spec HEAD_ACTS[] = {MT_HEAD_ACTS(HEAD_ACT_)};
 static const struct act_spec GRAD_BUFS[] = {MT_GRAD_BUFS(GRAD_BUF_)};
+#define EMBED_ACT_(field, rows, cols, when) \
+    {ACT_DIM_##rows, ACT_DIM_##cols, ACT_WHEN_##when, offsetof(struct mt_embed_acts, field)},
+static const struct act_spec EMBED_ACTS[] = {MT_EMBED_ACTS(EMBED_ACT_)};
 
 void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_rank, int B, int T,
                         struct mt_act_dims *d)
@@ -220,6 +253,8 @@ void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_ra
     d->fc1 = mt_config_fc1_width(c) / tp;
     d->ffn = c->ffn_hidden_size / tp;
     d->vocab_real = real < 0 ? 0 : real > vshard ? vshard : real;
+    d->seqs = B;
+    d->classes = mt_config_seq_classes(c);
 }
 
 static int64_t act_dim(const struct mt_act_dims *d, enum act_dim a)
@@ -236,6 +271,26 @@ static int64_t act_dim(const struct mt_act_dims *d, enum act_dim a)
     case A_FC1: return d->fc1;
     case A_FFN: return d->ffn;
     case VOCAB_REAL: return d->vocab_real;
+    case SEQS: return d->seqs;
+    case SEQS2: return 2 * d->seqs;
+    case A_CLASSES: return d->classes;
+    }
+    return 0;
+}
+
+static int act_present(const struct mt_transformer_config *c, enum act_when w)
+{
+    const int layernorm = c->normalization == MT_NORM_LAYERNORM;
+    switch (w) {
+    case A_ALWAYS: return 1;
+    case A_LAYERNORM: return layernorm;
+    case A_FINAL_NORM: return !c->post_layernorm;
+    case A_FINAL_NORM_MEAN: return !c->post_layernorm && layernorm;
+    case A_LM: return c->lm_head != MT_LM_HEAD_NONE;
+    case A_BERT_LM: return c->lm_head == MT_LM_HEAD_BERT;
+    case A_SEQ: return c->seq_head != MT_SEQ_HEAD_NONE;
+    case A_POOLER: return c->add_pooler;
+    case A_POST_LN: return c->post_layernorm;
     }
     return 0;
 }
@@ -246,7 +301,7 @@ static void alloc_set(mt_backend *be, const struct mt_transformer_config *c,
     memset(set, 0, (size_t)n * sizeof(mt_tensor));
     for (int k = 0; k < n; k++) {
         mt_tensor *t = (mt_tensor *)((char *)set + specs[k].offset);
-        if (specs[k].when == A_LAYERNORM && c->normalization != MT_NORM_LAYERNORM) continue;
+        if (!act_present(c, specs[k].when)) continue;
         *t = mt_tensor_alloc(be, MT_DTYPE_F32, act_dim(d, specs[k].rows), act_dim(d, specs[k].cols));
     }
 }
@@ -276,6 +331,17 @@ void mt_layout_alloc_head_acts(mt_backend *be, const struct mt_transformer_confi
 void mt_layout_free_head_acts(mt_backend *be, struct mt_head_acts *a)
 {
     free_set(be, HEAD_ACTS, COUNT(HEAD_ACTS), a);
+}
+
+void mt_layout_alloc_embed_acts(mt_backend *be, const struct mt_transformer_config *c,
+                                const struct mt_act_dims *d, struct mt_embed_acts *a)
+{
+    alloc_set(be, c, d, EMBED_ACTS, COUNT(EMBED_ACTS), a);
+}
+
+void mt_layout_free_embed_acts(mt_backend *be, struct mt_embed_acts *a)
+{
+    free_set(be, EMBED_ACTS, COUNT(EMBED_ACTS), a);
 }
 
 void mt_layout_alloc_grad_bufs(mt_backend *be, const struct mt_transformer_config *c,

@@ -6,10 +6,11 @@
  * (struct mt_layer_view / mt_model_view: a tensor per entry), and the
  * activation buffers of a micro-batch. A tensor whose condition does not
  * hold for the configuration (a bias under --disable-bias-linear, the
- * LayerNorm bias under RMSNorm, the position table under RoPE) is absent:
- * not in the table, and its view has data == NULL, which the layer code
- * reads as "no such term". A new kind of tensor (BERT's token types, its
- * heads) is a new line here and the code that uses it.
+ * LayerNorm bias under RMSNorm, the position table under RoPE, BERT's
+ * token types, embedding norm and heads under GPT) is absent: not in the
+ * table, and its view has data == NULL, which the layer code reads as "no
+ * such term". A new kind of tensor is a new line here and the code that
+ * uses it.
  *
  * Parameters, in the order of the flat buffer and of the checkpoint:
  * MT_PRE_PARAMS (first stage), every layer's MT_LAYER_PARAMS, then
@@ -33,7 +34,10 @@
 
 #define MT_PRE_PARAMS(X) \
     X(word, "embedding.word_embeddings.weight", VOCAB, HIDDEN, COL, NORMAL, WORD) \
-    X(pos, "embedding.position_embeddings.weight", MAXPOS, HIDDEN, REPL, NORMAL, LEARNED_POS)
+    X(pos, "embedding.position_embeddings.weight", MAXPOS, HIDDEN, REPL, NORMAL, LEARNED_POS) \
+    X(tokentype, "embedding.tokentype_embeddings.weight", TYPES, HIDDEN, REPL, NORMAL, TOKENTYPES) \
+    X(emb_ln_w, "embedding.layernorm.weight", HIDDEN, NONE, REPL, ONES, EMB_NORM) \
+    X(emb_ln_b, "embedding.layernorm.bias", HIDDEN, NONE, REPL, ZEROS, EMB_NORM_BIAS)
 
 #define MT_LAYER_PARAMS(X) \
     X(ln1_w, "input_layernorm.weight", HIDDEN, NONE, REPL, ONES, ALWAYS) \
@@ -50,9 +54,20 @@
     X(fc2_b, "mlp.linear_fc2.bias", HIDDEN, NONE, REPL, ZEROS, LINEAR_BIAS)
 
 #define MT_POST_PARAMS(X) \
-    X(lnf_w, "decoder.final_layernorm.weight", HIDDEN, NONE, REPL, ONES, LAST) \
-    X(lnf_b, "decoder.final_layernorm.bias", HIDDEN, NONE, REPL, ZEROS, LAST_NORM_BIAS) \
-    X(output, "output_layer.weight", VOCAB, HIDDEN, COL, NORMAL, LAST_UNTIED)
+    X(lnf_w, "decoder.final_layernorm.weight", HIDDEN, NONE, REPL, ONES, FINAL_NORM) \
+    X(lnf_b, "decoder.final_layernorm.bias", HIDDEN, NONE, REPL, ZEROS, FINAL_NORM_BIAS) \
+    X(lm_dense_w, "lm_head.dense.weight", HIDDEN, HIDDEN, REPL, NORMAL, BERT_LM) \
+    X(lm_dense_b, "lm_head.dense.bias", HIDDEN, NONE, REPL, ZEROS, BERT_LM) \
+    X(lm_ln_w, "lm_head.layer_norm.weight", HIDDEN, NONE, REPL, ONES, BERT_LM) \
+    X(lm_ln_b, "lm_head.layer_norm.bias", HIDDEN, NONE, REPL, ZEROS, BERT_LM_NORM_BIAS) \
+    X(output, "output_layer.weight", VOCAB, HIDDEN, COL, NORMAL, LAST_UNTIED) \
+    X(output_b, "output_layer.bias", VOCAB, NONE, COL, ZEROS, BERT_LM) \
+    X(pool_w, "pooler.dense.weight", HIDDEN, HIDDEN, REPL, NORMAL, POOLER) \
+    X(pool_b, "pooler.dense.bias", HIDDEN, NONE, REPL, ZEROS, POOLER) \
+    X(binary_w, "binary_head.weight", CLASSES, HIDDEN, REPL, NORMAL, BINARY_HEAD) \
+    X(binary_b, "binary_head.bias", CLASSES, NONE, REPL, ZEROS, BINARY_HEAD) \
+    X(class_w, "classification_head.weight", CLASSES, HIDDEN, REPL, NORMAL, CLASS_HEAD) \
+    X(class_b, "classification_head.bias", CLASSES, NONE, REPL, ZEROS, CLASS_HEAD)
 
 /* Activations of one layer for one micro-batch (local widths: a tensor-
  * parallel rank's heads and columns), saved for the backward pass.
@@ -79,13 +94,31 @@
  * vocabulary columns of this shard that are real tokens (padding rows of
  * the output weight take no part in the softmax). */
 #define MT_HEAD_ACTS(X) \
-    X(lnf, TOKENS, HIDDEN, ALWAYS) \
-    X(lnf_mean, TOKENS, ONE, LAYERNORM) \
-    X(lnf_rstd, TOKENS, ONE, ALWAYS) \
-    X(logits, TOKENS, VOCAB_REAL, ALWAYS)   /* overwritten by dlogits in backward */ \
-    X(rowmax, TOKENS, ONE, ALWAYS) \
-    X(sumexp_tgt, TOKENS2, ONE, ALWAYS)     /* sumexp then target logit: one all-reduce */ \
-    X(losses, TOKENS, ONE, ALWAYS)
+    X(lnf, TOKENS, HIDDEN, FINAL_NORM)      /* the hidden state the heads read (pre-norm layout) */ \
+    X(lnf_mean, TOKENS, ONE, FINAL_NORM_MEAN) \
+    X(lnf_rstd, TOKENS, ONE, FINAL_NORM) \
+    X(lm_dense, TOKENS, HIDDEN, BERT_LM)    /* BERT's LM head: dense output, GELU, LayerNorm */ \
+    X(lm_act, TOKENS, HIDDEN, BERT_LM) \
+    X(lm_ln, TOKENS, HIDDEN, BERT_LM) \
+    X(lm_ln_mean, TOKENS, ONE, BERT_LM) \
+    X(lm_ln_rstd, TOKENS, ONE, BERT_LM) \
+    X(logits, TOKENS, VOCAB_REAL, LM)       /* overwritten by dlogits in backward */ \
+    X(rowmax, TOKENS, ONE, LM) \
+    X(sumexp_tgt, TOKENS2, ONE, LM)         /* sumexp then target logit: one all-reduce */ \
+    X(losses, TOKENS, ONE, LM) \
+    X(seq_in, SEQS, HIDDEN, SEQ)            /* the row of each sequence the sequence head reads */ \
+    X(pool_dense, SEQS, HIDDEN, POOLER) \
+    X(pooled, SEQS, HIDDEN, POOLER)         /* tanh(dense(seq_in)) */ \
+    X(seq_logits, SEQS, CLASSES, SEQ)       /* overwritten by their gradient in backward */ \
+    X(seq_rowmax, SEQS, ONE, SEQ) \
+    X(seq_sumexp_tgt, SEQS2, ONE, SEQ) \
+    X(seq_losses, SEQS, ONE, SEQ)
+
+/* The embedding's LayerNorm (post-norm layout): the sum it normalises. */
+#define MT_EMBED_ACTS(X) \
+    X(emb_sum, TOKENS, HIDDEN, POST_LN) \
+    X(emb_mean, TOKENS, ONE, POST_LN) \
+    X(emb_rstd, TOKENS, ONE, POST_LN)
 
 /* Backward scratch, shared by the micro-batches. */
 #define MT_GRAD_BUFS(X) \
@@ -97,7 +130,13 @@
     X(datt, ATT_ROWS, SEQ, ALWAYS) \
     X(dfc1, TOKENS, FC1, ALWAYS) \
     X(dact, TOKENS, FFN, ALWAYS) \
-    X(dlosses, TOKENS, ONE, ALWAYS)
+    X(dlosses, TOKENS, ONE, ALWAYS) \
+    X(dhead, TOKENS, HIDDEN, ALWAYS)        /* the heads' input gradient */ \
+    X(dlm, TOKENS, HIDDEN, BERT_LM)         /* inside BERT's LM head */ \
+    X(dlm2, TOKENS, HIDDEN, BERT_LM) \
+    X(dseq, SEQS, HIDDEN, SEQ)              /* inside the sequence head */ \
+    X(dseq2, SEQS, HIDDEN, SEQ) \
+    X(dseq_losses, SEQS, ONE, SEQ)
 
 #define MT_VIEW_FIELD_(field, ...) mt_tensor field;
 
@@ -114,6 +153,9 @@ struct mt_layer_acts {
 };
 struct mt_head_acts {
     MT_HEAD_ACTS(MT_VIEW_FIELD_)
+};
+struct mt_embed_acts {
+    MT_EMBED_ACTS(MT_VIEW_FIELD_)
 };
 struct mt_grad_bufs {
     MT_GRAD_BUFS(MT_VIEW_FIELD_)
@@ -153,6 +195,7 @@ struct mt_act_dims {
     int64_t tokens, seq, att_rows;       /* B*T, T, B * local heads * T */
     int64_t hidden, qkv, attn, fc1, ffn; /* local widths */
     int64_t vocab_real;                  /* real vocabulary columns of the shard */
+    int64_t seqs, classes;               /* B sequences; the sequence head's classes */
 };
 void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_rank, int B, int T,
                         struct mt_act_dims *d);
@@ -163,6 +206,9 @@ void mt_layout_free_layer_acts(mt_backend *be, struct mt_layer_acts *a);
 void mt_layout_alloc_head_acts(mt_backend *be, const struct mt_transformer_config *c,
                                const struct mt_act_dims *d, struct mt_head_acts *a);
 void mt_layout_free_head_acts(mt_backend *be, struct mt_head_acts *a);
+void mt_layout_alloc_embed_acts(mt_backend *be, const struct mt_transformer_config *c,
+                                const struct mt_act_dims *d, struct mt_embed_acts *a);
+void mt_layout_free_embed_acts(mt_backend *be, struct mt_embed_acts *a);
 void mt_layout_alloc_grad_bufs(mt_backend *be, const struct mt_transformer_config *c,
                                const struct mt_act_dims *d, struct mt_grad_bufs *g);
 void mt_layout_free_grad_bufs(mt_backend *be, struct mt_grad_bufs *g);

@@ -12,7 +12,7 @@ void mt_mlp_fwd(const struct mt_fwd *f, const struct mt_layer_view *w, struct mt
     mt_tensor h = mt_rows(a->fc1, 0, N), act = mt_rows(a->act, 0, N);
     mt_column_linear_fwd(f->tp, &fc1, h, x);
     if (f->cfg->gated_linear_unit) mt_swiglu_fwd(f->be, act, h);
-    else mt_gelu_fwd(f->be, act, h);
+    else mt_act_fwd(f->be, act, h, mt_fwd_gelu(f));
     mt_row_linear_fwd(f->tp, &fc2, y, act);
 }
 
@@ -28,6 +28,6 @@ void mt_mlp_bwd(const struct mt_fwd *f, const struct mt_layer_view *w,
     mt_tensor dh = mt_rows(gb->dfc1, 0, N), dact = mt_rows(gb->dact, 0, N);
     mt_row_linear_bwd(f->tp, &fc2, dact, dy, act);
     if (f->cfg->gated_linear_unit) mt_swiglu_bwd(f->be, dh, h, dact);
-    else mt_gelu_bwd(f->be, dh, h, dact);
+    else mt_act_bwd(f->be, dh, h, dact, mt_fwd_gelu(f));
     mt_column_linear_bwd(f->tp, &fc1, dx, dh, x);
 }

@@ -35,6 +35,7 @@ static struct mt_fwd fwd_of(const struct mt_model *m, const struct mt_model_slot
     f.heads = m->cfg.num_attention_heads / m->tp.size;
     f.groups = m->cfg.num_query_groups / m->tp.size;
     f.rope = m->rope;
+    f.lengths = s->has_lengths ? mt_ip(s->lengths) : NULL;
     f.dropout = s->dropout;
     f.seed = m->dropout_seed;
     f.sample0 = s->sample0;
@@ -73,7 +74,14 @@ static void slot_alloc(struct mt_model *m, struct mt_model_slot *s)
     s->tokens = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->targets = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->positions = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
+    if (m->cfg.type_vocab_size > 0) s->types = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
+    s->lengths = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
+    s->seq_rows = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
+    s->labels = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
+    s->dlosses_host = malloc((size_t)N * sizeof *s->dlosses_host);
+    if (!s->dlosses_host) mt_die("out of memory");
     s->input = mt_tensor_alloc(be, MT_DTYPE_F32, N, m->cfg.hidden_size);
+    if (m->stage.first) mt_layout_alloc_embed_acts(be, &m->cfg, &m->dims, &s->emb);
     s->acts = calloc((size_t)(m->stage.nlayers > 0 ? m->stage.nlayers : 1), sizeof *s->acts);
     if (!s->acts) mt_die("out of memory");
     for (int l = 0; l < m->stage.nlayers; l++)
@@ -86,9 +94,12 @@ static void slot_free(struct mt_model *m, struct mt_model_slot *s)
     mt_backend *be = m->be;
     for (int l = 0; l < m->stage.nlayers; l++) mt_layout_free_layer_acts(be, &s->acts[l]);
     if (m->stage.last) mt_layout_free_head_acts(be, &s->head);
-    mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->input};
+    if (m->stage.first) mt_layout_free_embed_acts(be, &s->emb);
+    mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->types, &s->lengths,
+                      &s->seq_rows, &s->labels, &s->input};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) mt_tensor_free(be, t[i]);
     free(s->acts);
+    free(s->dlosses_host);
 }
 
 void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
@@ -234,42 +245,128 @@ static void upload_positions(struct mt_model *m, struct mt_model_slot *s, int B,
     upload_ids(m->be, s->positions, m->ids_host, (int64_t)B * T);
 }
 
-float mt_model_stage_forward(struct mt_model *m, int slot, const int32_t *tokens,
-                             const int32_t *targets, int B, int T, int64_t sample0)
+/* the slot's ids the embedding reads */
+static struct mt_embed_ids embed_ids(const struct mt_model_slot *s, int64_t N)
+{
+    struct mt_embed_ids ids = {mt_rows(s->tokens, 0, N), mt_rows(s->positions, 0, N),
+                               s->types.data ? mt_rows(s->types, 0, N) : s->types};
+    return ids;
+}
+
+/* the hidden state the heads read: the final norm's output (pre-norm), or
+ * the stage's output itself (post-norm) */
+static mt_tensor head_input(struct mt_model *m, struct mt_model_slot *s, int64_t N)
+{
+    if (m->cfg.post_layernorm) return mt_model_stage_output(m, (int)(s - m->slots), s->B, s->T);
+    return mt_rows(s->head.lnf, 0, N);
+}
+
+/* the rows the sequence head reads: each sequence's first token, or its last real one */
+static void upload_seq_rows(struct mt_model *m, struct mt_model_slot *s, const struct mt_batch *b)
+{
+    for (int i = 0; i < b->B; i++) {
+        const int len = b->lengths ? b->lengths[i] : b->T;
+        m->ids_host[i] = i * b->T + (m->cfg.seq_token == MT_SEQ_TOKEN_LAST ? len - 1 : 0);
+    }
+    upload_ids(m->be, s->seq_rows, m->ids_host, b->B);
+}
+
+/* The last stage: heads and losses. The LM loss is the weighted mean
+ * sum(mask l) / sum(mask), in double in index order (the same on every
+ * backend and layout); its backward weights are kept for the backward. */
+static double heads_forward(struct mt_model *m, struct mt_model_slot *s, const struct mt_fwd *f,
+                            const struct mt_batch *b, mt_tensor x)
+{
+    mt_backend *be = m->be;
+    const int64_t N = (int64_t)b->B * b->T;
+    if (!m->cfg.post_layernorm)
+        mt_norm_fwd(f, mt_rows(s->head.lnf, 0, N), mt_rows(s->head.lnf_mean, 0, N),
+                    mt_rows(s->head.lnf_rstd, 0, N), x, m->w.lnf_w, m->w.lnf_b);
+    mt_tensor hidden = head_input(m, s, N);
+    s->lm_loss = s->seq_loss = 0.0;
+    s->has_targets = s->has_labels = 0;
+    if (m->cfg.lm_head != MT_LM_HEAD_NONE) {
+        mt_lm_head_fwd(f, &m->w, &s->head, hidden);
+        m->logits = mt_rows(s->head.logits, 0, N);
+        if (b->targets) {
+            s->has_targets = 1;
+            upload_ids(be, s->targets, b->targets, N);
+            mt_lm_loss_fwd(f, &m->w, &s->head, mt_rows(s->targets, 0, N));
+            mt_tensor_download(be, m->losses_host, mt_rows(s->head.losses, 0, N));
+            double sum = 0.0, den = 0.0;
+            for (int64_t i = 0; i < N; i++) {
+                const double w = b->loss_mask ? b->loss_mask[i] : 1.0;
+                sum += w * m->losses_host[i];
+                den += w;
+            }
+            s->lm_loss = den > 0 ? sum / den : 0.0;
+            s->lm_masked = b->loss_mask != NULL;
+            if (s->lm_masked)
+                for (int64_t i = 0; i < N; i++)
+                    s->dlosses_host[i] = den > 0 ? (float)(b->loss_mask[i] / den) : 0.0f;
+        }
+    }
+    if (m->cfg.seq_head != MT_SEQ_HEAD_NONE) {
+        upload_seq_rows(m, s, b);
+        mt_seq_head_fwd(f, &m->w, &s->head, hidden, mt_rows(s->seq_rows, 0, b->B));
+        if (b->labels) {
+            s->has_labels = 1;
+            upload_ids(be, s->labels, b->labels, b->B);
+            mt_seq_loss_fwd(f, &s->head, mt_rows(s->labels, 0, b->B));
+            mt_tensor_download(be, m->losses_host, mt_rows(s->head.seq_losses, 0, b->B));
+            double sum = 0.0;
+            for (int i = 0; i < b->B; i++) sum += m->losses_host[i];
+            s->seq_loss = sum / b->B;
+        }
+    }
+    return s->lm_loss + s->seq_loss;
+}
+
+float mt_model_stage_forward_batch(struct mt_model *m, int slot, const struct mt_batch *b,
+                                   int64_t sample0)
 {
     mt_backend *be = m->be;
     MT_ASSERT(slot >= 0 && slot < m->nslots);
-    MT_ASSERT((int64_t)B * T <= m->dims.tokens && T <= m->T);
+    const int B = b->B, T = b->T;
+    MT_ASSERT((int64_t)B * T <= m->dims.tokens && T <= m->T && B <= m->B);
     struct mt_model_slot *s = &m->slots[slot];
     const int64_t N = (int64_t)B * T;
     s->B = B;
     s->T = T;
     s->sample0 = sample0;
     s->dropout = m->training && (m->cfg.hidden_dropout > 0 || m->cfg.attention_dropout > 0);
+    s->has_lengths = b->lengths != NULL;
+    if (b->lengths) upload_ids(be, s->lengths, b->lengths, B);
     const struct mt_fwd f = fwd_of(m, s, B, T, 0);
     mt_tensor x = mt_rows(s->input, 0, N);
     if (m->stage.first) {
-        upload_ids(be, s->tokens, tokens, N);
+        upload_ids(be, s->tokens, b->tokens, N);
         if (m->w.pos.data) upload_positions(m, s, B, T, 0);
-        mt_embedding_fwd(&f, &m->w, x, mt_rows(s->tokens, 0, N), mt_rows(s->positions, 0, N));
+        if (m->w.tokentype.data) {
+            if (b->types) {
+                upload_ids(be, s->types, b->types, N);
+            } else {
+                for (int64_t i = 0; i < N; i++) m->ids_host[i] = 0;
+                upload_ids(be, s->types, m->ids_host, N);
+            }
+        }
+        const struct mt_embed_ids ids = embed_ids(s, N);
+        mt_embedding_fwd(&f, &m->w, &s->emb, x, &ids);
     }
     for (int l = 0; l < m->stage.nlayers; l++) {
         mt_layer_fwd(&f, &m->w.layers[l], &s->acts[l], m->stage.layer0 + l, x);
-        x = mt_rows(s->acts[l].resid3, 0, N);
+        x = mt_layer_output(&m->cfg, &s->acts[l], 0, N);
     }
-    s->has_targets = 0;
+    s->has_targets = s->has_labels = 0;
     if (!m->stage.last) return 0.0f;
-    mt_lm_head_fwd(&f, &m->w, &s->head, x);
-    m->logits = mt_rows(s->head.logits, 0, N);
-    if (!targets) return 0.0f;
-    s->has_targets = 1;
-    upload_ids(be, s->targets, targets, N);
-    mt_lm_loss_fwd(&f, &m->w, &s->head, mt_rows(s->targets, 0, N));
-    mt_tensor_download(be, m->losses_host, mt_rows(s->head.losses, 0, N));
-    /* mean in double, in index order: the same on every backend and layout */
-    double sum = 0.0;
-    for (int64_t i = 0; i < N; i++) sum += m->losses_host[i];
-    return (float)(sum / (double)N);
+    return (float)heads_forward(m, s, &f, b, x);
+}
+
+float mt_model_stage_forward(struct mt_model *m, int slot, const int32_t *tokens,
+                             const int32_t *targets, int B, int T, int64_t sample0)
+{
+    const struct mt_batch b = {B, T, tokens, NULL, NULL, targets, NULL, NULL};
+    return mt_model_stage_forward_batch(m, slot, &b, sample0);
 }
 
 mt_tensor mt_model_stage_input(struct mt_model *m, int slot, int B, int T)
@@ -281,7 +378,7 @@ mt_tensor mt_model_stage_output(struct mt_model *m, int slot, int B, int T)
 {
     struct mt_model_slot *s = &m->slots[slot];
     const int64_t N = (int64_t)B * T;
-    return m->stage.nlayers > 0 ? mt_rows(s->acts[m->stage.nlayers - 1].resid3, 0, N)
+    return m->stage.nlayers > 0 ? mt_layer_output(&m->cfg, &s->acts[m->stage.nlayers - 1], 0, N)
                                 : mt_rows(s->input, 0, N);
 }
 
@@ -293,35 +390,79 @@ mt_tensor mt_model_stage_dinput(struct mt_model *m, int B, int T)
 mt_tensor mt_model_last_hidden(struct mt_model *m)
 {
     MT_ASSERT(m->stage.last);
-    return mt_rows(m->slots[0].head.lnf, 0, m->logits.rows);
+    struct mt_model_slot *s = &m->slots[0];
+    return head_input(m, s, (int64_t)s->B * s->T);
+}
+
+mt_tensor mt_model_seq_logits(struct mt_model *m)
+{
+    MT_ASSERT(m->stage.last && m->cfg.seq_head != MT_SEQ_HEAD_NONE);
+    return mt_rows(m->slots[0].head.seq_logits, 0, m->slots[0].B);
+}
+
+/* The last stage's heads backward: dresid = d(stage output). */
+static void heads_backward(struct mt_model *m, struct mt_model_slot *s, const struct mt_fwd *f,
+                           float dloss_scale)
+{
+    mt_backend *be = m->be;
+    const int B = s->B, T = s->T;
+    const int64_t N = (int64_t)B * T;
+    MT_ASSERT(s->has_targets || s->has_labels);
+    mt_tensor hidden = head_input(m, s, N), x = mt_model_stage_output(m, (int)(s - m->slots), B, T);
+    mt_tensor dhidden = mt_rows(m->gb.dhead, 0, N), dresid = mt_rows(m->gb.dresid, 0, N);
+    if (s->has_targets) {
+        /* d loss / d losses[n] = the mask's weight (1/N without one), times the
+         * micro-batch weight */
+        for (int64_t i = 0; i < N; i++)
+            m->losses_host[i] = s->lm_masked ? dloss_scale * s->dlosses_host[i] : dloss_scale / (float)N;
+        mt_tensor dlosses = mt_rows(m->gb.dlosses, 0, N);
+        mt_tensor_upload(be, dlosses, m->losses_host);
+        mt_lm_head_bwd(f, &m->w, &m->g, &s->head, &m->gb, dhidden, hidden,
+                       mt_rows(s->targets, 0, N), dlosses);
+    } else {
+        mt_tensor_zero(be, dhidden);
+    }
+    if (s->has_labels) {
+        for (int i = 0; i < B; i++) m->losses_host[i] = dloss_scale / (float)B;
+        mt_tensor dl = mt_rows(m->gb.dseq_losses, 0, B);
+        mt_tensor_upload(be, dl, m->losses_host);
+        mt_seq_head_bwd(f, &m->w, &m->g, &s->head, &m->gb, dhidden, mt_rows(s->seq_rows, 0, B),
+                        mt_rows(s->labels, 0, B), dl);
+    }
+    if (m->cfg.post_layernorm) {
+        mt_copy(be, dresid.data, dhidden.data, (size_t)mt_numel(dresid) * sizeof(float));
+    } else {
+        mt_tensor_zero(be, dresid);
+        mt_norm_bwd(f, dresid, m->g.lnf_w, m->g.lnf_b, dhidden, x, m->w.lnf_w,
+                    mt_rows(s->head.lnf_mean, 0, N), mt_rows(s->head.lnf_rstd, 0, N));
+    }
+    s->has_targets = s->has_labels = 0; /* the logits are gone: a second backward needs a new forward */
 }
 
 void mt_model_stage_backward(struct mt_model *m, int slot, float dloss_scale)
 {
-    mt_backend *be = m->be;
     struct mt_model_slot *s = &m->slots[slot];
     const int B = s->B, T = s->T;
     const int64_t N = (int64_t)B * T;
     const struct mt_fwd f = fwd_of(m, s, B, T, 0);
-    if (m->stage.last) {
-        MT_ASSERT(s->has_targets);
-        /* d mean(losses) / d losses[n] = 1/N, times the micro-batch weight */
-        for (int64_t i = 0; i < N; i++) m->losses_host[i] = dloss_scale / (float)N;
-        mt_tensor dlosses = mt_rows(m->gb.dlosses, 0, N);
-        mt_tensor_upload(be, dlosses, m->losses_host);
-        mt_lm_head_bwd(&f, &m->w, &m->g, &s->head, &m->gb, mt_model_stage_output(m, slot, B, T),
-                       mt_rows(s->targets, 0, N), dlosses);
-        s->has_targets = 0; /* the logits are gone: a second backward needs a new forward */
-    }
+    if (m->stage.last) heads_backward(m, s, &f, dloss_scale);
     /* else: the caller received d(stage output) into the stage's dinput */
     for (int l = m->stage.nlayers - 1; l >= 0; l--) {
-        mt_tensor x = l > 0 ? mt_rows(s->acts[l - 1].resid3, 0, N) : mt_rows(s->input, 0, N);
+        mt_tensor x = l > 0 ? mt_layer_output(&m->cfg, &s->acts[l - 1], 0, N) : mt_rows(s->input, 0, N);
         mt_layer_bwd(&f, &m->w.layers[l], &m->g.layers[l], &s->acts[l], m->stage.layer0 + l,
                      &m->gb, x);
     }
-    if (m->stage.first)
-        mt_embedding_bwd(&f, &m->g, mt_rows(m->gb.dresid, 0, N), mt_rows(s->tokens, 0, N),
-                         mt_rows(s->positions, 0, N));
+    if (m->stage.first) {
+        const struct mt_embed_ids ids = embed_ids(s, N);
+        mt_embedding_bwd(&f, &m->w, &m->g, &s->emb, mt_rows(m->gb.dresid, 0, N),
+                         mt_rows(m->gb.dbuf, 0, N), &ids);
+    }
+}
+
+float mt_model_forward_batch(struct mt_model *m, const struct mt_batch *b, int64_t sample0)
+{
+    MT_ASSERT(m->stage.first && m->stage.last);
+    return mt_model_stage_forward_batch(m, 0, b, sample0);
 }
 
 float mt_model_forward(struct mt_model *m, const int32_t *tokens, const int32_t *targets, int B,
@@ -359,11 +500,17 @@ mt_tensor mt_model_decode_step(struct mt_model *m, int32_t token, int pos)
     int32_t p = pos;
     upload_ids(m->be, s->positions, &p, 1);
     mt_tensor x = mt_rows(s->input, 0, 1);
-    mt_embedding_fwd(&f, &m->w, x, mt_rows(s->tokens, 0, 1), mt_rows(s->positions, 0, 1));
+    const struct mt_embed_ids ids = embed_ids(s, 1);
+    mt_embedding_fwd(&f, &m->w, &s->emb, x, &ids);
     for (int l = 0; l < m->stage.nlayers; l++) {
         /* keys and values of positions [0, pos) are already in acts[l].qkv */
         mt_layer_fwd(&f, &m->w.layers[l], &s->acts[l], m->stage.layer0 + l, x);
-        x = mt_rows(s->acts[l].resid3, 0, 1);
+        x = mt_layer_output(&m->cfg, &s->acts[l], 0, 1);
+    }
+    if (!m->cfg.post_layernorm) {
+        mt_norm_fwd(&f, mt_rows(s->head.lnf, 0, 1), mt_rows(s->head.lnf_mean, 0, 1),
+                    mt_rows(s->head.lnf_rstd, 0, 1), x, m->w.lnf_w, m->w.lnf_b);
+        x = mt_rows(s->head.lnf, 0, 1);
     }
     mt_lm_head_fwd(&f, &m->w, &s->head, x);
     m->logits = mt_rows(s->head.logits, 0, 1);

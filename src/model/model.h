@@ -41,15 +41,34 @@ struct mt_model_par {
     int pp, pp_rank;  /* pipeline stages, this stage */
 };
 
+/* A micro-batch as the host holds it: B sequences of T tokens. Only tokens
+ * are needed (first stage); the rest may be NULL. A stage reads what it
+ * uses: the first the tokens and types, every one the lengths, the last
+ * the targets, the loss mask and the labels. */
+struct mt_batch {
+    int B, T;
+    const int32_t *tokens;  /* (B*T) */
+    const int32_t *types;   /* (B*T) token types (BERT's segments A/B); NULL: all 0 */
+    const int32_t *lengths; /* (B) real tokens of each sequence, padding after; NULL: T */
+    const int32_t *targets; /* (B*T) the LM head's targets; NULL: no LM loss */
+    const float *loss_mask; /* (B*T) weight of each target (Megatron's loss_mask); NULL: all 1 */
+    const int32_t *labels;  /* (B) the sequence head's classes; NULL: no sequence loss */
+};
+
 /* One micro-batch in flight: its inputs and the activations kept for the
  * backward pass. A pipeline stage keeps one per micro-batch in flight
  * (1F1B has at most stages - stage of them); otherwise one. */
 struct mt_model_slot {
-    mt_tensor tokens, targets, positions; /* (N,1) i32 */
+    mt_tensor tokens, targets, positions, types; /* (N,1) i32 (types: with token types) */
+    mt_tensor lengths, seq_rows, labels;  /* (B,1) i32: lengths, the sequence head's rows, classes */
     mt_tensor input;                      /* (N,C) the stage's input: embedding or received */
+    struct mt_embed_acts emb;             /* first stage, post-norm layout */
     struct mt_layer_acts *acts;           /* the stage's layers */
     struct mt_head_acts head;             /* last stage */
-    int B, T, has_targets;
+    int B, T, has_targets, has_labels, has_lengths;
+    float *dlosses_host;                  /* (N) the LM loss's weights mask / sum(mask) ... */
+    int lm_masked;                        /* ... when it had a mask (else 1/N) */
+    double lm_loss, seq_loss;             /* last stage: the two parts of its loss */
     int dropout;                          /* this forward applied dropout */
     int64_t sample0;                      /* its first sample's index in the training stream */
 };
@@ -104,6 +123,17 @@ void mt_model_zero_grad(struct mt_model *m);
  * first and the last stage (its gradients are summed between them), or -1. */
 int mt_model_tied_index(const struct mt_model *m);
 
+/* The forward of a stage over a batch (struct mt_batch) into slot; on the
+ * last stage, the loss: the LM loss (the mean of the token losses weighted
+ * by the loss mask) plus the sequence head's (their mean over sequences),
+ * each when its targets are given; 0 elsewhere. The parts are in the
+ * slot's lm_loss and seq_loss. */
+float mt_model_stage_forward_batch(struct mt_model *m, int slot, const struct mt_batch *b,
+                                   int64_t sample0);
+float mt_model_forward_batch(struct mt_model *m, const struct mt_batch *b, int64_t sample0);
+/* The sequence head's logits of the last forward (B, classes) (device). */
+mt_tensor mt_model_seq_logits(struct mt_model *m);
+
 /* Serial forward over tokens (B,T) (host). With targets (host, may be NULL)
  * computes the per-token losses and returns their mean; without, returns 0
  * and leaves the logits in m->logits. sample0: the index of the first
@@ -128,8 +158,8 @@ mt_tensor mt_model_stage_output(struct mt_model *m, int slot, int B, int T); /* 
  * mt_model_stage_dinput holds the gradient of the stage's input, to send back. */
 void mt_model_stage_backward(struct mt_model *m, int slot, float dloss_scale);
 mt_tensor mt_model_stage_dinput(struct mt_model *m, int B, int T); /* (N,C) device */
-/* The final norm's output of the last forward (last stage): the hidden state
- * the head reads, (N, C). */
+/* The hidden state the heads read in the last forward (last stage): the
+ * final norm's output, or the last layer's in the post-norm layout, (N, C). */
 mt_tensor mt_model_last_hidden(struct mt_model *m);
 
 /* Incremental decoding with a KV cache (the per-layer qkv activations), for

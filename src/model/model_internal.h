@@ -14,10 +14,17 @@ struct mt_fwd {
     int B, T, t0;
     int heads, groups;       /* this rank's query heads and key/value groups */
     mt_tensor rope;          /* the rotary table, or data NULL */
+    const int32_t *lengths;  /* (B) real tokens per sequence (backend memory), or NULL: T */
     int dropout;             /* training forward with dropout */
     uint64_t seed;
     int64_t sample0;         /* the first sample's index in the training stream */
 };
+
+/* the configured GELU as the backend's activation */
+static inline enum mt_act mt_fwd_gelu(const struct mt_fwd *f)
+{
+    return f->cfg->activation == MT_ACTIVATION_GELU ? MT_ACT_GELU : MT_ACT_GELU_TANH;
+}
 
 /* The N = B * (T - t0) rows that a call computes. */
 static inline int64_t mt_fwd_rows(const struct mt_fwd *f) { return (int64_t)f->B * (f->T - f->t0); }
@@ -36,12 +43,19 @@ void mt_norm_fwd(const struct mt_fwd *f, mt_tensor out, mt_tensor mean, mt_tenso
 void mt_norm_bwd(const struct mt_fwd *f, mt_tensor dx, mt_tensor dw, mt_tensor db,
                  mt_tensor dout, mt_tensor x, mt_tensor w, mt_tensor mean, mt_tensor rstd);
 
-/* embedding.c: out = word[tokens] (+ pos[positions]), then dropout */
-void mt_embedding_fwd(const struct mt_fwd *f, const struct mt_model_view *w, mt_tensor out,
-                      mt_tensor tokens, mt_tensor positions);
-/* dout (the embedding output's gradient) is consumed (dropout in place) */
-void mt_embedding_bwd(const struct mt_fwd *f, const struct mt_model_view *g, mt_tensor dout,
-                      mt_tensor tokens, mt_tensor positions);
+/* embedding.c: out = word[tokens] (+ pos[positions]) (+ tokentype[types]),
+ * normalised in the post-norm layout (e keeps the sum), then dropout. The
+ * ids are the slot's (types absent without token types). */
+struct mt_embed_ids {
+    mt_tensor tokens, positions, types;
+};
+void mt_embedding_fwd(const struct mt_fwd *f, const struct mt_model_view *w,
+                      struct mt_embed_acts *e, mt_tensor out, const struct mt_embed_ids *ids);
+/* dout (the embedding output's gradient) is consumed (dropout in place);
+ * scratch (N,C) is used by the post-norm layout */
+void mt_embedding_bwd(const struct mt_fwd *f, const struct mt_model_view *w,
+                      const struct mt_model_view *g, struct mt_embed_acts *e, mt_tensor dout,
+                      mt_tensor scratch, const struct mt_embed_ids *ids);
 
 /* attention.c: y (pre-residual, rows of the call) = proj(attention(rope(qkv(x)))).
  * x: the input norm's output; the qkv rows [t0, T) are written (the KV
@@ -61,22 +75,43 @@ void mt_mlp_bwd(const struct mt_fwd *f, const struct mt_layer_view *w,
                 mt_tensor dx, mt_tensor dy, mt_tensor x);
 
 /* layer.c: one transformer layer over x (rows of the call); its output is
- * a->resid3. Backward: dresid holds d(output) on entry and d(x) on exit. */
+ * mt_layer_output (resid3, or ln2 in the post-norm layout). Backward:
+ * dresid holds d(output) on entry and d(x) on exit. */
+static inline mt_tensor mt_layer_output(const struct mt_transformer_config *c,
+                                        const struct mt_layer_acts *a, int64_t r0, int64_t n)
+{
+    return mt_rows(c->post_layernorm ? a->ln2 : a->resid3, r0, n);
+}
 void mt_layer_fwd(const struct mt_fwd *f, const struct mt_layer_view *w, struct mt_layer_acts *a,
                   int layer, mt_tensor x);
 void mt_layer_bwd(const struct mt_fwd *f, const struct mt_layer_view *w,
                   const struct mt_layer_view *g, struct mt_layer_acts *a, int layer,
                   struct mt_grad_bufs *gb, mt_tensor x);
 
-/* lm_head.c: the final norm and the output layer, logits (N, real columns
- * of the shard) into h->logits; the loss; their backward into dresid. */
+/* lm_head.c: the language-model head on the hidden state (N,C): GPT's
+ * output layer, or BERT's transform (dense, GELU, LayerNorm) then the
+ * output layer and its bias; logits (N, real columns of the shard) into
+ * h->logits; the per-token loss. Backward from dlosses (N): dhidden = d
+ * hidden (overwritten); the logits are overwritten. */
 void mt_lm_head_fwd(const struct mt_fwd *f, const struct mt_model_view *w,
-                    struct mt_head_acts *h, mt_tensor x);
+                    struct mt_head_acts *h, mt_tensor hidden);
 void mt_lm_loss_fwd(const struct mt_fwd *f, const struct mt_model_view *w,
                     struct mt_head_acts *h, mt_tensor targets);
-/* from dlosses (N): dresid = d x (overwritten); the logits are overwritten */
 void mt_lm_head_bwd(const struct mt_fwd *f, const struct mt_model_view *w,
                     const struct mt_model_view *g, struct mt_head_acts *h, struct mt_grad_bufs *gb,
-                    mt_tensor x, mt_tensor targets, mt_tensor dlosses);
+                    mt_tensor dhidden, mt_tensor hidden, mt_tensor targets, mt_tensor dlosses);
+
+/* seq_head.c: the sequence head: the row rows[b] of the hidden state for
+ * each sequence (its first or last real token), BERT's pooler (dense,
+ * tanh) when configured, then the binary or classification layer: logits
+ * (B, classes) into h->seq_logits; the per-sequence loss against labels.
+ * Backward from dlosses (B): adds into dhidden. Replicated over tensor
+ * parallelism (every rank computes the same). */
+void mt_seq_head_fwd(const struct mt_fwd *f, const struct mt_model_view *w,
+                     struct mt_head_acts *h, mt_tensor hidden, mt_tensor rows);
+void mt_seq_loss_fwd(const struct mt_fwd *f, struct mt_head_acts *h, mt_tensor labels);
+void mt_seq_head_bwd(const struct mt_fwd *f, const struct mt_model_view *w,
+                     const struct mt_model_view *g, struct mt_head_acts *h, struct mt_grad_bufs *gb,
+                     mt_tensor dhidden, mt_tensor rows, mt_tensor labels, mt_tensor dlosses);
 
 #endif /* MT_MODEL_INTERNAL_H */

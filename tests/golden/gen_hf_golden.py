@@ -12,9 +12,18 @@ float64, from exactly those float32 weights:
   llama_tiny  LlamaForCausalLM: RoPE, RMSNorm, SwiGLU, grouped-query
               attention (4 query heads, 2 key/value heads), untied output
               layer, no biases
+  bert_tiny   BertForPreTraining: post-LayerNorm, token types, the exact
+              GELU, padding masked by attention_mask (the second sequence
+              is 5 of 8 tokens), the masked-LM head (transform, decoder
+              tied to the word embedding, bias) and the sentence-order
+              (NSP) head on the pooler
 
 For each model, <name>_golden.safetensors holds (all F32):
-  tokens, targets            (B, T) one batch
+  tokens, targets            (B, T) one batch (BERT: targets are the MLM
+                             labels, -100 where no loss is taken)
+  types, lengths, labels     BERT only: token types (B, T), real tokens per
+                             sequence (B), sentence-order labels (B)
+  seq_logits                 BERT only: (B, 2) the NSP head's logits
   logits                     (B, T, V) of that batch
   last_hidden_state          (B, T, C) after the final norm
   loss                       (1,) mean cross-entropy of logits vs targets
@@ -53,7 +62,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 import transformers
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import (BertConfig, BertForPreTraining, GPT2Config, GPT2LMHeadModel,
+                          LlamaConfig, LlamaForCausalLM)
 
 V = 61        # vocabulary (megatron-c pads it to 128)
 C = 32        # hidden size
@@ -81,6 +91,37 @@ def llama_model():
     return LlamaForCausalLM(cfg)
 
 
+def bert_model():
+    cfg = BertConfig(vocab_size=V, hidden_size=C, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=4 * C, hidden_act="gelu", hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0, max_position_embeddings=16,
+                     type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0)
+    return BertForPreTraining(cfg)
+
+
+BERT_LENGTHS = [T, 5]  # real tokens of the two sequences; padding after
+
+
+def bert_batch(gen):
+    """One BERT batch: ids, token types (segment B from position 3), the
+    attention mask of BERT_LENGTHS, MLM labels on about a third of the real
+    positions (-100 elsewhere), sentence-order labels."""
+    tok = torch.randint(1, V, (B, T), generator=gen)
+    types = torch.zeros(B, T, dtype=torch.long)
+    types[:, 3:] = 1
+    mask = torch.zeros(B, T, dtype=torch.long)
+    for b, n in enumerate(BERT_LENGTHS):
+        mask[b, :n] = 1
+        tok[b, n:] = 0
+        types[b, n:] = 0
+    pick = (torch.rand(B, T, generator=gen) < 0.35) & (mask == 1)
+    pick[0, 1] = pick[1, 2] = True  # at least one per sequence
+    labels = torch.where(pick, torch.randint(0, V, (B, T), generator=gen), torch.full((B, T), -100))
+    nsp = torch.randint(0, 2, (B,), generator=gen)
+    return {"input_ids": tok, "token_type_ids": types, "attention_mask": mask, "labels": labels,
+            "next_sentence_label": nsp}
+
+
 def randomize(model, gen):
     """Non-trivial float32 weights: matrices and embeddings N(0, 0.1^2),
     biases 0.1 N(0,1), norm weights 1 + 0.1 N(0,1), norm biases 0.1 N(0,1)."""
@@ -95,21 +136,26 @@ def randomize(model, gen):
                 p.copy_(0.1 * r)
 
 
-def loss_of(model, tok, tgt):
+def loss_of(model, batch):
+    """(logits, last hidden state, loss, extra outputs) of one batch"""
+    if isinstance(batch, dict):  # BERT: transformers' own pretraining loss (MLM mean + NSP)
+        out = model(**batch, output_hidden_states=True)
+        return out.prediction_logits, out.hidden_states[-1], out.loss, \
+            {"seq_logits": out.seq_relationship_logits.detach().clone()}
+    tok, tgt = batch
     out = model(input_ids=tok, output_hidden_states=True)
     logits = out.logits
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-    return logits, out.hidden_states[-1], loss
+    return logits, out.hidden_states[-1], loss, {}
 
 
 def run(model, batches):
     """Forward/backward on batches[0], then NSTEPS AdamW steps on batches[1:]."""
     model.zero_grad()
-    tok, tgt = batches[0]
-    logits, hidden, loss = loss_of(model, tok, tgt)
+    logits, hidden, loss, extra = loss_of(model, batches[0])
     loss.backward()
     rec = {"logits": logits.detach().clone(), "last_hidden_state": hidden.detach().clone(),
-           "loss": loss.detach().reshape(1).clone()}
+           "loss": loss.detach().reshape(1).clone(), **extra}
     for n, p in model.named_parameters():
         rec["grad." + n] = p.grad.detach().clone()
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -120,9 +166,9 @@ def run(model, batches):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=LR, betas=(BETA1, BETA2), eps=EPS)
     losses, norms = [], []
-    for tok, tgt in batches[1:]:
+    for batch in batches[1:]:
         opt.zero_grad()
-        _, _, loss = loss_of(model, tok, tgt)
+        _, _, loss, _ = loss_of(model, batch)
         loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)))
         losses.append(float(loss))
@@ -147,9 +193,15 @@ def generate(name, make, outdir, gen, fp32_drift):
     model = model.float().eval()
     hfdir = os.path.join(outdir, name)
     model.save_pretrained(hfdir, safe_serialization=True)
-    tok = torch.randint(0, V, (NSTEPS + 1, B, T), generator=gen)
-    tgt = torch.randint(0, V, (NSTEPS + 1, B, T), generator=gen)
-    batches = [(tok[i], tgt[i]) for i in range(NSTEPS + 1)]
+    bert = isinstance(model, BertForPreTraining)
+    if bert:
+        batches = [bert_batch(gen) for _ in range(NSTEPS + 1)]
+        tok = torch.stack([b["input_ids"] for b in batches])
+        tgt = torch.stack([b["labels"] for b in batches])
+    else:
+        tok = torch.randint(0, V, (NSTEPS + 1, B, T), generator=gen)
+        tgt = torch.randint(0, V, (NSTEPS + 1, B, T), generator=gen)
+        batches = [(tok[i], tgt[i]) for i in range(NSTEPS + 1)]
 
     ref = run(model.double(), batches)
     if fp32_drift:
@@ -167,6 +219,11 @@ def generate(name, make, outdir, gen, fp32_drift):
     out = {k: v.float().contiguous() for k, v in ref.items()}
     out["tokens"], out["targets"] = tok[0].float(), tgt[0].float()
     out["step.tokens"], out["step.targets"] = tok[1:].float(), tgt[1:].float()
+    if bert:
+        for key, field in (("token_type_ids", "types"), ("next_sentence_label", "labels")):
+            out[field] = batches[0][key].float()
+            out["step." + field] = torch.stack([b[key] for b in batches[1:]]).float()
+        out["lengths"] = torch.tensor(BERT_LENGTHS, dtype=torch.float32)
     out["adamw"] = torch.tensor([LR, BETA1, BETA2, EPS, WD, CLIP], dtype=torch.float32)
     save_file(out, os.path.join(outdir, name + "_golden.safetensors"))
     fwd = {}
@@ -193,6 +250,8 @@ def main():
     gpt2 = generate("gpt2_tiny", gpt2_model, a.outdir, gen, a.fp32_drift)
     gen2 = torch.Generator().manual_seed(SEED + 1)
     generate("llama_tiny", llama_model, a.outdir, gen2, a.fp32_drift)
+    gen3 = torch.Generator().manual_seed(SEED + 2)
+    generate("bert_tiny", bert_model, a.outdir, gen3, a.fp32_drift)
     for dtype, tag in ((torch.bfloat16, "bf16"), (torch.float16, "f16")):
         m = gpt2_model()
         m.load_state_dict(gpt2.state_dict())
