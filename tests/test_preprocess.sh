@@ -117,8 +117,46 @@ expect_error "missing output directory" "cannot create $TMP/no/dir/x_text_docume
 expect_error "no --output-prefix" "--output-prefix is required" $B preprocess --input "$TMP/two.jsonl"
 expect_error "EOD without one" "CharLevel tokenizer has no end-of-document token" \
   $B preprocess --input "$TMP/two.jsonl" --output-prefix "$TMP/x" --tokenizer-type CharLevel --append-eod
-expect_error "sentence splitting" "--split-sentences is not supported" \
-  $B preprocess --input "$TMP/two.jsonl" --output-prefix "$TMP/x" --split-sentences
-[ -e "$TMP/x_text_document.bin" ] || [ -e "$TMP/x_text_document.idx" ] &&
+# --split-sentences: one sequence per sentence, documents in the document index
+# idx_i64 FILE OFFSET COUNT / idx_i32: fields of an .idx, one per line
+idx_i64() { od -An -v -j "$2" -N $(( $3 * 8 )) -td8 "$1" | tr -s ' \n' '\n\n' | sed '/^$/d' | tr '\n' ' '; }
+idx_i32() { od -An -v -j "$2" -N $(( $3 * 4 )) -td4 "$1" | tr -s ' \n' '\n\n' | sed '/^$/d' | tr '\n' ' '; }
+printf '{"text": "One here. Two is here! Three?"}\n{"text": "Alone, no split. but lowercase"}\n' > "$TMP/sent.jsonl"
+if run "split sentences" $B preprocess --input "$TMP/sent.jsonl" --output-prefix "$TMP/sent" \
+     --tokenizer-type BertWordPieceLowerCase --split-sentences; then
+  I="$TMP/sent_text_sentence.idx"
+  counts=$(idx_i64 "$I" 18 2)
+  [ "$counts" = "4 3 " ] && pass "split sentences: 4 sequences, 3 document-index entries" ||
+    fail "split sentences: sequences and document-index entries are '$counts'"
+  [ "$(idx_i32 "$I" 34 4)" = "3 4 2 8 " ] && pass "split sentences: sentence lengths 3 4 2 8" ||
+    fail "split sentences: lengths '$(idx_i32 "$I" 34 4)'"
+  [ "$(idx_i64 "$I" $((34 + 12 * 4)) 3)" = "0 3 4 " ] && pass "split sentences: documents start at sentences 0, 3 (index 0 3 4)" ||
+    fail "split sentences: document index '$(idx_i64 "$I" $((34 + 12 * 4)) 3)'"
+  grep -q "sent_text_sentence: 2 documents, 4 sentences" "$TMP/out" && pass "split sentences: the summary names _sentence" ||
+    fail "split sentences summary: $(cat "$TMP/out")"
+fi
+# GPT-2 with --append-eod: the end of document joins the last sentence (Megatron)
+if run "split sentences, eod" $B preprocess --input "$TMP/sent.jsonl" --output-prefix "$TMP/sente" \
+     --split-sentences --append-eod; then
+  lens=$(idx_i32 "$TMP/sente_text_sentence.idx" 34 4)
+  last=$(u16 "$TMP/sente_text_sentence.bin" | tail -n 1)
+  [ "$last" = 50256 ] && [ "$(echo $lens | wc -w)" = 4 ] && pass "split sentences: eod ends the last sentence ($lens)" ||
+    fail "split sentences with eod: lengths '$lens', last token $last"
+fi
+# plain text: chunks are cut at blank lines, so --workers changes nothing
+S="$MT_DATA_DIR/tinyshakespeare/input.txt"
+if run "split text w1" $B preprocess --input "$S" --output-prefix "$TMP/ts1" --split-sentences --workers 1 &&
+   run "split text w3" $B preprocess --input "$S" --output-prefix "$TMP/ts3" --split-sentences --workers 3; then
+  same "split plain text: --workers 3 gives the --workers 1 .idx" "$TMP/ts1_text_sentence.idx" "$TMP/ts3_text_sentence.idx"
+  same "split plain text: --workers 3 gives the --workers 1 .bin" "$TMP/ts1_text_sentence.bin" "$TMP/ts3_text_sentence.bin"
+  n=$(idx_i64 "$TMP/ts1_text_sentence.idx" 18 2)
+  set -- $n
+  [ "$1" -gt 10000 ] && [ "$2" = 2 ] && pass "split plain text: one document of $1 sentences" ||
+    fail "split plain text: counts '$n'"
+fi
+# an invalid run leaves nothing
+expect_error "sentence splitting of a bad line" "line 1" \
+  sh -c "echo '{bad' > $TMP/bad.jsonl && $B preprocess --input $TMP/bad.jsonl --output-prefix $TMP/x --split-sentences"
+[ -e "$TMP/x_text_document.bin" ] || [ -e "$TMP/x_text_document.idx" ] || [ -e "$TMP/x_text_sentence.bin" ] &&
   fail "a failed run left output" || pass "failed runs left no output"
 finish

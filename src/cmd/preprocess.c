@@ -1,7 +1,10 @@
-/* preprocess.c: `megatron-c preprocess`, Megatron's tools/preprocess_data.py
- * for GPT: tokenizes a corpus into PREFIX_<key>_document.bin / .idx (see
+/* preprocess.c: `megatron-c preprocess`, Megatron's tools/preprocess_data.py:
+ * tokenizes a corpus into PREFIX_<key>_document.bin / .idx (see
  * data/indexed.h), byte for byte what preprocess_data.py writes for the
- * same tokenizer and flags.
+ * same tokenizer and flags. With --split-sentences (BERT) every sentence is
+ * a sequence of its document and the output is PREFIX_<key>_sentence; the
+ * sentences come from data/sentences.c's rules where Megatron uses NLTK's
+ * punkt, so those files can differ from Megatron's where the splitters do.
  *
  * Input:
  *  - JSON lines ("loose JSON", one object per line, as Megatron): for each
@@ -28,6 +31,7 @@
 #include "core/io.h"
 #include "core/json.h"
 #include "data/indexed.h"
+#include "data/sentences.h"
 #include "data/tokenizer.h"
 #include "cmd/commands.h"
 #include <errno.h>
@@ -66,7 +70,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"log-interval", MT_ARG_INT, F(log_interval), "N",
      "when standard error is not a terminal: a progress line every N documents (off)"},
     {"split-sentences", MT_ARG_BOOL, F(split_sentences), NULL,
-     "not supported (sentence splitting is for BERT/T5 datasets)"},
+     "one sequence per sentence (BERT): writes PREFIX_<key>_sentence.bin/.idx"},
     {"partitions", MT_ARG_INT, F(partitions), "N",
      "accepted for compatibility; not needed: the input is streamed (1)"},
     {"dataset-impl", MT_ARG_STRING, F(dataset_impl), "IMPL",
@@ -108,6 +112,8 @@ struct batch {
     size_t **soff; /* list values: offsets of the strings (nstr + 1 entries) */
     size_t *nstr, *capstr;
     int *kind;     /* 0: absent, 1: string, 2: list */
+    struct mt_span *spans; /* --split-sentences */
+    size_t capspans;
 };
 
 struct ctx {
@@ -229,6 +235,33 @@ MT_PRINTF(3, 4) static void batch_fail(struct batch *b, long line, const char *f
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(b->err, sizeof b->err, "line %ld: %s", line, msg);
+}
+
+/* Appends the tokens of s[0..n) to o as one sequence, or with
+ * --split-sentences one per sentence; `more`: the document has a sequence
+ * already (it is ended first); `close`: end every sequence (else the last
+ * stays open). Returns the tokens added. */
+static size_t encode_sequences(const struct ctx *c, struct batch *b, struct keyout *o,
+                               const char *s, size_t n, int more, int close)
+{
+    const struct mt_tokenizer *t = c->tok;
+    size_t nspan = 1, added = 0;
+    struct mt_span whole = {0, n}, *spans = &whole;
+    if (c->a->split_sentences) {
+        nspan = mt_split_sentences(s, n, &b->spans, &b->capspans);
+        spans = b->spans;
+    }
+    for (size_t i = 0; i < nspan; i++) {
+        const size_t before = o->ntok;
+        t->encode(t, s + spans[i].begin, spans[i].end - spans[i].begin, &o->tok, &o->ntok, &o->captok);
+        const size_t got = o->ntok - before;
+        if (got == 0) continue;
+        if (!close && (more || added > 0)) push_mark(o, MARK_END_SEQ);
+        push_mark(o, (int64_t)got);
+        if (close) push_mark(o, MARK_END_SEQ);
+        added += got;
+    }
+    return added;
 }
 
 /* One JSON line: captures the values of the keys, then tokenizes them. */
@@ -369,14 +402,8 @@ static int json_line(const struct ctx *c, struct batch *b, const char *line, siz
         for (size_t s = 0; s < nstr; s++) {
             size_t a = b->kind[k] == 1 ? 0 : b->soff[k][s];
             size_t e = b->kind[k] == 1 ? b->slen[k] : b->soff[k][s + 1];
-            size_t before = o->ntok;
             if (e == a) continue;
-            t->encode(t, b->sbuf[k] + a, e - a, &o->tok, &o->ntok, &o->captok);
-            size_t n = o->ntok - before;
-            if (n == 0) continue;
-            if (doc_tokens > 0) push_mark(o, MARK_END_SEQ);
-            push_mark(o, (int64_t)n);
-            doc_tokens += n;
+            doc_tokens += encode_sequences(c, b, o, b->sbuf[k] + a, e - a, doc_tokens > 0, 0);
         }
         if (doc_tokens > 0) {
             if (c->a->append_eod) {
@@ -402,9 +429,16 @@ static void process(const struct ctx *c, struct batch *b)
     b->failed = 0;
     b->err[0] = 0;
     if (!c->json) {
+        /* one document over all chunks: its one sequence continues (the
+         * caller ends it after the last chunk), or its sentences, each
+         * ended here (chunks are cut at blank lines, where sentences end) */
         struct keyout *o = &b->out[0];
-        c->tok->encode(c->tok, b->in, b->len, &o->tok, &o->ntok, &o->captok);
-        if (o->ntok) push_mark(o, (int64_t)o->ntok);
+        if (!c->a->split_sentences) {
+            c->tok->encode(c->tok, b->in, b->len, &o->tok, &o->ntok, &o->captok);
+            if (o->ntok) push_mark(o, (int64_t)o->ntok);
+        } else {
+            encode_sequences(c, b, o, b->in, b->len, 0, 1);
+        }
         return;
     }
     size_t i = 0;
@@ -483,7 +517,7 @@ static int printable(unsigned char c) { return c > 0x20 && c < 0x7f; }
  * whatever follows, so the chunks tokenize as the whole text would); the
  * rest of the file at the end (possibly empty: an empty file is one empty
  * document). */
-static int fill_text(struct reader *r, struct batch *b, int *last)
+static int fill_text(struct reader *r, struct batch *b, int *last, int sentences)
 {
     for (;;) {
         size_t cut = 0;
@@ -491,9 +525,11 @@ static int fill_text(struct reader *r, struct batch *b, int *last)
             cut = r->npend;
             *last = 1;
         } else if (r->npend >= TEXT_CHUNK) {
+            /* sentences: after a blank line, where a sentence always ends */
             for (size_t p = r->npend - 1; p >= 2 && !cut; p--)
-                if (r->pend[p - 1] == '\n' && printable((unsigned char)r->pend[p - 2]) &&
-                    printable((unsigned char)r->pend[p]))
+                if (r->pend[p - 1] == '\n' &&
+                    (sentences ? r->pend[p - 2] == '\n'
+                               : printable((unsigned char)r->pend[p - 2]) && printable((unsigned char)r->pend[p])))
                     cut = p;
         }
         if (cut || r->eof) {
@@ -641,10 +677,6 @@ int mt_cmd_preprocess(int argc, char **argv)
     if (!a.output_prefix)
         mt_user_error("write --output-prefix PREFIX: the output is PREFIX_text_document.bin/.idx",
                       "--output-prefix is required");
-    if (a.split_sentences)
-        mt_user_error("GPT datasets hold one sequence per document; sentence splitting is for "
-                      "BERT/T5 data",
-                      "--split-sentences is not supported");
     if (a.dataset_impl && strcmp(a.dataset_impl, "mmap") != 0)
         mt_user_error("the mmap format (MMIDIDX) is the only one Megatron-Core reads",
                       "--dataset-impl '%s' is not supported (only mmap)", a.dataset_impl);
@@ -710,7 +742,8 @@ int mt_cmd_preprocess(int argc, char **argv)
     for (int k = 0; k < c.nkeys; k++) {
         size_t n = strlen(a.output_prefix) + strlen(c.keys[k]) + 16;
         outp[k] = malloc(n);
-        snprintf(outp[k], n, "%s_%s_document", a.output_prefix, c.keys[k]);
+        snprintf(outp[k], n, "%s_%s_%s", a.output_prefix, c.keys[k],
+                 a.split_sentences ? "sentence" : "document");
         char err[1024];
         g_writers[k] = mt_indexed_writer_open(outp[k], dtype, err, sizeof err);
         g_nwriters = k + 1;
@@ -746,7 +779,7 @@ int mt_cmd_preprocess(int argc, char **argv)
     if (a.workers == 1) {
         struct batch *b = &c.slots[0];
         for (;;) {
-            int got = c.json ? fill_json(&r, b) : (last ? 0 : fill_text(&r, b, &last));
+            int got = c.json ? fill_json(&r, b) : (last ? 0 : fill_text(&r, b, &last, a.split_sentences));
             if (!got) break;
             process(&c, b);
             write_batch(&c, b, &pg);
@@ -767,7 +800,7 @@ int mt_cmd_preprocess(int argc, char **argv)
             struct batch *wb = &c.slots[next_write % c.nslots];
             if (!input_done && fb->state == SLOT_FREE) {
                 pthread_mutex_unlock(&c.mu);
-                int got = c.json ? fill_json(&r, fb) : (last ? 0 : fill_text(&r, fb, &last));
+                int got = c.json ? fill_json(&r, fb) : (last ? 0 : fill_text(&r, fb, &last, a.split_sentences));
                 pthread_mutex_lock(&c.mu);
                 if (!got) input_done = 1;
                 else {
@@ -811,9 +844,11 @@ int mt_cmd_preprocess(int argc, char **argv)
         pg.docs = 1;
     }
     uint64_t docs = mt_indexed_writer_documents(g_writers[0]);
-    uint64_t *ntok = calloc((size_t)c.nkeys, sizeof *ntok);
+    uint64_t *ntok = calloc((size_t)c.nkeys, sizeof *ntok), *nseq = calloc((size_t)c.nkeys, sizeof *nseq);
+    if (!ntok || !nseq) mt_die("out of memory");
     for (int k = 0; k < c.nkeys; k++) {
         ntok[k] = mt_indexed_writer_tokens(g_writers[k]);
+        nseq[k] = mt_indexed_writer_sequences(g_writers[k]);
         struct mt_indexed_writer *w = g_writers[k];
         g_writers[k] = NULL; /* finalize frees it, also on failure */
         if (mt_indexed_writer_finalize(w, err, sizeof err) != 0) die_write(err);
@@ -821,11 +856,14 @@ int mt_cmd_preprocess(int argc, char **argv)
     g_nwriters = 0;
     if (pg.tty) show_progress(&pg, 1);
     double dt = mt_now() - pg.t0;
-    for (int k = 0; k < c.nkeys; k++)
-        printf("%s_%s_document: %llu documents, %llu tokens (%s), %.2f s, %.1f MB/s\n",
-               a.output_prefix, c.keys[k], (unsigned long long)docs,
+    for (int k = 0; k < c.nkeys; k++) {
+        char sent[48] = "";
+        if (a.split_sentences) snprintf(sent, sizeof sent, " %llu sentences,", (unsigned long long)nseq[k]);
+        printf("%s_%s_%s: %llu documents,%s %llu tokens (%s), %.2f s, %.1f MB/s\n", a.output_prefix,
+               c.keys[k], a.split_sentences ? "sentence" : "document", (unsigned long long)docs, sent,
                (unsigned long long)ntok[k], mt_indexed_dtype_name(dtype), dt,
                dt > 0 ? (double)pg.bytes / dt / 1048576.0 : 0.0);
+    }
     if (fflush(stdout) != 0) mt_user_error(NULL, "cannot write to standard output");
 
     for (int s = 0; s < c.nslots; s++) {
@@ -845,11 +883,13 @@ int mt_cmd_preprocess(int argc, char **argv)
         free(b->nstr);
         free(b->capstr);
         free(b->kind);
+        free(b->spans);
     }
     free(c.slots);
     for (int k = 0; k < c.nkeys; k++) free(outp[k]);
     free(outp);
     free(ntok);
+    free(nseq);
     free(r.line);
     free(r.pend);
     free(g_writers);

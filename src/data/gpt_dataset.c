@@ -64,6 +64,12 @@ uint32_t mt_np_rng_next32(struct mt_np_rng *r)
     return y;
 }
 
+double mt_np_rng_double(struct mt_np_rng *r)
+{
+    const uint32_t a = mt_np_rng_next32(r) >> 5, b = mt_np_rng_next32(r) >> 6;
+    return (a * 67108864.0 + b) / 9007199254740992.0;
+}
+
 uint64_t mt_np_rng_interval(struct mt_np_rng *r, uint64_t max)
 {
     if (max == 0) return 0;

@@ -48,6 +48,8 @@ uint32_t mt_np_rng_next32(struct mt_np_rng *r);
 /* numpy's legacy random_interval: uniform in [0, max] by masked rejection
  * (32-bit draws when max fits in 32 bits, else two draws hi:lo). */
 uint64_t mt_np_rng_interval(struct mt_np_rng *r, uint64_t max);
+/* RandomState.random(): 53 bits from two draws, in [0, 1) */
+double mt_np_rng_double(struct mt_np_rng *r);
 /* RandomState.shuffle of a 1-D array: for i = n-1 down to 1, swap a[i] with
  * a[random_interval(i)]. */
 void mt_np_shuffle_i32(struct mt_np_rng *r, int32_t *a, size_t n);

@@ -502,6 +502,7 @@ int mt_indexed_writer_add(struct mt_indexed_writer *w, const int32_t *ids, size_
 uint64_t mt_indexed_writer_pending(const struct mt_indexed_writer *w) { return w->pending; }
 uint64_t mt_indexed_writer_documents(const struct mt_indexed_writer *w) { return w->ndocs; }
 uint64_t mt_indexed_writer_tokens(const struct mt_indexed_writer *w) { return w->ntok; }
+uint64_t mt_indexed_writer_sequences(const struct mt_indexed_writer *w) { return w->nseq; }
 
 /* copies the whole of src (rewound) to dst; with pointers != 0, writes the
  * running byte offsets of the int32 lengths in src instead */

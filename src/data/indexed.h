@@ -101,5 +101,6 @@ void mt_indexed_writer_abort(struct mt_indexed_writer *w);
 /* Counts so far. */
 uint64_t mt_indexed_writer_documents(const struct mt_indexed_writer *w);
 uint64_t mt_indexed_writer_tokens(const struct mt_indexed_writer *w);
+uint64_t mt_indexed_writer_sequences(const struct mt_indexed_writer *w);
 
 #endif
