@@ -31,6 +31,12 @@ struct train_cli {
 #define KV(flag) {flag, MT_ARG_STRING, offsetof(struct train_cli, kernel_choice_value), "S", \
                   "accepted for Megatron scripts; no effect here (a kernel choice)"}
 static const struct mt_arg_spec SPECS[] = {
+    {"model", MT_ARG_STRING, F(model), "S", "gpt | bert: what is trained, as Megatron's pretrain_gpt.py and pretrain_bert.py (gpt)"},
+    {"bert-no-binary-head", MT_ARG_BOOL, F(bert_no_binary_head), NULL, "BERT without the sentence-order head (its loss is the masked LM's alone)"},
+    {"post-layernorm", MT_ARG_BOOL, F(post_layernorm), NULL, "the original post-norm layout, x = norm(x + sublayer(x)), of Google's and Hugging Face's BERT (default: pre-norm, Megatron's)"},
+    {"openai-gelu", MT_ARG_BOOL, F(openai_gelu), NULL, "the tanh GELU (GPT-2's, and the GPT default here); BERT's default is the exact one"},
+    {"mask-prob", MT_ARG_DOUBLE, F(mask_prob), "P", "BERT: share of the tokens masked (0.15)"},
+    {"short-seq-prob", MT_ARG_DOUBLE, F(short_seq_prob), "P", "BERT: probability of a shorter sample (0.1)"},
     {"num-layers", MT_ARG_INT, F(num_layers), "N", "transformer layers"},
     {"hidden-size", MT_ARG_INT, F(hidden_size), "N", "model width"},
     {"num-attention-heads", MT_ARG_INT, F(num_heads), "N", "attention heads (divides --hidden-size)"},
@@ -119,6 +125,9 @@ static const char *SYNOPSIS =
 static void set_megatron_defaults(struct mt_train_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->model = "gpt";
+    a->mask_prob = 0.15;
+    a->short_seq_prob = 0.1;
     a->make_vocab_divisible_by = 128;
     a->num_query_groups = 1;
     a->position_embedding_type = "learned_absolute";
@@ -254,6 +263,20 @@ static void validate(struct mt_train_args *a)
         mt_user_error(NULL, "--tensor-model-parallel-size and --pipeline-model-parallel-size must be positive");
     if (a->ddp_bucket_size < 0) mt_user_error(NULL, "--ddp-bucket-size must not be negative");
     if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
+    if (strcmp(a->model, "gpt") != 0 && strcmp(a->model, "bert") != 0)
+        mt_user_error("use gpt or bert", "unknown --model '%s'", a->model);
+    const int bert = strcmp(a->model, "bert") == 0;
+    if (bert && !a->data_path.n)
+        mt_user_error("preprocess a corpus with --split-sentences and give its PREFIX_text_sentence",
+                      "--model bert needs --data-path (a sentence-level .bin/.idx dataset)");
+    if (bert && strcmp(a->tokenizer_type, "BertWordPieceLowerCase") != 0 &&
+        strcmp(a->tokenizer_type, "BertWordPieceCase") != 0)
+        mt_user_error("add --tokenizer-type BertWordPieceLowerCase (or BertWordPieceCase with its vocabulary)",
+                      "--model bert needs a BERT tokenizer (given --tokenizer-type %s)", a->tokenizer_type);
+    if (!(a->mask_prob > 0 && a->mask_prob < 1) || !(a->short_seq_prob >= 0 && a->short_seq_prob <= 1))
+        mt_user_error(NULL, "--mask-prob must lie in (0, 1) and --short-seq-prob in [0, 1]");
+    if ((a->bert_no_binary_head || a->post_layernorm) && !bert)
+        mt_user_error("add --model bert", "--bert-no-binary-head and --post-layernorm are BERT's");
     if (!(a->hidden_dropout >= 0 && a->hidden_dropout < 1) ||
         !(a->attention_dropout >= 0 && a->attention_dropout < 1))
         mt_user_error(NULL, "--hidden-dropout and --attention-dropout must lie in [0, 1)");

@@ -244,3 +244,131 @@ void mt_bert_dataset_sample(const struct mt_bert_dataset *d, uint64_t i, struct 
     }
     if (c->mask_prob > 0) mask_tokens(c, &g, s);
 }
+
+/* ---- the --data-path entry point --------------------------------------------------------- */
+
+static const char *const SPLIT_NAMES[3] = {"train", "valid", "test"};
+
+static int build_split(struct mt_bert_data *d, int i, const struct mt_blend_spec *b, const char *split,
+                       const struct mt_bert_config *cfg, uint64_t ns, char *err, size_t errlen)
+{
+    char name[600];
+    double *w = NULL;
+    d->parts[i] = calloc((size_t)b->n, sizeof *d->parts[i]);
+    if (!d->parts[i]) mt_die("out of memory");
+    uint64_t size = 0;
+    if (b->weights) {
+        w = malloc((size_t)b->n * sizeof *w);
+        if (!w) mt_die("out of memory");
+        mt_np_normalize(b->weights, (size_t)b->n, w);
+    }
+    for (int k = 0; k < b->n; k++) {
+        const struct mt_indexed *x = d->sources[k];
+        int present[3];
+        uint64_t bb[3], ee[3];
+        const uint64_t ndoc = x->num_doc_indices > 0 ? x->num_doc_indices - 1 : 0;
+        if (mt_gpt_split(split, ndoc, present, bb, ee, err, errlen) != 0) goto fail;
+        if (bb[i] == ee[i] && i > 0) { /* no documents for validation or test: no such split */
+            free(w);
+            return 0;
+        }
+        uint64_t want = ns;
+        if (w) {
+            const uint64_t target = (uint64_t)ceil((double)ns * w[k]);
+            want = (uint64_t)ceil((double)target * 1.005);
+            size += target;
+        }
+        snprintf(name, sizeof name, "the %s split of %s (documents %llu to %llu)", SPLIT_NAMES[i],
+                 b->prefixes[k], (unsigned long long)bb[i], (unsigned long long)ee[i]);
+        if (mt_bert_dataset_build(&d->parts[i][k], x, bb[i], ee[i], cfg, want, name, err, errlen) != 0)
+            goto fail;
+        if (!w) size = d->parts[i][k].num_samples;
+    }
+    if (w) {
+        d->dataset_index[i] = malloc(size * sizeof *d->dataset_index[i]);
+        d->dataset_sample_index[i] = malloc(size * sizeof *d->dataset_sample_index[i]);
+        if (!d->dataset_index[i] || !d->dataset_sample_index[i]) mt_die("out of memory");
+        mt_blending_indices(w, b->n, size, d->dataset_index[i], d->dataset_sample_index[i]);
+    }
+    d->size[i] = size;
+    d->present[i] = 1;
+    free(w);
+    return 0;
+fail:
+    free(w);
+    return -1;
+}
+
+int mt_bert_data_build(struct mt_bert_data *out, int nwords, char **words, const char *split,
+                       const struct mt_bert_config *cfg, const uint64_t num_samples[3], char *err,
+                       size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    struct mt_blend_spec b;
+    if (mt_data_parse_blend(nwords, words, "--data-path", &b, err, errlen) != 0) return -1;
+    int rc = 0;
+    if (b.n > 1 && !b.weights)
+        rc = mt_errf(err, errlen, "--data-path: give a weight before each of the %d prefixes (W1 P1 W2 P2 ...)",
+                     b.n);
+    out->nparts = b.n;
+    out->sources = calloc((size_t)b.n, sizeof *out->sources);
+    if (!out->sources) mt_die("out of memory");
+    for (int k = 0; rc == 0 && k < b.n; k++) {
+        out->sources[k] = mt_indexed_open(b.prefixes[k], err, errlen);
+        if (!out->sources[k]) rc = -1;
+        else out->nsources = k + 1;
+    }
+    int present[3];
+    uint64_t bb[3], ee[3];
+    if (rc == 0) rc = mt_gpt_split(split, 0, present, bb, ee, err, errlen);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        if (present[i] && num_samples[i] > 0) rc = build_split(out, i, &b, split, cfg, num_samples[i], err, errlen);
+    free(b.prefixes);
+    free(b.weights);
+    if (rc != 0) mt_bert_data_free(out);
+    return rc;
+}
+
+void mt_bert_data_free(struct mt_bert_data *d)
+{
+    for (int i = 0; i < 3; i++) {
+        if (d->parts[i])
+            for (int k = 0; k < d->nparts; k++) mt_bert_dataset_free(&d->parts[i][k]);
+        free(d->parts[i]);
+        free(d->dataset_index[i]);
+        free(d->dataset_sample_index[i]);
+    }
+    for (int k = 0; k < d->nsources; k++) mt_indexed_close(d->sources[k]);
+    free(d->sources);
+    memset(d, 0, sizeof *d);
+}
+
+void mt_bert_data_sample(const struct mt_bert_data *d, int split, uint64_t counter,
+                         struct mt_bert_sample *s)
+{
+    MT_ASSERT(d->present[split] && d->size[split] > 0);
+    const uint64_t c = counter % d->size[split];
+    if (!d->dataset_index[split]) {
+        mt_bert_dataset_sample(&d->parts[split][0], c, s);
+        return;
+    }
+    const struct mt_bert_dataset *part = &d->parts[split][d->dataset_index[split][c]];
+    mt_bert_dataset_sample(part, (uint64_t)d->dataset_sample_index[split][c] % part->num_samples, s);
+}
+
+void mt_bert_data_describe(const struct mt_bert_data *d, FILE *f)
+{
+    for (int i = 0; i < 3; i++) {
+        if (!d->present[i]) {
+            fprintf(f, "%s: none\n", SPLIT_NAMES[i]);
+            continue;
+        }
+        fprintf(f, "%s: %llu BERT samples", SPLIT_NAMES[i], (unsigned long long)d->size[i]);
+        for (int k = 0; k < d->nparts; k++) {
+            const struct mt_bert_dataset *p = &d->parts[i][k];
+            fprintf(f, "%s documents [%llu, %llu) of %s: %llu samples", k ? ";" : " from", (unsigned long long)p->doc0,
+                    (unsigned long long)p->doc1, p->src->prefix, (unsigned long long)p->num_samples);
+        }
+        fprintf(f, "\n");
+    }
+}

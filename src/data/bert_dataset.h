@@ -38,6 +38,7 @@
 #include "data/indexed.h"
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* std::mt19937_64 (Matsumoto and Nishimura's MT19937-64) */
 struct mt_mt64 {
@@ -82,5 +83,32 @@ int mt_bert_dataset_build(struct mt_bert_dataset *d, const struct mt_indexed *sr
 void mt_bert_dataset_free(struct mt_bert_dataset *d);
 /* Sample i < num_samples into s (arrays of seq_length, the caller's). */
 void mt_bert_dataset_sample(const struct mt_bert_dataset *d, uint64_t i, struct mt_bert_sample *s);
+
+/* ---- the --data-path entry point ------------------------------------------------------ */
+
+/* train, valid, test over --data-path "PREFIX" or "W1 P1 W2 P2 ...": each
+ * prefix split by --split over its documents (Megatron's masked datasets),
+ * each component built with ceil(ceil(n w) 1.005) samples and blended by
+ * build_blending_indices as for GPT. */
+struct mt_bert_data {
+    int present[3];
+    uint64_t size[3];              /* samples of each split */
+    int nparts;
+    struct mt_bert_dataset *parts[3]; /* [nparts] */
+    int16_t *dataset_index[3];     /* blends: the component of each sample */
+    int64_t *dataset_sample_index[3];
+    int nsources;
+    struct mt_indexed **sources;
+};
+/* cfg's seq_length, seed, probabilities, special ids and vocabulary; 0, or
+ * -1 with a message naming the flag and the file. */
+int mt_bert_data_build(struct mt_bert_data *out, int nwords, char **words, const char *split,
+                       const struct mt_bert_config *cfg, const uint64_t num_samples[3], char *err,
+                       size_t errlen);
+void mt_bert_data_free(struct mt_bert_data *d);
+/* Global sample `counter` of split i (taken modulo its size). */
+void mt_bert_data_sample(const struct mt_bert_data *d, int split, uint64_t counter,
+                         struct mt_bert_sample *s);
+void mt_bert_data_describe(const struct mt_bert_data *d, FILE *f);
 
 #endif

@@ -498,11 +498,6 @@ static void blended_free(struct mt_blended_dataset *b)
 
 static const char *SPLIT_NAME[3] = {"train", "valid", "test"};
 
-struct blend_spec {
-    int n;
-    char **prefixes; /* point into the words */
-    double *weights; /* NULL: none given */
-};
 
 static int parse_number(const char *s, double *v)
 {
@@ -512,8 +507,8 @@ static int parse_number(const char *s, double *v)
     return *e == 0 && e != s;
 }
 
-static int parse_blend(int nwords, char **words, const char *flag, struct blend_spec *b,
-                       char *err, size_t errlen)
+int mt_data_parse_blend(int nwords, char **words, const char *flag, struct mt_blend_spec *b,
+                        char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
     if (nwords <= 0) return mt_errf(err, errlen, "%s: no dataset prefix given", flag);
@@ -602,7 +597,7 @@ static const struct mt_indexed *get_source(struct mt_gpt_data *d, const char *pr
 }
 
 /* One split i from a blend; split == NULL: each dataset used whole. */
-static int build_split(struct mt_gpt_data *d, int i, const struct blend_spec *b,
+static int build_split(struct mt_gpt_data *d, int i, const struct mt_blend_spec *b,
                        const char *split, const char *flag, int seq_length, uint32_t seed,
                        uint64_t ns, int vocab_size, char *err, size_t errlen)
 {
@@ -795,8 +790,8 @@ int mt_gpt_data_build(struct mt_gpt_data *out, int nwords, char **words, const c
 {
     init_empty(out, seq_length);
     if (check_common(seq_length, seed, err, errlen) != 0) return -1;
-    struct blend_spec b;
-    if (parse_blend(nwords, words, "--data-path", &b, err, errlen) != 0) return -1;
+    struct mt_blend_spec b;
+    if (mt_data_parse_blend(nwords, words, "--data-path", &b, err, errlen) != 0) return -1;
     int present[3];
     uint64_t bb[3], ee[3];
     int rc = mt_gpt_split(split, 0, present, bb, ee, err, errlen);
@@ -822,8 +817,8 @@ int mt_gpt_data_build_per_split(struct mt_gpt_data *out, const int nwords[3],
     int rc = 0;
     for (int i = 0; rc == 0 && i < 3; i++) {
         if (nwords[i] <= 0) continue;
-        struct blend_spec b;
-        if ((rc = parse_blend(nwords[i], words[i], FLAG[i], &b, err, errlen)) != 0) break;
+        struct mt_blend_spec b;
+        if ((rc = mt_data_parse_blend(nwords[i], words[i], FLAG[i], &b, err, errlen)) != 0) break;
         rc = build_split(out, i, &b, NULL, FLAG[i], seq_length, (uint32_t)seed, num_samples[i],
                          vocab_size, err, errlen);
         free(b.prefixes);

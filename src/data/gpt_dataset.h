@@ -127,6 +127,16 @@ struct mt_blended_dataset {
 
 /* ---- the --data-path entry point --------------------------------------------------- */
 
+/* The words of --data-path: "PREFIX", "W1 P1 W2 P2 ..." or "P1 P2 ..." */
+struct mt_blend_spec {
+    int n;
+    char **prefixes; /* point into the words */
+    double *weights; /* NULL: none given */
+};
+/* 0, or -1 with a message naming flag; free prefixes and weights after. */
+int mt_data_parse_blend(int nwords, char **words, const char *flag, struct mt_blend_spec *b,
+                        char *err, size_t errlen);
+
 struct mt_gpt_data {
     /* train, valid, test. present[i] = 0: the split does not exist (weight 0 in
      * --split, or no path for it); split[i].num_samples is then 0. */

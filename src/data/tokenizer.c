@@ -85,6 +85,7 @@ void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *voc
                        const char *merge_file, int vocab_size)
 {
     memset(t, 0, sizeof *t);
+    t->cls = t->sep = t->pad = t->mask = -1;
     if (strcmp(type, "NullTokenizer") == 0) {
         if (vocab_size < 1)
             mt_user_error("give --vocab-size N: ids 0..N-1, and N the end of document (Megatron's rule)",

@@ -438,6 +438,10 @@ void mt_wordpiece_tokenizer_open(struct mt_tokenizer *t, const char *type, const
     t->type = lower ? "BertWordPieceLowerCase" : "BertWordPieceCase";
     t->vocab_size = w->n;
     t->eod = -1; /* Megatron's BERT tokenizer has no end of document */
+    t->cls = mt_wordpiece_id(w, "[CLS]");
+    t->sep = mt_wordpiece_id(w, "[SEP]");
+    t->pad = mt_wordpiece_id(w, "[PAD]");
+    t->mask = mt_wordpiece_id(w, "[MASK]");
     t->impl = w;
     t->encode = tok_encode;
     t->decode_token = tok_decode;

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/rng.h"
+#include "data/bert_dataset.h"
 #include "data/dataset.h"
 #include "data/gpt_dataset.h"
 #include "data/tokenizer.h"
@@ -57,6 +58,17 @@ void mt_train_config(const struct mt_train_args *a, int vocab_size,
     c->vocab_size = vocab_size;
     c->padded_vocab_size = mt_config_padded_vocab(vocab_size, a->make_vocab_divisible_by);
     c->init_method_std = a->init_method_std;
+    if (a->model && strcmp(a->model, "bert") == 0) {
+        /* Megatron's BertModel: token types, bidirectional, the masked-LM
+         * head, the pooler and the binary head unless --bert-no-binary-head */
+        c->type_vocab_size = 2;
+        c->attn_mask_type = MT_ATTN_MASK_NONE;
+        c->activation = a->openai_gelu ? MT_ACTIVATION_GELU_TANH : MT_ACTIVATION_GELU;
+        c->post_layernorm = a->post_layernorm;
+        c->lm_head = MT_LM_HEAD_BERT;
+        c->add_pooler = !a->bert_no_binary_head;
+        c->seq_head = a->bert_no_binary_head ? MT_SEQ_HEAD_NONE : MT_SEQ_HEAD_BINARY;
+    }
     mt_config_derive(c);
 }
 
@@ -103,6 +115,13 @@ struct run {
     struct mt_loader train_loader, valid_loader;
     struct mt_gpt_data gdata; /* Megatron .bin/.idx datasets */
     int has_gdata;
+    int bert;                 /* --model bert: BERT samples (bdata) */
+    struct mt_bert_data bdata;
+    unsigned char *is_cont;   /* the tokenizer's "##" pieces, for whole-word masking */
+    int split;                /* the split being scheduled: 0 train, 1 valid */
+    int32_t *types, *lengths, *labels;
+    float *loss_mask;
+    double lm_sum, sop_sum;   /* the last stage's loss parts over the scheduled micro-batches */
     struct mt_model_desc desc;
     struct mt_model model;
     struct mt_adamw opt;
@@ -130,6 +149,41 @@ struct run {
         } \
     } while (0)
 
+/* Megatron's get_train_valid_test_num_samples */
+static void num_samples(const struct mt_train_args *a, uint64_t ns[3])
+{
+    const uint64_t gbs = (uint64_t)a->global_batch_size, ei = (uint64_t)a->eval_iters;
+    const uint64_t nvalid = (a->eval_interval > 0 ? (uint64_t)(a->train_iters / a->eval_interval) + 1 : 1);
+    ns[0] = (uint64_t)a->train_iters * gbs;
+    ns[1] = nvalid * ei * gbs;
+    ns[2] = ei * gbs;
+}
+
+/* BERT: sentence-level .bin/.idx prefixes (data/bert_dataset.h) */
+static void load_bert_data(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    const struct mt_tokenizer *t = &r->tok;
+    r->is_cont = calloc((size_t)t->vocab_size, 1);
+    if (!r->is_cont) mt_die("out of memory");
+    char piece[MT_TOKEN_MAX_BYTES];
+    for (int id = 0; id < t->vocab_size; id++) /* a piece that decodes without its space */
+        r->is_cont[id] = t->decode_token(t, id, piece) > 0 && piece[0] != ' ';
+    const struct mt_bert_config cfg = {a->seq_length, (uint64_t)a->seed, a->short_seq_prob, a->mask_prob,
+                                       !a->bert_no_binary_head, t->cls, t->sep, t->mask, t->pad,
+                                       t->vocab_size, r->is_cont};
+    uint64_t ns[3];
+    num_samples(a, ns);
+    ns[2] = 0; /* the test split is not read by training */
+    char err[1024];
+    if (mt_bert_data_build(&r->bdata, a->data_path.n, a->data_path.v, a->split, &cfg, ns, err, sizeof err) != 0)
+        mt_user_error("--model bert reads PREFIX_text_sentence (of PREFIX_text_sentence.bin/.idx written by "
+                      "`megatron-c preprocess --split-sentences`) or W1 PREFIX1 W2 PREFIX2 ...", "%s", err);
+    r->has_valid = a->eval_iters > 0 && r->bdata.present[1] && r->bdata.size[1] > 0;
+    r->data_name = a->data_path.v[0];
+    if (r->printer) mt_bert_data_describe(&r->bdata, stdout);
+}
+
 /* --data-path is a text file (tokenized here, split by --split) or, as in
  * Megatron, one or more .bin/.idx prefixes with optional weights. */
 static void load_data(struct run *r)
@@ -139,11 +193,13 @@ static void load_data(struct run *r)
     static char def[4200], idx[4300];
     const char *path = dp->n ? dp->v[0] : NULL;
     if (path) snprintf(idx, sizeof idx, "%s.idx", path);
+    if (r->bert) {
+        load_bert_data(r);
+        return;
+    }
     if (dp->n > 1 || (path && !mt_file_exists(path) && mt_file_exists(idx))) {
-        const uint64_t gbs = (uint64_t)a->global_batch_size, ei = (uint64_t)a->eval_iters;
-        const uint64_t nvalid = (a->eval_interval > 0 ? (uint64_t)(a->train_iters / a->eval_interval) + 1 : 1);
-        /* Megatron's get_train_valid_test_num_samples */
-        const uint64_t ns[3] = {(uint64_t)a->train_iters * gbs, nvalid * ei * gbs, ei * gbs};
+        uint64_t ns[3];
+        num_samples(a, ns);
         char err[1024];
         if (mt_gpt_data_build(&r->gdata, dp->n, dp->v, a->split, a->seq_length, (uint64_t)a->seed, ns,
                               r->tok.vocab_size, err, sizeof err) != 0)
@@ -311,11 +367,35 @@ static uint64_t micro_counter(const struct run *r, uint64_t base, int k)
 }
 
 /* the stage's side of the pipeline executor (parallel/pipeline.h) */
+/* The BERT micro-batch at sample `at` into the run's buffers (every stage
+ * reads the lengths; the first the tokens and types, the last the rest). */
+static void bert_batch(struct run *r, uint64_t at, struct mt_batch *b)
+{
+    const int B = r->a->micro_batch_size, T = r->a->seq_length;
+    for (int i = 0; i < B; i++) {
+        struct mt_bert_sample s = {r->tokens + (size_t)i * T, r->types + (size_t)i * T,
+                                   r->targets + (size_t)i * T, r->loss_mask + (size_t)i * T, 0, 0};
+        mt_bert_data_sample(&r->bdata, r->split, at + (uint64_t)i, &s);
+        r->lengths[i] = s.length;
+        r->labels[i] = s.is_random;
+    }
+    *b = (struct mt_batch){B, T, r->tokens, r->types, r->lengths, r->targets, r->loss_mask,
+                           r->a->bert_no_binary_head ? NULL : r->labels};
+}
+
 static double pp_forward(void *u, int slot, int micro)
 {
     struct run *r = u;
     struct mt_model *m = &r->model;
     const uint64_t at = micro_counter(r, r->base, micro);
+    if (r->bert) {
+        struct mt_batch b;
+        bert_batch(r, at, &b);
+        const double loss = mt_model_stage_forward_batch(m, slot, &b, (int64_t)at);
+        r->lm_sum += m->slots[slot].lm_loss;
+        r->sop_sum += m->slots[slot].seq_loss;
+        return loss;
+    }
     /* the first stage needs the tokens, the last the targets; middle stages neither */
     if (m->stage.first || m->stage.last)
         mt_loader_batch(r->loader, at, r->a->micro_batch_size, r->tokens, r->targets);
@@ -354,7 +434,9 @@ static double run_schedule(struct run *r, struct mt_loader *loader, uint64_t bas
                            const struct mt_pp_action *act, int nact)
 {
     r->loader = loader;
+    r->split = loader == &r->valid_loader;
     r->base = base;
+    r->lm_sum = r->sop_sum = 0.0;
     const struct mt_pp_stage_ops ops = {r, r->model.nslots, pp_forward, pp_backward,
                                         pp_input, pp_output, pp_dinput};
     return mt_pp_execute(r->be, r->grp.pp, r->grp.pp_rank, act, nact, backward, &ops);
@@ -369,25 +451,42 @@ static double reduce_loss(struct run *r, double loss_sum)
     return mt_all_reduce_scalar(r->be, r->grp.dp, v, MT_REDOP_AVG);
 }
 
-static double evaluate(struct run *r)
+/* validation: the mean loss, and BERT's two parts */
+struct val {
+    double loss, lm, sop;
+};
+
+static struct val evaluate(struct run *r)
 {
-    double sum = 0.0;
+    struct val v = {0, 0, 0};
     const int training = r->model.training;
     r->model.training = 0; /* no dropout in validation (Megatron: model.eval()) */
-    for (long e = 0; e < r->a->eval_iters; e++)
-        sum += reduce_loss(r, run_schedule(r, &r->valid_loader, (uint64_t)e * r->a->global_batch_size,
-                                           0, r->eval_actions, r->n_eval_actions));
+    for (long e = 0; e < r->a->eval_iters; e++) {
+        v.loss += reduce_loss(r, run_schedule(r, &r->valid_loader, (uint64_t)e * r->a->global_batch_size,
+                                              0, r->eval_actions, r->n_eval_actions));
+        v.lm += reduce_loss(r, r->lm_sum);
+        v.sop += reduce_loss(r, r->sop_sum);
+    }
     r->model.training = training;
-    return sum / (double)r->a->eval_iters;
+    const double n = (double)r->a->eval_iters;
+    v.loss /= n, v.lm /= n, v.sop /= n;
+    return v;
 }
 
-static void log_eval(struct run *r, double val)
+static void log_eval(struct run *r, struct val v)
 {
-    SAY(" validation loss at iteration %ld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
-        r->iteration, val, exp(fmin(20.0, val)));
+    /* BERT: Megatron's lm loss is the masked LM's alone, then the sop loss */
+    const double lm = r->bert ? v.lm : v.loss;
+    char sop[96] = "";
+    if (r->bert && !r->a->bert_no_binary_head)
+        snprintf(sop, sizeof sop, " sop loss value: %.6E |", v.sop);
+    SAY(" validation loss at iteration %ld | lm loss value: %.6E | lm loss PPL: %.6E |%s\n",
+        r->iteration, lm, exp(fmin(20.0, lm)), sop);
     if (r->json) {
-        fprintf(r->json, "{\"iteration\": %ld, \"val_loss\": %.9g, \"val_ppl\": %.9g}\n",
-                r->iteration, val, exp(fmin(20.0, val)));
+        fprintf(r->json, "{\"iteration\": %ld, \"val_loss\": %.9g, \"val_ppl\": %.9g", r->iteration, lm,
+                exp(fmin(20.0, lm)));
+        if (*sop) fprintf(r->json, ", \"val_sop_loss\": %.9g", v.sop);
+        fprintf(r->json, "}\n");
         fflush(r->json);
     }
 }
@@ -460,8 +559,11 @@ static void banner(struct run *r)
                  g->num_query_groups != g->num_attention_heads ? ", grouped-query attention" : "",
                  g->untie_embeddings_and_output_weights ? ", untied output" : "",
                  g->add_bias_linear ? "" : ", no biases");
-    SAY("megatron-c train: GPT %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), "
-        "%.2fM parameters%s\n", g->num_layers, g->hidden_size, g->num_attention_heads, a->seq_length,
+    if (r->bert)
+        snprintf(variant, sizeof variant, " (%s, %s)", g->post_layernorm ? "post-norm" : "pre-norm",
+                 g->seq_head == MT_SEQ_HEAD_BINARY ? "masked LM + sentence order" : "masked LM");
+    SAY("megatron-c train: %s %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), "
+        "%.2fM parameters%s\n", r->bert ? "BERT" : "GPT", g->num_layers, g->hidden_size, g->num_attention_heads, a->seq_length,
         g->vocab_size, g->padded_vocab_size, (double)mt_config_param_count(g) / 1e6, variant);
     if (g->hidden_dropout > 0 || g->attention_dropout > 0)
         SAY(" dropout: hidden %g, attention %g\n", g->hidden_dropout, g->attention_dropout);
@@ -476,7 +578,7 @@ static void banner(struct run *r)
 }
 
 struct interval {
-    double loss_sum, t0, comm_s0;
+    double loss_sum, lm_sum, sop_sum, t0, comm_s0;
     uint64_t comm_b0;
     long n;
 };
@@ -489,24 +591,29 @@ static void log_iteration(struct run *r, struct interval *iv, float lr, double n
     mt_comm_stats(&comm_b, &comm_s);
     double ms = 1000.0 * dt / (double)iv->n;
     double tps = (double)iv->n * a->global_batch_size * a->seq_length / dt;
-    double avg = iv->loss_sum / (double)iv->n;
+    double avg = (r->bert ? iv->lm_sum : iv->loss_sum) / (double)iv->n;
+    char sop[64] = "", sop_json[64] = "";
+    if (r->bert && !a->bert_no_binary_head) {
+        snprintf(sop, sizeof sop, " sop loss: %.6E |", iv->sop_sum / (double)iv->n);
+        snprintf(sop_json, sizeof sop_json, ", \"sop_loss\": %.9g", iv->sop_sum / (double)iv->n);
+    }
     double comm_ms = 1000.0 * (comm_s - iv->comm_s0) / (double)iv->n;
     double comm_mb = (double)(comm_b - iv->comm_b0) / (double)iv->n / 1e6;
     char comm[96] = "";
     if (r->grp.world_size > 1)
         snprintf(comm, sizeof comm, " comm (ms): %.1f | comm sent (MB): %.2f |", comm_ms, comm_mb);
     SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
-        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E | "
+        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E |%s "
         "grad norm: %.3f |%s\n", r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tps,
-        lr, a->global_batch_size, avg, norm, comm);
+        lr, a->global_batch_size, avg, sop, norm, comm);
     if (r->json) {
-        fprintf(r->json, "{\"iteration\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+        fprintf(r->json, "{\"iteration\": %ld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %.9g, "
                 "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
-                "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, avg, lr, norm, tps, ms,
+                "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, avg, sop_json, lr, norm, tps, ms,
                 (unsigned long long)r->consumed, comm_ms, comm_mb);
         fflush(r->json);
     }
-    iv->loss_sum = 0;
+    iv->loss_sum = iv->lm_sum = iv->sop_sum = 0;
     iv->n = 0;
     iv->t0 = mt_now();
     iv->comm_s0 = comm_s;
@@ -542,7 +649,7 @@ static void loop(struct run *r)
 {
     const struct mt_train_args *a = r->a;
     const long it0 = r->iteration;
-    struct interval iv = {0, mt_now(), 0, 0, 0};
+    struct interval iv = {0, 0, 0, mt_now(), 0, 0, 0};
     mt_comm_stats(&iv.comm_b0, &iv.comm_s0);
     long last_saved = -1;
     mt_model_set_training(&r->model, 1, r->dropout_seed);
@@ -553,6 +660,10 @@ static void loop(struct run *r)
         mt_finalize_grads(r->be, &r->grp, &r->model.table, r->model.grads, shared,
                           (size_t)a->ddp_bucket_size);
         loss = reduce_loss(r, loss);
+        if (r->bert) {
+            iv.lm_sum += reduce_loss(r, r->lm_sum);
+            iv.sop_sum += reduce_loss(r, r->sop_sum);
+        }
         double norm = mt_adamw_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f);
         if (!isfinite(loss) || !isfinite(norm)) {
             progress_clear(&r->prog);
@@ -592,6 +703,7 @@ int mt_train_run(struct mt_train_args *a)
     struct run R, *r = &R;
     memset(r, 0, sizeof *r);
     r->a = a;
+    r->bert = a->model && strcmp(a->model, "bert") == 0;
     r->be = mt_backend_open(a->backend, a->tf32);
     mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file, a->vocab_size);
     mt_train_config(a, r->tok.vocab_size, &r->desc.model);
@@ -614,17 +726,28 @@ int mt_train_run(struct mt_train_args *a)
     const size_t N = (size_t)a->micro_batch_size * (size_t)a->seq_length;
     r->tokens = malloc(N * sizeof(int32_t));
     r->targets = malloc(N * sizeof(int32_t));
-    if (!r->tokens || !r->targets) mt_die("out of memory");
+    r->types = malloc(N * sizeof(int32_t));
+    r->loss_mask = malloc(N * sizeof(float));
+    r->lengths = malloc((size_t)a->micro_batch_size * sizeof(int32_t));
+    r->labels = malloc((size_t)a->micro_batch_size * sizeof(int32_t));
+    if (!r->tokens || !r->targets || !r->types || !r->loss_mask || !r->lengths || !r->labels)
+        mt_die("out of memory");
     banner(r);
     r->prog.on = r->printer && !a->no_progress && isatty(2) && getenv("TERM") &&
                  strcmp(getenv("TERM"), "dumb") != 0;
     r->prog.t0 = mt_now();
     loop(r);
-    if (a->sample_tokens > 0 && r->grp.world_size == 1) sample(r);
+    if (a->sample_tokens > 0 && r->grp.world_size == 1 && !r->bert) sample(r);
 
     if (r->json) fclose(r->json);
     free(r->tokens);
     free(r->targets);
+    free(r->types);
+    free(r->loss_mask);
+    free(r->lengths);
+    free(r->labels);
+    free(r->is_cont);
+    if (r->bert) mt_bert_data_free(&r->bdata);
     free(r->sched_actions);
     free(r->eval_actions);
     mt_loader_free(&r->train_loader);

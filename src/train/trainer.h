@@ -14,6 +14,9 @@
  * order of the --help listing). */
 struct mt_train_args {
     /* model */
+    const char *model;      /* "gpt" | "bert" (Megatron: pretrain_gpt.py / pretrain_bert.py) */
+    int bert_no_binary_head, post_layernorm, openai_gelu;
+    double mask_prob, short_seq_prob;
     int num_layers, hidden_size, num_heads, ffn_hidden_size, seq_length, max_pos;
     int kv_channels, num_query_groups, group_query_attention;
     const char *position_embedding_type, *normalization;
