@@ -1,11 +1,13 @@
 #!/bin/sh
 # convert and forward against the Hugging Face goldens (tests/golden/hf,
 # made by tests/golden/gen_hf_golden.py with transformers):
-# - HF -> megatron-c -> HF gives back bit-identical tensors (GPT-2, Llama;
+# - HF -> megatron-c -> HF gives back bit-identical tensors (GPT-2, Llama,
+#   BertForPreTraining, BertModel, BertForMaskedLM, BertForSequenceClassification;
 #   f32, and bf16 / f16 written by torch);
 # - f32 written as bf16 / f16 is rounded as torch rounds (the same bytes);
 # - forward on the HF directory and on the converted checkpoint: the golden
-#   logits and last hidden states to 1e-5, and bitwise the same as each other;
+#   logits, last hidden states (and BERT's sequence-head logits, with token
+#   types and padding) to 1e-5, and bitwise the same as each other;
 # - bad inputs each give a clear error naming what is wrong.
 . "$(dirname "$0")/common.sh"
 B=$MT_BIN
@@ -16,7 +18,9 @@ ST=$MT_TESTS/st_tool
 
 run() { "$@" >"$TMP/log" 2>&1 || { fail "$*"; sed 's/^/    /' "$TMP/log"; return 1; }; }
 
-for m in gpt2_tiny llama_tiny; do
+for m in gpt2_tiny llama_tiny bert_tiny bert_tiny_base bert_tiny_mlm bert_tiny_cls; do
+  inputs="$G/${m}_inputs.jsonl"
+  case $m in bert_tiny_*) inputs="$G/bert_tiny_inputs.jsonl" ;; esac
   run $B convert --load "$G/$m" --save "$TMP/$m.mc" || continue
   [ -f "$TMP/$m.mc/latest_checkpointed_iteration.txt" ] && pass "$m: converted to megatron-c" \
     || fail "$m: no megatron-c checkpoint written"
@@ -28,14 +32,14 @@ for m in gpt2_tiny llama_tiny; do
   [ -n "$arch" ] && [ "$arch" = "$want" ] && pass "$m: config.json names $arch" \
     || fail "$m: config.json names '$arch', the source '$want'"
 
-  run $B forward --load "$G/$m" --input "$G/${m}_inputs.jsonl" --output "$TMP/$m.f1" || continue
-  run $B forward --load "$TMP/$m.mc" --input "$G/${m}_inputs.jsonl" --output "$TMP/$m.f2" --backend cpu-ref || continue
+  run $B forward --load "$G/$m" --input "$inputs" --output "$TMP/$m.f1" || continue
+  run $B forward --load "$TMP/$m.mc" --input "$inputs" --output "$TMP/$m.f2" --backend cpu-ref || continue
   $ST diff "$TMP/$m.f1" "$G/${m}_forward.safetensors" 1e-5 > "$TMP/d" \
     && pass "$m: forward on the HF directory = transformers: $(cat "$TMP/d")" || fail "$m forward: $(cat "$TMP/d")"
   $ST diff "$TMP/$m.f2" "$G/${m}_forward.safetensors" 1e-5 > "$TMP/d" \
     && pass "$m: forward on the converted checkpoint (cpu-ref) = transformers: $(cat "$TMP/d")" \
     || fail "$m forward (converted, cpu-ref): $(cat "$TMP/d")"
-  run $B forward --load "$TMP/$m.mc" --input "$G/${m}_inputs.jsonl" --output "$TMP/$m.f3" || continue
+  run $B forward --load "$TMP/$m.mc" --input "$inputs" --output "$TMP/$m.f3" || continue
   $ST diff "$TMP/$m.f1" "$TMP/$m.f3" > "$TMP/d" \
     && pass "$m: forward, HF directory and converted checkpoint: $(cat "$TMP/d")" || fail "$m: $(cat "$TMP/d")"
 done

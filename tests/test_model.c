@@ -5,7 +5,9 @@
  * pooler and sentence-order head, exact GELU):
  *  - finite differences of the loss with respect to a sample of parameters
  *    (also with dropout on: the masks are fixed by the sample index)
- *  - BERT: what padding holds does not change the loss of the real tokens
+ *  - BERT: what padding holds does not change the loss of the real tokens;
+ *    a training forward, which runs the LM head on the masked rows only,
+ *    gives the loss and gradients of the forward over every row
  *  - KV-cache decoding equals the full forward pass
  *  - gradient accumulation: 2 micro-batches of 2 == 1 batch of 4
  *  - the generated parameter table: which tensors exist for a configuration
@@ -204,6 +206,44 @@ static void test_padding(const char *bename, int kind)
     tap_ok(l1 == l2 && memcmp(h1, h2, 4 * 16 * sizeof(float)) == 0,
            "%s %s: other tokens in the padding leave the loss (%.9g, %.9g) and the real tokens' "
            "hidden states unchanged", NAMES[kind], bename, l1, l2);
+    mt_model_free(&m);
+    mt_backend_free(be);
+}
+
+/* BERT: the LM head on the masked rows (training) against all rows (eval) */
+static void test_sparse_lm(const char *bename, int kind)
+{
+    mt_backend *be = backend(bename);
+    struct mt_model m;
+    const struct mt_transformer_config TINY = tiny(kind, 0.0f);
+    mt_model_init(&m, &TINY, be, 2, 6, NULL, 1);
+    mt_model_init_weights(&m, 9);
+    struct mt_rng r;
+    mt_rng_seed(&r, 13, 0);
+    struct tbatch tb;
+    make_batch(&tb, &r, kind, TINY.vocab_size);
+    const size_t P = m.table.total;
+    float *g[2] = {malloc(P * 4), malloc(P * 4)};
+    double l[2];
+    int sparse[2];
+    for (int k = 0; k < 2; k++) {
+        mt_model_set_training(&m, k == 0, 1); /* no dropout in this configuration */
+        mt_model_zero_grad(&m);
+        l[k] = mt_model_forward_batch(&m, &tb.b, 0);
+        sparse[k] = m.slots[0].lm_sparse;
+        mt_model_backward(&m, 1.0f);
+        mt_download(be, g[k], m.grads, P * 4);
+    }
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < P; i++) {
+        worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+        scale = fmax(scale, fabs((double)g[1][i]));
+    }
+    tap_ok(sparse[0] && !sparse[1] && fabs(l[0] - l[1]) <= 1e-6 * fabs(l[1]) && worst <= 1e-5 * scale,
+           "%s %s: the LM head on the masked rows gives the loss (%.9g vs %.9g) and gradients (max diff "
+           "%.2g of %.2g) of all rows", NAMES[kind], bename, l[0], l[1], worst, scale);
+    free(g[0]);
+    free(g[1]);
     mt_model_free(&m);
     mt_backend_free(be);
 }
@@ -425,6 +465,8 @@ int main(void)
         test_finite_differences("cpu-ref", kind, 0.1f);
         test_padding("cpu-ref", kind);
         test_padding("cpu", kind);
+        test_sparse_lm("cpu-ref", kind);
+        test_sparse_lm("cpu", kind);
     }
     test_lr();
     test_loader();

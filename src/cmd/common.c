@@ -39,7 +39,10 @@ void mt_cmd_open_tokenizer(const struct mt_model_source *s, struct mt_tokenizer 
     /* a NullTokenizer's --vocab-size is the vocabulary before its EOD id */
     const int null_vocab = s->desc.model.vocab_size - 1;
     mt_tokenizer_open(tok, s->desc.tokenizer_type, vocab_file, merge_file, null_vocab);
-    if (tok->vocab_size != s->desc.model.vocab_size)
+    /* a model of the vocabulary file's size (Hugging Face's BERT) has no
+     * [BOS]/[EOS], which Megatron appends and text never encodes to */
+    const int v = s->desc.model.vocab_size;
+    if (tok->vocab_size != v && tok->vocab_size - tok->appended != v)
         mt_user_error("use the vocabulary the model was trained with",
                       "the tokenizer has %d tokens but %s was trained with %d", tok->vocab_size, s->path,
                       s->desc.model.vocab_size);

@@ -2,11 +2,16 @@
  * to check a model against another implementation or a later version.
  *
  * Each line of --input is a JSON object with "input_ids" (a list of token
- * ids) or "text" (tokenized with the model's tokenizer). --output is a
- * safetensors file holding, for line i, "logits.<i>" (T x vocabulary, the
- * padded vocabulary excluded) and "last_hidden_state.<i>" (T x hidden,
- * after the final norm), f32, as Hugging Face's model(...).logits and
- * .hidden_states[-1] (or last_hidden_state of the base model) give them. */
+ * ids) or "text" (tokenized with the model's tokenizer), and for BERT
+ * optionally "token_type_ids" and "attention_mask" (ones, then zeros for
+ * the padding) of the same length. --output is a safetensors file holding,
+ * for line i, "logits.<i>" (T x vocabulary, the padded vocabulary
+ * excluded; models with a language-model head), "last_hidden_state.<i>"
+ * (T x hidden, after the final norm) and "seq_logits.<i>" (the classes of
+ * a sequence head: BERT's sentence-order head, a classifier), f32, as
+ * Hugging Face's model(...).logits (prediction_logits), .hidden_states[-1]
+ * (or last_hidden_state of the base model) and seq_relationship_logits (or
+ * the classifier's logits) give them. */
 #include "cmd/commands.h"
 #include "cmd/common.h"
 #include "core/args.h"
@@ -36,15 +41,36 @@ static const struct mt_arg_spec SPECS[] = {
 #define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
 
 struct sequence {
-    int32_t *ids;
+    int32_t *ids, *types; /* types NULL: all 0 */
     size_t n;
+    int32_t length;       /* the real tokens (attention_mask), n without a mask */
 };
+
+/* an optional list of n integers in [0, limit) under key, or NULL */
+static int32_t *int_list(const struct mt_jvalue *v, const char *key, size_t n, int limit,
+                         const char *path, long lineno)
+{
+    const struct mt_jvalue *a = mt_json_get(v, key);
+    if (!a) return NULL;
+    if (a->type != MT_J_ARRAY || (size_t)a->n != n)
+        mt_user_error("give one entry per token", "%s:%ld: \"%s\" is not a list of %zu numbers", path,
+                      lineno, key, n);
+    int32_t *out = malloc((n ? n : 1) * sizeof *out);
+    if (!out) mt_die("out of memory");
+    for (int i = 0; i < a->n; i++) {
+        const struct mt_jvalue *x = &a->v[i];
+        if (x->type != MT_J_NUMBER || x->num != (double)(int64_t)x->num || x->num < 0 || x->num >= limit)
+            mt_user_error(NULL, "%s:%ld: %s[%d] is not an integer in [0, %d)", path, lineno, key, i, limit);
+        out[i] = (int32_t)x->num;
+    }
+    return out;
+}
 
 /* The ids of one input line (1-based lineno for messages). */
 static struct sequence parse_line(const char *path, long lineno, const char *line, size_t len,
-                                  const struct mt_tokenizer *tok, int max_len)
+                                  const struct mt_tokenizer *tok, int max_len, int types)
 {
-    struct sequence s = {NULL, 0};
+    struct sequence s = {NULL, NULL, 0, 0};
     struct mt_jvalue v;
     char err[200];
     if (mt_json_parse(line, len, &v, err, sizeof err) != 0)
@@ -70,8 +96,22 @@ static struct sequence parse_line(const char *path, long lineno, const char *lin
         mt_user_error("each line is a JSON object: {\"input_ids\": [...]} or {\"text\": \"...\"}",
                       "%s:%ld: neither \"input_ids\" (a list) nor \"text\" (a string)", path, lineno);
     }
-    mt_json_free(&v);
     if (s.n == 0) mt_user_error(NULL, "%s:%ld: the input is empty", path, lineno);
+    s.types = int_list(&v, "token_type_ids", s.n, types > 0 ? types : 1, path, lineno);
+    int32_t *mask = int_list(&v, "attention_mask", s.n, 2, path, lineno);
+    s.length = (int32_t)s.n;
+    if (mask) {
+        int32_t k = 0;
+        while (k < (int32_t)s.n && mask[k]) k++;
+        for (size_t i = (size_t)k; i < s.n; i++)
+            if (mask[i])
+                mt_user_error("padding goes after the tokens", "%s:%ld: attention_mask is not ones "
+                              "followed by zeros", path, lineno);
+        if (k == 0) mt_user_error(NULL, "%s:%ld: attention_mask masks every token", path, lineno);
+        s.length = k;
+        free(mask);
+    }
+    mt_json_free(&v);
     if (s.n > (size_t)max_len) {
         char hint[96];
         snprintf(hint, sizeof hint, "the model has %d positions", max_len);
@@ -112,7 +152,8 @@ int mt_cmd_forward(int argc, char **argv)
                 seq = realloc(seq, (size_t)cap * sizeof *seq);
                 if (!seq) mt_die("out of memory");
             }
-            seq[nseq] = parse_line(a.input, lineno, line, n, &tok, c->max_position_embeddings);
+            seq[nseq] = parse_line(a.input, lineno, line, n, &tok, c->max_position_embeddings,
+                                   c->type_vocab_size);
             if ((int)seq[nseq].n > maxT) maxT = (int)seq[nseq].n;
             nseq++;
         }
@@ -127,25 +168,39 @@ int mt_cmd_forward(int argc, char **argv)
     struct mt_st_writer *w = mt_st_writer_new(a.output);
     mt_st_writer_metadata(w, "source", a.load);
     char name[64];
+    const int lm = c->lm_head != MT_LM_HEAD_NONE, K = mt_config_seq_classes(c);
     for (int i = 0; i < nseq; i++) {
         const int64_t lshape[2] = {(int64_t)seq[i].n, c->vocab_size}, hshape[2] = {(int64_t)seq[i].n, c->hidden_size};
+        const int64_t sshape[2] = {1, K};
         snprintf(name, sizeof name, "logits.%d", i);
-        mt_st_writer_declare(w, name, MT_ST_F32, 2, lshape);
+        if (lm) mt_st_writer_declare(w, name, MT_ST_F32, 2, lshape);
         snprintf(name, sizeof name, "last_hidden_state.%d", i);
         mt_st_writer_declare(w, name, MT_ST_F32, 2, hshape);
+        snprintf(name, sizeof name, "seq_logits.%d", i);
+        if (K) mt_st_writer_declare(w, name, MT_ST_F32, 2, sshape);
     }
     float *host = malloc((size_t)maxT * (size_t)(c->vocab_size > c->hidden_size ? c->vocab_size : c->hidden_size) *
                          sizeof *host);
     if (!host) mt_die("out of memory");
     for (int i = 0; i < nseq; i++) {
-        mt_model_forward(&m, seq[i].ids, NULL, 1, (int)seq[i].n, 0);
-        mt_tensor_download(be, host, m.logits);
-        snprintf(name, sizeof name, "logits.%d", i);
-        mt_st_writer_data(w, name, host);
+        const struct mt_batch b = {1, (int)seq[i].n, seq[i].ids, seq[i].types,
+                                   seq[i].length < (int32_t)seq[i].n ? &seq[i].length : NULL, NULL, NULL, NULL};
+        mt_model_forward_batch(&m, &b, 0);
+        if (lm) {
+            mt_tensor_download(be, host, m.logits);
+            snprintf(name, sizeof name, "logits.%d", i);
+            mt_st_writer_data(w, name, host);
+        }
         mt_tensor_download(be, host, mt_model_last_hidden(&m));
         snprintf(name, sizeof name, "last_hidden_state.%d", i);
         mt_st_writer_data(w, name, host);
+        if (K) {
+            mt_tensor_download(be, host, mt_model_seq_logits(&m));
+            snprintf(name, sizeof name, "seq_logits.%d", i);
+            mt_st_writer_data(w, name, host);
+        }
         free(seq[i].ids);
+        free(seq[i].types);
     }
     mt_st_writer_close(w);
     printf("megatron-c forward: %d input%s through %s -> %s\n", nseq, nseq == 1 ? "" : "s", a.load, a.output);

@@ -12,7 +12,8 @@
  *    gives one sequence per non-empty string, as Megatron). Blank lines are
  *    skipped. Any malformed line, missing key or non-string value is an error
  *    naming the file and the line.
- *  - plain text: the whole file is one document (key "text").
+ *  - plain text: the whole file is one document (key "text"); with
+ *    --split-sentences a document per paragraph (text between blank lines).
  *  --input-format auto (default) takes JSON when the first non-blank line
  *  starts with '{'.
  * --append-eod adds the tokenizer's end-of-document id to every non-empty
@@ -237,6 +238,19 @@ MT_PRINTF(3, 4) static void batch_fail(struct batch *b, long line, const char *f
     snprintf(b->err, sizeof b->err, "line %ld: %s", line, msg);
 }
 
+/* The end of the paragraph that starts at s[p]: after the next blank line
+ * (a newline, spaces or tabs, a newline), or the end of the text. */
+static size_t paragraph_end(const char *s, size_t n, size_t p)
+{
+    for (size_t i = p; i < n; i++) {
+        if (s[i] != '\n') continue;
+        size_t j = i + 1;
+        while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r')) j++;
+        if (j < n && s[j] == '\n') return j + 1;
+    }
+    return n;
+}
+
 /* Appends the tokens of s[0..n) to o as one sequence, or with
  * --split-sentences one per sentence; `more`: the document has a sequence
  * already (it is ended first); `close`: end every sequence (else the last
@@ -430,14 +444,22 @@ static void process(const struct ctx *c, struct batch *b)
     b->err[0] = 0;
     if (!c->json) {
         /* one document over all chunks: its one sequence continues (the
-         * caller ends it after the last chunk), or its sentences, each
-         * ended here (chunks are cut at blank lines, where sentences end) */
+         * caller ends it after the last chunk); with --split-sentences a
+         * document per paragraph (text between blank lines), its sentences
+         * each a sequence (chunks are cut at blank lines) */
         struct keyout *o = &b->out[0];
         if (!c->a->split_sentences) {
             c->tok->encode(c->tok, b->in, b->len, &o->tok, &o->ntok, &o->captok);
             if (o->ntok) push_mark(o, (int64_t)o->ntok);
-        } else {
-            encode_sequences(c, b, o, b->in, b->len, 0, 1);
+            return;
+        }
+        for (size_t p = 0; p < b->len;) {
+            const size_t e = paragraph_end(b->in, b->len, p);
+            if (encode_sequences(c, b, o, b->in + p, e - p, 0, 1) > 0) {
+                push_mark(o, MARK_END_DOC);
+                b->docs++;
+            }
+            p = e;
         }
         return;
     }
@@ -671,7 +693,7 @@ int mt_cmd_preprocess(int argc, char **argv)
                   "(PREFIX_<key>_document.bin/.idx, for --data-path PREFIX_text_document),\n"
                   "as Megatron's tools/preprocess_data.py does for GPT. The input is JSON lines\n"
                   "(one object per line; --json-keys picks the fields) or plain text (the\n"
-                  "whole file is one document).");
+                  "whole file is one document; with --split-sentences, one per paragraph).");
     const char *hint = "see 'megatron-c preprocess --help'";
     if (!a.input) mt_user_error("write --input FILE (JSON lines or plain text)", "--input is required");
     if (!a.output_prefix)
@@ -832,7 +854,7 @@ int mt_cmd_preprocess(int argc, char **argv)
     }
     fclose(f);
 
-    if (!c.json) { /* the file is one document */
+    if (!c.json && !a.split_sentences) { /* the file is one document */
         struct mt_indexed_writer *w = g_writers[0];
         int rc = 0;
         if (text_doc_tokens > 0 && a.append_eod)

@@ -23,6 +23,7 @@ struct mt_tokenizer {
     int vocab_size;    /* real vocabulary (before padding) */
     int eod;           /* end-of-document id, or -1 */
     int cls, sep, pad, mask; /* BERT's special ids ([CLS] [SEP] [PAD] [MASK]), or -1 */
+    int appended;      /* ids Megatron appends after the file's ([BOS], [EOS]); text never encodes to them */
     void *impl;
     /* appends the ids of text[0..len) to *ids (realloc'd, *n updated) */
     void (*encode)(const struct mt_tokenizer *t, const char *text, size_t len, int32_t **ids,

@@ -21,6 +21,7 @@ enum { NSPECIAL = 5 };
 struct mt_wordpiece {
     int lower;
     int n;            /* ids */
+    int nfile;        /* of them, the file's lines (the rest: [BOS], [EOS] appended) */
     char **tok;       /* id -> token, NUL-terminated */
     char *pool;       /* the file's bytes, lines cut in place */
     int32_t *slot;    /* hash slots: id, or -1 when empty */
@@ -393,6 +394,7 @@ struct mt_wordpiece *mt_wordpiece_load(const char *vocab_file, int lower)
     if (!w->slot) mt_die("out of memory");
     memset(w->slot, 0xff, cap * sizeof *w->slot);
     for (int id = 0; id < w->n; id++) insert(w, id);
+    w->nfile = w->n;
     for (int k = 0; k < 2; k++)
         if (mt_wordpiece_id(w, extra[k]) < 0) {
             w->tok[w->n] = (char *)extra[k];
@@ -437,6 +439,7 @@ void mt_wordpiece_tokenizer_open(struct mt_tokenizer *t, const char *type, const
     struct mt_wordpiece *w = mt_wordpiece_load(vocab_file, lower);
     t->type = lower ? "BertWordPieceLowerCase" : "BertWordPieceCase";
     t->vocab_size = w->n;
+    t->appended = w->n - w->nfile;
     t->eod = -1; /* Megatron's BERT tokenizer has no end of document */
     t->cls = mt_wordpiece_id(w, "[CLS]");
     t->sep = mt_wordpiece_id(w, "[SEP]");

@@ -118,7 +118,7 @@ static int ignorable(const char *name)
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
         size_t k = strlen(suffix[i]);
-        if (n > k && strcmp(name + n - k, suffix[i]) == 0) return 1;
+        if (n >= k && strcmp(name + n - k, suffix[i]) == 0) return 1;
     }
     return 0;
 }

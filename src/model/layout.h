@@ -97,6 +97,7 @@
     X(lnf, TOKENS, HIDDEN, FINAL_NORM)      /* the hidden state the heads read (pre-norm layout) */ \
     X(lnf_mean, TOKENS, ONE, FINAL_NORM_MEAN) \
     X(lnf_rstd, TOKENS, ONE, FINAL_NORM) \
+    X(lm_in, TOKENS, HIDDEN, BERT_LM)       /* BERT training: the masked rows of the hidden state */ \
     X(lm_dense, TOKENS, HIDDEN, BERT_LM)    /* BERT's LM head: dense output, GELU, LayerNorm */ \
     X(lm_act, TOKENS, HIDDEN, BERT_LM) \
     X(lm_ln, TOKENS, HIDDEN, BERT_LM) \
@@ -133,6 +134,7 @@
     X(dlosses, TOKENS, ONE, ALWAYS) \
     X(dhead, TOKENS, HIDDEN, ALWAYS)        /* the heads' input gradient */ \
     X(dlm, TOKENS, HIDDEN, BERT_LM)         /* inside BERT's LM head */ \
+    X(dlm_in, TOKENS, HIDDEN, BERT_LM)      /* the gradient of its gathered rows */ \
     X(dlm2, TOKENS, HIDDEN, BERT_LM) \
     X(dseq, SEQS, HIDDEN, SEQ)              /* inside the sequence head */ \
     X(dseq2, SEQS, HIDDEN, SEQ) \

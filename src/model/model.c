@@ -76,6 +76,7 @@ static void slot_alloc(struct mt_model *m, struct mt_model_slot *s)
     s->positions = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     if (m->cfg.type_vocab_size > 0) s->types = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->lengths = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
+    if (m->cfg.lm_head == MT_LM_HEAD_BERT) s->lm_rows = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->seq_rows = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
     s->labels = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
     s->dlosses_host = malloc((size_t)N * sizeof *s->dlosses_host);
@@ -96,7 +97,7 @@ static void slot_free(struct mt_model *m, struct mt_model_slot *s)
     if (m->stage.last) mt_layout_free_head_acts(be, &s->head);
     if (m->stage.first) mt_layout_free_embed_acts(be, &s->emb);
     mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->types, &s->lengths,
-                      &s->seq_rows, &s->labels, &s->input};
+                      &s->seq_rows, &s->labels, &s->lm_rows, &s->input};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) mt_tensor_free(be, t[i]);
     free(s->acts);
     free(s->dlosses_host);
@@ -271,6 +272,72 @@ static void upload_seq_rows(struct mt_model *m, struct mt_model_slot *s, const s
     upload_ids(m->be, s->seq_rows, m->ids_host, b->B);
 }
 
+/* The call context of the LM head over its R rows (one "sequence" of them) */
+static struct mt_fwd rows_fwd(const struct mt_fwd *f, int64_t R)
+{
+    struct mt_fwd g = *f;
+    g.B = 1;
+    g.T = (int)R;
+    g.t0 = 0;
+    return g;
+}
+
+/* The LM head and its loss. A BERT training forward computes it only on
+ * the rows the loss mask weights (15 % of them): gathered into lm_in, and
+ * scattered back in the backward; elsewhere on every row (the logits of
+ * all positions are the result). The loss is the weighted mean
+ * sum(mask l) / sum(mask) in double, in row order. */
+static void lm_forward(struct mt_model *m, struct mt_model_slot *s, const struct mt_fwd *f,
+                       const struct mt_batch *b, mt_tensor hidden)
+{
+    mt_backend *be = m->be;
+    const int64_t N = (int64_t)b->B * b->T;
+    s->lm_sparse = m->training && b->targets && b->loss_mask && m->cfg.lm_head == MT_LM_HEAD_BERT;
+    int64_t R = N;
+    mt_tensor in = hidden;
+    if (s->lm_sparse) {
+        R = 0;
+        for (int64_t i = 0; i < N; i++)
+            if (b->loss_mask[i] != 0.0f) m->ids_host[R++] = (int32_t)i;
+        if (R == 0) { /* no token has a loss: nothing to compute, a zero gradient */
+            s->nlm = 0;
+            s->has_targets = b->targets != NULL;
+            return;
+        }
+        upload_ids(be, s->lm_rows, m->ids_host, R);
+        in = mt_rows(s->head.lm_in, 0, R);
+        mt_embed_fwd(be, in, mt_rows(s->lm_rows, 0, R), hidden, 0, 0); /* in[k] = hidden[rows[k]] */
+    }
+    s->nlm = R;
+    const struct mt_fwd g = rows_fwd(f, R);
+    mt_lm_head_fwd(&g, &m->w, &s->head, in);
+    m->logits = mt_rows(s->head.logits, 0, R);
+    if (!b->targets) return;
+    s->has_targets = 1;
+    int32_t *tg = malloc((size_t)R * sizeof *tg);
+    float *wt = malloc((size_t)R * sizeof *wt);
+    if (!tg || !wt) mt_die("out of memory");
+    for (int64_t k = 0; k < R; k++) {
+        const int64_t i = s->lm_sparse ? m->ids_host[k] : k;
+        tg[k] = b->targets[i];
+        wt[k] = b->loss_mask ? b->loss_mask[i] : 1.0f;
+    }
+    upload_ids(be, s->targets, tg, R);
+    mt_lm_loss_fwd(&g, &m->w, &s->head, mt_rows(s->targets, 0, R));
+    mt_tensor_download(be, m->losses_host, mt_rows(s->head.losses, 0, R));
+    double sum = 0.0, den = 0.0;
+    for (int64_t k = 0; k < R; k++) {
+        sum += (double)wt[k] * m->losses_host[k];
+        den += wt[k];
+    }
+    s->lm_loss = den > 0 ? sum / den : 0.0;
+    s->lm_masked = b->loss_mask != NULL;
+    if (s->lm_masked)
+        for (int64_t k = 0; k < R; k++) s->dlosses_host[k] = den > 0 ? (float)(wt[k] / den) : 0.0f;
+    free(tg);
+    free(wt);
+}
+
 /* The last stage: heads and losses. The LM loss is the weighted mean
  * sum(mask l) / sum(mask), in double in index order (the same on every
  * backend and layout); its backward weights are kept for the backward. */
@@ -285,27 +352,7 @@ static double heads_forward(struct mt_model *m, struct mt_model_slot *s, const s
     mt_tensor hidden = head_input(m, s, N);
     s->lm_loss = s->seq_loss = 0.0;
     s->has_targets = s->has_labels = 0;
-    if (m->cfg.lm_head != MT_LM_HEAD_NONE) {
-        mt_lm_head_fwd(f, &m->w, &s->head, hidden);
-        m->logits = mt_rows(s->head.logits, 0, N);
-        if (b->targets) {
-            s->has_targets = 1;
-            upload_ids(be, s->targets, b->targets, N);
-            mt_lm_loss_fwd(f, &m->w, &s->head, mt_rows(s->targets, 0, N));
-            mt_tensor_download(be, m->losses_host, mt_rows(s->head.losses, 0, N));
-            double sum = 0.0, den = 0.0;
-            for (int64_t i = 0; i < N; i++) {
-                const double w = b->loss_mask ? b->loss_mask[i] : 1.0;
-                sum += w * m->losses_host[i];
-                den += w;
-            }
-            s->lm_loss = den > 0 ? sum / den : 0.0;
-            s->lm_masked = b->loss_mask != NULL;
-            if (s->lm_masked)
-                for (int64_t i = 0; i < N; i++)
-                    s->dlosses_host[i] = den > 0 ? (float)(b->loss_mask[i] / den) : 0.0f;
-        }
-    }
+    if (m->cfg.lm_head != MT_LM_HEAD_NONE) lm_forward(m, s, f, b, hidden);
     if (m->cfg.seq_head != MT_SEQ_HEAD_NONE) {
         upload_seq_rows(m, s, b);
         mt_seq_head_fwd(f, &m->w, &s->head, hidden, mt_rows(s->seq_rows, 0, b->B));
@@ -410,15 +457,25 @@ static void heads_backward(struct mt_model *m, struct mt_model_slot *s, const st
     MT_ASSERT(s->has_targets || s->has_labels);
     mt_tensor hidden = head_input(m, s, N), x = mt_model_stage_output(m, (int)(s - m->slots), B, T);
     mt_tensor dhidden = mt_rows(m->gb.dhead, 0, N), dresid = mt_rows(m->gb.dresid, 0, N);
-    if (s->has_targets) {
-        /* d loss / d losses[n] = the mask's weight (1/N without one), times the
+    if (s->has_targets && s->nlm > 0) {
+        /* d loss / d losses[k] = the mask's weight (1/N without one), times the
          * micro-batch weight */
-        for (int64_t i = 0; i < N; i++)
-            m->losses_host[i] = s->lm_masked ? dloss_scale * s->dlosses_host[i] : dloss_scale / (float)N;
-        mt_tensor dlosses = mt_rows(m->gb.dlosses, 0, N);
+        const int64_t R = s->nlm;
+        for (int64_t k = 0; k < R; k++)
+            m->losses_host[k] = s->lm_masked ? dloss_scale * s->dlosses_host[k] : dloss_scale / (float)N;
+        mt_tensor dlosses = mt_rows(m->gb.dlosses, 0, R);
         mt_tensor_upload(be, dlosses, m->losses_host);
-        mt_lm_head_bwd(f, &m->w, &m->g, &s->head, &m->gb, dhidden, hidden,
-                       mt_rows(s->targets, 0, N), dlosses);
+        const struct mt_fwd g = rows_fwd(f, R);
+        if (!s->lm_sparse) {
+            mt_lm_head_bwd(&g, &m->w, &m->g, &s->head, &m->gb, dhidden, hidden,
+                           mt_rows(s->targets, 0, R), dlosses);
+        } else {
+            mt_tensor din = mt_rows(m->gb.dlm_in, 0, R), rows = mt_rows(s->lm_rows, 0, R);
+            mt_lm_head_bwd(&g, &m->w, &m->g, &s->head, &m->gb, din, mt_rows(s->head.lm_in, 0, R),
+                           mt_rows(s->targets, 0, R), dlosses);
+            mt_tensor_zero(be, dhidden);
+            mt_embed_bwd(be, dhidden, din, rows, 0); /* dhidden[rows[k]] += din[k] */
+        }
     } else {
         mt_tensor_zero(be, dhidden);
     }

@@ -68,6 +68,9 @@ struct mt_model_slot {
     int B, T, has_targets, has_labels, has_lengths;
     float *dlosses_host;                  /* (N) the LM loss's weights mask / sum(mask) ... */
     int lm_masked;                        /* ... when it had a mask (else 1/N) */
+    mt_tensor lm_rows;                    /* (N,1) i32 BERT: the rows the LM head ran on ... */
+    int64_t nlm;                          /* ... how many (N unless lm_sparse) */
+    int lm_sparse;                        /* ... only the masked ones (training) */
     double lm_loss, seq_loss;             /* last stage: the two parts of its loss */
     int dropout;                          /* this forward applied dropout */
     int64_t sample0;                      /* its first sample's index in the training stream */

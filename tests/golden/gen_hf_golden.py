@@ -38,11 +38,19 @@ The optimizer is torch.optim.AdamW, weight decay on the 2-D tensors only
 clip_grad_norm_(1.0).
 
 <name>_forward.safetensors holds what `megatron-c forward` writes for
-<name>_inputs.jsonl (the two rows of `tokens`): logits.<i> (T, V) and
-last_hidden_state.<i> (T, C).
+<name>_inputs.jsonl (the two rows of `tokens`; BERT's with their
+token_type_ids and attention_mask): logits.<i> (T, V), last_hidden_state.<i>
+(T, C) and, for BERT, seq_logits.<i> (1, 2).
 
 gpt2_tiny_bf16/ and gpt2_tiny_f16/ are gpt2_tiny saved by torch in bfloat16
 and float16: the reference for megatron-c's 16-bit reading and writing.
+
+bert_tiny_base/ (BertModel: no heads), bert_tiny_mlm/ (BertForMaskedLM: the
+MLM head, no pooler) and bert_tiny_cls/ (BertForSequenceClassification, 3
+classes, a random classifier) hold bert_tiny's weights under the other BERT
+architectures, each with <dir>_forward.safetensors for bert_tiny_inputs.jsonl
+(last_hidden_state.<i>; logits.<i> for the MLM; seq_logits.<i> for the
+classifier).
 
 Usage:
     python3 tests/golden/gen_hf_golden.py [-o tests/golden/hf]
@@ -62,7 +70,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 import transformers
-from transformers import (BertConfig, BertForPreTraining, GPT2Config, GPT2LMHeadModel,
+from transformers import (BertConfig, BertForMaskedLM, BertForPreTraining,
+                          BertForSequenceClassification, BertModel, GPT2Config, GPT2LMHeadModel,
                           LlamaConfig, LlamaForCausalLM)
 
 V = 61        # vocabulary (megatron-c pads it to 128)
@@ -230,13 +239,53 @@ def generate(name, make, outdir, gen, fp32_drift):
     for i in range(B):
         fwd[f"logits.{i}"] = out["logits"][i].contiguous()
         fwd[f"last_hidden_state.{i}"] = out["last_hidden_state"][i].contiguous()
+        if bert:
+            fwd[f"seq_logits.{i}"] = out["seq_logits"][i:i + 1].contiguous()
     save_file(fwd, os.path.join(outdir, name + "_forward.safetensors"))
     with open(os.path.join(outdir, name + "_inputs.jsonl"), "w") as f:
         for i in range(B):
-            f.write(json.dumps({"input_ids": tok[0][i].tolist()}) + "\n")
+            line = {"input_ids": tok[0][i].tolist()}
+            if bert:
+                line["token_type_ids"] = batches[0]["token_type_ids"][i].tolist()
+                line["attention_mask"] = batches[0]["attention_mask"][i].tolist()
+            f.write(json.dumps(line) + "\n")
     print(f"{name}: loss {float(ref['loss'][0]):.8f}, {len(out)} golden tensors, "
           f"step losses {float(ref['step.loss'][0]):.5f} .. {float(ref['step.loss'][-1]):.5f}")
     return model.float()
+
+
+def bert_variants(outdir, gen):
+    """bert_tiny's weights as BertModel, BertForMaskedLM and
+    BertForSequenceClassification, with their forward goldens"""
+    src = BertForPreTraining.from_pretrained(os.path.join(outdir, "bert_tiny")).double().eval()
+    with open(os.path.join(outdir, "bert_tiny_inputs.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    cfg = src.config
+    for tag, cls in (("base", BertModel), ("mlm", BertForMaskedLM), ("cls", BertForSequenceClassification)):
+        if cls is BertForSequenceClassification:
+            cfg = BertConfig(**{**src.config.to_dict(), "num_labels": 3})
+        m = cls(cfg).double().eval()
+        with torch.no_grad():
+            base = m if cls is BertModel else m.bert
+            base.load_state_dict(src.bert.state_dict(), strict=False)
+            if cls is BertForMaskedLM:
+                m.cls.predictions.load_state_dict(src.cls.predictions.state_dict())
+            if cls is BertForSequenceClassification:
+                m.classifier.weight.copy_(0.1 * torch.randn(m.classifier.weight.shape, generator=gen))
+                m.classifier.bias.copy_(0.1 * torch.randn(m.classifier.bias.shape, generator=gen))
+        m.float().save_pretrained(os.path.join(outdir, "bert_tiny_" + tag), safe_serialization=True)
+        m.double()
+        fwd = {}
+        for i, line in enumerate(lines):
+            kw = {k: torch.tensor([line[k]]) for k in ("input_ids", "token_type_ids", "attention_mask")}
+            out = m(**kw, output_hidden_states=True)
+            fwd[f"last_hidden_state.{i}"] = out.hidden_states[-1][0].float().contiguous()
+            if cls is BertForMaskedLM:
+                fwd[f"logits.{i}"] = out.logits[0].float().contiguous()
+            if cls is BertForSequenceClassification:
+                fwd[f"seq_logits.{i}"] = out.logits.float().contiguous()
+        save_file(fwd, os.path.join(outdir, f"bert_tiny_{tag}_forward.safetensors"))
+        print(f"bert_tiny_{tag}: {cls.__name__}, {len(fwd)} forward tensors")
 
 
 def main():
@@ -252,6 +301,7 @@ def main():
     generate("llama_tiny", llama_model, a.outdir, gen2, a.fp32_drift)
     gen3 = torch.Generator().manual_seed(SEED + 2)
     generate("bert_tiny", bert_model, a.outdir, gen3, a.fp32_drift)
+    bert_variants(a.outdir, torch.Generator().manual_seed(SEED + 3))
     for dtype, tag in ((torch.bfloat16, "bf16"), (torch.float16, "f16")):
         m = gpt2_model()
         m.load_state_dict(gpt2.state_dict())
