@@ -23,6 +23,7 @@ static void usage(FILE *f)
             "  compare    check two --log-json traces agree iteration by iteration\n"
             "  convert    Hugging Face checkpoint to megatron-c and back (GPT-2, Llama)\n"
             "  forward    dump the logits and last hidden states of a model on given inputs\n"
+            "  finetune   fine-tune a pretrained BERT or GPT as a text classifier\n"
             "  version    print the version\n"
             "\n"
             "'megatron-c <command> --help' lists the flags of a command.\n");
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "compare") == 0) return mt_cmd_compare(argc, argv);
     if (strcmp(cmd, "convert") == 0) return mt_cmd_convert(argc, argv);
     if (strcmp(cmd, "forward") == 0) return mt_cmd_forward(argc, argv);
+    if (strcmp(cmd, "finetune") == 0) return mt_cmd_finetune(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;

@@ -11,6 +11,9 @@ int mt_cmd_preprocess(int argc, char **argv);
 int mt_cmd_compare(int argc, char **argv);
 int mt_cmd_convert(int argc, char **argv);
 int mt_cmd_forward(int argc, char **argv);
+int mt_cmd_finetune(int argc, char **argv);
+/* eval --task classify (called by mt_cmd_eval) */
+int mt_cmd_eval_classify(int argc, char **argv);
 
 /* Flag-table entries (core/args.h) that several commands share, written
  * once. They use the including file's F(field), its offsetof into the

@@ -27,7 +27,7 @@ struct eval_args {
 #define F(field) offsetof(struct eval_args, field)
 static const struct mt_arg_spec SPECS[] = {
     MT_SPECS_LOAD,
-    {"task", MT_ARG_STRING, F(task), "S", "wikitext (perplexity) | lambada (accuracy)"},
+    {"task", MT_ARG_STRING, F(task), "S", "wikitext (perplexity) | lambada (accuracy) | classify (accuracy of a fine-tuned classifier; its own flags)"},
     {"data", MT_ARG_STRING, F(data), "FILE", "wikitext: raw WikiText text; lambada: {\"text\": ...} lines"},
     {"seq-length", MT_ARG_INT, F(seq_length), "N", "window/example length (default: the checkpoint's)"},
     {"overlapping-eval", MT_ARG_INT, F(overlapping_eval), "N", "wikitext: window stride = tokens scored per window (32)"},
@@ -366,6 +366,9 @@ static void eval_lambada(struct evaluator *e, char *data, size_t len)
 
 int mt_cmd_eval(int argc, char **argv)
 {
+    for (int i = 2; i + 1 < argc; i++) /* classify has its own flags */
+        if (strcmp(argv[i], "--task") == 0 && strcasecmp(argv[i + 1], "classify") == 0)
+            return mt_cmd_eval_classify(argc, argv);
     struct evaluator E, *e = &E;
     memset(e, 0, sizeof *e);
     struct eval_args *a = &e->a;
@@ -384,7 +387,7 @@ int mt_cmd_eval(int argc, char **argv)
     else if (strcasecmp(a->task, "lambada") == 0)
         lambada = 1;
     else
-        mt_user_error("the tasks are wikitext (perplexity) and lambada (accuracy)",
+        mt_user_error("the tasks are wikitext (perplexity), lambada (accuracy) and classify",
                       "unknown --task '%s'", a->task);
     if (!a->data)
         mt_user_error(lambada ? "e.g. --data lambada_test.jsonl (OpenAI's LAMBADA test set)"
