@@ -75,12 +75,7 @@ int mt_cmd_eval_classify(int argc, char **argv)
     const char *labels = a.labels ? a.labels : mt_kv_get(&src.kv, "class_labels");
     if (labels) {
         snprintf(buf, sizeof buf, "%s", labels);
-        for (char *p = buf; p && *p && nnames < 64;) {
-            char *q = strchr(p, ',');
-            if (q) *q = 0;
-            names[nnames++] = p;
-            p = q ? q + 1 : NULL;
-        }
+        nnames = mt_class_names(buf, names, 64);
         if (nnames != K)
             mt_user_error("give one name per class", "--labels names %d classes, the model has %d", nnames, K);
     }

@@ -146,19 +146,6 @@ static void save_model(struct mt_model *m, const struct mt_model_desc *d, const 
 
 /* ---- the task -------------------------------------------------------------------------- */
 
-/* the names in a comma-separated list (modified in place) */
-static int split_names(char *s, const char **names, int max)
-{
-    int n = 0;
-    for (char *p = s; p && *p && n < max;) {
-        char *c = strchr(p, ',');
-        if (c) *c = 0;
-        names[n++] = p;
-        p = c ? c + 1 : NULL;
-    }
-    return n;
-}
-
 static void task_defaults(struct finetune_args *a, const unsigned char *given)
 {
     if (!a->task) mt_user_error("write --task sst2, spam or classify", "finetune needs --task");
@@ -294,7 +281,7 @@ int mt_cmd_finetune(int argc, char **argv)
     int nnames = 0;
     if (a.labels) {
         snprintf(labels_buf, sizeof labels_buf, "%s", a.labels);
-        nnames = split_names(labels_buf, names, 64);
+        nnames = mt_class_names(labels_buf, names, 64);
         if (nnames != a.num_classes)
             mt_user_error("give one name per class", "--labels names %d classes, --num-classes is %d", nnames,
                           a.num_classes);

@@ -50,7 +50,7 @@ static void add(struct mt_class_data *d, size_t *cap, const struct mt_tokenizer 
     if (e->n == 0) mt_user_error("every example needs some text", "%s:%ld: the text is empty", d->path, line);
 }
 
-/* one JSON line; 0 when it is kept */
+/* one JSON line (kept when its split is the one asked for) */
 static void json_line(struct mt_class_data *d, size_t *cap, const struct mt_tokenizer *tok,
                       const struct mt_class_read *o, const char *s, size_t n, long line)
 {
@@ -128,6 +128,18 @@ void mt_class_data_read(struct mt_class_data *d, const char *path, const struct 
     }
     free(text);
     if (d->n == 0) mt_user_error(HINT_TSV, "%s holds no examples", path);
+}
+
+int mt_class_names(char *buf, const char **names, int max)
+{
+    int n = 0;
+    for (char *p = buf; p && *p && n < max;) {
+        char *c = strchr(p, ',');
+        if (c) *c = 0;
+        names[n++] = p;
+        p = c ? c + 1 : NULL;
+    }
+    return n;
 }
 
 void mt_class_data_free(struct mt_class_data *d)

@@ -41,6 +41,10 @@ struct mt_class_read {
     int labels_optional;      /* a record may lack its label (prediction only) */
 };
 
+/* The names of a comma-separated list ("ham,spam"), cut in place in buf;
+ * returns how many (at most max). */
+int mt_class_names(char *buf, const char **names, int max);
+
 /* Reads and tokenizes path. */
 void mt_class_data_read(struct mt_class_data *d, const char *path, const struct mt_tokenizer *tok,
                         const struct mt_class_read *opt);

@@ -11,10 +11,10 @@ void mt_classify_predict(struct mt_model *m, const struct mt_tokenizer *tok,
     const int bert = m->cfg.seq_token == MT_SEQ_TOKEN_FIRST;
     MT_ASSERT(K > 0);
     int32_t *tokens = malloc((size_t)B * T * sizeof *tokens), *types = malloc((size_t)B * T * sizeof *types);
-    int32_t lengths[1024], labels[1024];
+    int32_t *lengths = malloc((size_t)B * sizeof *lengths), *labels = malloc((size_t)B * sizeof *labels);
     const struct mt_class_example **ex = malloc((size_t)B * sizeof *ex);
     float *logits = malloc((size_t)B * K * sizeof *logits);
-    if (!tokens || !types || !ex || !logits || B > 1024) mt_die("out of memory");
+    if (!tokens || !types || !lengths || !labels || !ex || !logits) mt_die("out of memory");
     const int training = m->training;
     m->training = 0;
     for (size_t i0 = 0; i0 < d->n; i0 += (size_t)B) {
@@ -35,6 +35,8 @@ void mt_classify_predict(struct mt_model *m, const struct mt_tokenizer *tok,
     m->training = training;
     free(tokens);
     free(types);
+    free(lengths);
+    free(labels);
     free(ex);
     free(logits);
 }
