@@ -61,4 +61,7 @@ expect_error "BERT with a GPT tokenizer" "needs a BERT tokenizer" \
 expect_error "BERT without data" "--model bert needs --data-path" $B train --model bert
 expect_error "unknown --model" "unknown --model 't5'" $B train --model t5
 expect_error "--post-layernorm for GPT" "BERT's" $B train --post-layernorm --train-iters 1
+expect_error "generate from a BERT" "is not a decoder language model" $B generate --load "$TMP/ck" --prompt hi
+expect_error "zero-shot eval of a BERT" "is not a decoder language model" \
+  $B eval --task lambada --load "$TMP/ck" --data "$S"
 finish

@@ -48,6 +48,15 @@ void mt_cmd_open_tokenizer(const struct mt_model_source *s, struct mt_tokenizer 
                       s->desc.model.vocab_size);
 }
 
+void mt_cmd_need_decoder(const struct mt_model_source *s, const char *what)
+{
+    const struct mt_transformer_config *c = &s->desc.model;
+    if (c->attn_mask_type != MT_ATTN_MASK_CAUSAL || c->lm_head != MT_LM_HEAD_GPT)
+        mt_user_error("a BERT or a classifier predicts masked tokens or classes, not the next token: "
+                      "use eval --task classify or forward",
+                      "%s is not a decoder language model: it cannot %s", s->path, what);
+}
+
 void mt_cmd_load_model(const struct mt_model_source *s, struct mt_model *m, mt_backend *be, int B,
                        int T)
 {

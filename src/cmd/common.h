@@ -37,5 +37,8 @@ void mt_cmd_load_model(const struct mt_model_source *s, struct mt_model *m, mt_b
 float *mt_cmd_weights(const struct mt_model_source *s, struct mt_param_table *t);
 void mt_cmd_free_weights(const struct mt_model_source *s, struct mt_param_table *t, float *w);
 void mt_cmd_close_source(struct mt_model_source *s);
+/* Stops with a message unless the model is a decoder with a language-model
+ * head (GPT, Llama): what generate and the zero-shot evaluations need. */
+void mt_cmd_need_decoder(const struct mt_model_source *s, const char *what);
 
 #endif /* MT_CMD_COMMON_H */

@@ -98,6 +98,7 @@ static void load_model(struct evaluator *e)
 {
     struct eval_args *a = &e->a;
     mt_cmd_open_source(&e->ck, a->load, a->ckpt_step, "evaluate");
+    mt_cmd_need_decoder(&e->ck, "be evaluated on wikitext or lambada");
     const struct mt_transformer_config *g = &e->ck.desc.model;
     mt_cmd_open_tokenizer(&e->ck, &e->tok, a->vocab_file, a->merge_file);
     /* Megatron pads with the end-of-document id; CharLevel has none */

@@ -48,6 +48,7 @@ int mt_cmd_generate(int argc, char **argv)
 
     struct mt_model_source ck;
     mt_cmd_open_source(&ck, a.load, a.ckpt_step, "generate");
+    mt_cmd_need_decoder(&ck, "generate text");
     struct mt_tokenizer tok;
     mt_cmd_open_tokenizer(&ck, &tok, a.vocab_file, a.merge_file);
     mt_backend *be = mt_backend_open(a.backend, a.tf32);
