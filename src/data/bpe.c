@@ -34,6 +34,7 @@
  * Hash maps (own open addressing, linear probing, load <= 1/2): token bytes
  * -> id, and (left id, right id) -> merged id (built from every split of
  * every mergeable token into two mergeable tokens). */
+#include "core/utf8.h"
 #include "data/bpe.h"
 #include "core/error.h"
 #include "core/io.h"
@@ -91,39 +92,6 @@ static void byte_alphabet(uint16_t b2u[256], int16_t u2b[0x144])
 
 /* ---- UTF-8 and character classes ------------------------------------------------ */
 
-/* Decodes one shortest-form UTF-8 sequence of s[0..n), n >= 1; returns its
- * length, or 0 when s[0] does not start a valid sequence. */
-static inline size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c < 0xC2) return 0; /* continuation byte, or overlong 2-byte lead */
-    if (c < 0xE0) {
-        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
-        *cp = (c & 0x1Fu) << 6 | (s[1] & 0x3Fu);
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        uint32_t v = (c & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
-        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0; /* overlong, surrogate */
-        *cp = v;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        uint32_t v = (c & 0x07u) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 |
-                     (s[3] & 0x3Fu);
-        if (v < 0x10000 || v > 0x10FFFF) return 0;
-        *cp = v;
-        return 4;
-    }
-    return 0;
-}
 
 /* ASCII classes, the hot path (same as the generated table below 0x80) */
 #define L_ MT_UC_LETTER
@@ -164,7 +132,7 @@ static inline size_t char_at(const unsigned char *s, size_t n, size_t i, int *cl
         return 1;
     }
     uint32_t cp;
-    size_t k = utf8_decode(s + i, n - i, &cp);
+    size_t k = mt_utf8_decode(s + i, n - i, &cp);
     if (!k) {
         *cls = MT_UC_OTHER;
         return 1;
@@ -375,7 +343,7 @@ static size_t json_token_string(struct json_parser *p, unsigned char *out, size_
                 vocab_error(p->path, at, "bad escape (byte 0x%02X after '\\')", e);
             }
         } else {
-            size_t k = utf8_decode(p->s + p->i, p->n - p->i, &cp);
+            size_t k = mt_utf8_decode(p->s + p->i, p->n - p->i, &cp);
             if (!k) vocab_error(p->path, at, "invalid UTF-8 (byte 0x%02X)", c);
             p->i += k;
         }
@@ -551,7 +519,7 @@ static size_t merge_symbol(const char *path, long line, const unsigned char *s, 
     size_t len = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = utf8_decode(s + i, n - i, &cp);
+        size_t k = mt_utf8_decode(s + i, n - i, &cp);
         if (!k) merge_error(path, line, "invalid UTF-8 (byte 0x%02X)", s[i]);
         if (cp >= 0x144 || u2b[cp] < 0)
             merge_error(path, line, "unknown symbol: character U+%04X is not in GPT-2's "

@@ -8,6 +8,8 @@
 #include "data/wordpiece.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "core/json.h"
+#include "core/utf8.h"
 #include "data/tokenizer.h"
 #include "data/wordpiece_tables.h"
 #include <stdlib.h>
@@ -107,49 +109,14 @@ static const char *map_of(const struct mt_wordpiece *w, uint32_t cp)
 
 static int is_punct(uint32_t cp) { return range_kind(mt_wp_punct_ranges, mt_wp_punct_nranges, cp); }
 
-/* Decodes one UTF-8 character at s (n > 0 bytes); invalid or truncated
- * sequences read as U+FFFD, one byte consumed. */
+/* one character at s (n > 0 bytes); invalid UTF-8 reads as U+FFFD, one byte consumed */
 static uint32_t utf8_next(const unsigned char *s, size_t n, size_t *used)
 {
-    unsigned c = s[0];
+    uint32_t cp;
+    *used = mt_utf8_decode(s, n, &cp);
+    if (*used) return cp;
     *used = 1;
-    if (c < 0x80) return c;
-    int len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    uint32_t cp = c < 0xE0 ? c & 0x1F : c < 0xF0 ? c & 0x0F : c & 0x07;
-    if (c < 0xC2 || c > 0xF4 || (size_t)len > n) return 0xFFFD;
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0xFFFD;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp < 0xE000))
-        return 0xFFFD;
-    *used = (size_t)len;
-    return cp;
-}
-
-static int utf8_put(char *out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12);
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18);
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    return 0xFFFD;
 }
 
 /* ---- encoding ---------------------------------------------------------------------- */
@@ -232,10 +199,10 @@ static void emit(struct enc *e, uint32_t cp)
         flush(e);
     } else if (cp < 128 ? e->w->punct_ascii[cp] : is_punct(cp)) {
         flush(e);
-        append(e, b, (size_t)utf8_put(b, cp));
+        append(e, b, mt_json_utf8(b, cp));
         flush(e);
     } else {
-        append(e, b, (size_t)utf8_put(b, cp));
+        append(e, b, mt_json_utf8(b, cp));
     }
 }
 

@@ -338,9 +338,9 @@ static void lm_forward(struct mt_model *m, struct mt_model_slot *s, const struct
     free(wt);
 }
 
-/* The last stage: heads and losses. The LM loss is the weighted mean
- * sum(mask l) / sum(mask), in double in index order (the same on every
- * backend and layout); its backward weights are kept for the backward. */
+/* The last stage: the final norm, then the heads and their losses (the LM
+ * loss in lm_forward; the sequence loss, the mean over sequences in double,
+ * here): the same on every backend and layout. */
 static double heads_forward(struct mt_model *m, struct mt_model_slot *s, const struct mt_fwd *f,
                             const struct mt_batch *b, mt_tensor x)
 {
