@@ -24,8 +24,9 @@
 
 /* the tiny models: a GPT, a Llama-style one whose padded vocabulary
  * (20 of 32) and grouped heads (4 over 2 groups) are exercised too, and
- * BERT pre-norm (kind 2) and post-norm (kind 3) */
-enum { GPT, LLAMA, BERT, BERT_POST };
+ * BERT pre-norm (kind 2) and post-norm (kind 3), and the fine-tuning
+ * classifiers (3 classes): BERT on its pooled first token, GPT on its last */
+enum { GPT, LLAMA, BERT, BERT_POST, BERT_CLS, GPT_CLS };
 static struct mt_transformer_config tiny(int kind, float dropout)
 {
     const int llama = kind == LLAMA;
@@ -49,7 +50,7 @@ static struct mt_transformer_config tiny(int kind, float dropout)
         c.add_bias_linear = 0;
         c.add_qkv_bias = 0;
     }
-    if (kind >= BERT) {
+    if (kind >= BERT && kind != GPT_CLS) {
         c.type_vocab_size = 2;
         c.attn_mask_type = MT_ATTN_MASK_NONE;
         c.activation = MT_ACTIVATION_GELU;
@@ -58,11 +59,18 @@ static struct mt_transformer_config tiny(int kind, float dropout)
         c.seq_head = MT_SEQ_HEAD_BINARY;
         c.post_layernorm = kind == BERT_POST;
     }
+    if (kind >= BERT_CLS) { /* as finetune makes them */
+        c.lm_head = MT_LM_HEAD_NONE;
+        c.seq_head = MT_SEQ_HEAD_CLASSIFY;
+        c.num_classes = 3;
+        c.add_pooler = kind == BERT_CLS;
+        c.seq_token = kind == BERT_CLS ? MT_SEQ_TOKEN_FIRST : MT_SEQ_TOKEN_LAST;
+    }
     c.hidden_dropout = c.attention_dropout = dropout;
     mt_config_derive(&c);
     return c;
 }
-static const char *NAMES[] = {"gpt", "llama", "bert", "bert post-norm"};
+static const char *NAMES[] = {"gpt", "llama", "bert", "bert post-norm", "bert classifier", "gpt classifier"};
 
 /* a batch of B x T: BERT's with token types, the second sequence padded
  * after 4 tokens, an MLM mask on every third real token, labels */
@@ -82,10 +90,12 @@ static void make_batch(struct tbatch *t, struct mt_rng *r, int kind, int V)
         t->mask[i] = i % 3 == 1 && !(i / T == 1 && i % T >= 4);
     }
     t->lengths[0] = T, t->lengths[1] = 4;
-    t->labels[0] = 1, t->labels[1] = 0;
+    t->labels[0] = kind >= BERT_CLS ? 2 : 1, t->labels[1] = 0;
     t->b = (struct mt_batch){B, T, t->tok, NULL, NULL, t->tgt, NULL, NULL};
     if (kind >= BERT) {
-        t->b.types = t->types, t->b.lengths = t->lengths, t->b.loss_mask = t->mask;
+        t->b.types = kind == GPT_CLS ? NULL : t->types, t->b.lengths = t->lengths;
+        t->b.loss_mask = kind >= BERT_CLS ? NULL : t->mask;
+        t->b.targets = kind >= BERT_CLS ? NULL : t->tgt;
         t->b.labels = t->labels;
     }
 }
@@ -467,6 +477,13 @@ int main(void)
         test_padding("cpu", kind);
         test_sparse_lm("cpu-ref", kind);
         test_sparse_lm("cpu", kind);
+    }
+    /* the classifiers; with dropout, the head's input is dropped too */
+    for (int kind = BERT_CLS; kind <= GPT_CLS; kind++) {
+        test_finite_differences("cpu-ref", kind, 0.0f);
+        test_finite_differences("cpu", kind, 0.0f);
+        test_finite_differences("cpu-ref", kind, 0.1f);
+        test_padding("cpu-ref", kind);
     }
     test_lr();
     test_loader();

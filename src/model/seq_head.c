@@ -3,7 +3,10 @@
  * BERT's [CLS], or the last real one for GPT), BERT's pooler (Megatron's
  * Pooler: dense + tanh) when configured, then the binary head (BERT's
  * sentence-order prediction) or a classification head, and a softmax
- * cross-entropy over its classes. All of it is replicated over tensor
+ * cross-entropy over its classes. A classification head's input goes
+ * through dropout at --hidden-dropout first (Megatron's Classification
+ * model and HF's BertForSequenceClassification do so; the binary head has
+ * none in either). All of it is replicated over tensor
  * parallelism: every rank computes the same values, so no communication. */
 #include "model/model_internal.h"
 #include "parallel/linear.h"
@@ -38,6 +41,21 @@ static mt_tensor classifier_input(const struct mt_model_view *w, const struct mt
     return w->pool_w.data ? mt_rows(h->pooled, 0, B) : mt_rows(h->seq_in, 0, B);
 }
 
+/* The classification dropout: one row per sequence, so T = 1 and the mask
+ * of (sequence b, column c) has coordinates (c, 0, sample0 + b); its stream
+ * follows the last layer's. The same on every tensor-parallel rank, as the
+ * head is replicated. */
+static struct mt_dropout_args classifier_dropout(const struct mt_fwd *f)
+{
+    if (f->cfg->seq_head != MT_SEQ_HEAD_CLASSIFY) {
+        struct mt_dropout_args none = {0};
+        return none;
+    }
+    struct mt_dropout_args d = mt_fwd_dropout(f, f->cfg->hidden_dropout, f->cfg->num_layers, 0);
+    d.T = 1;
+    return d;
+}
+
 void mt_seq_head_fwd(const struct mt_fwd *f, const struct mt_model_view *w,
                      struct mt_head_acts *h, mt_tensor hidden, mt_tensor rows)
 {
@@ -50,6 +68,9 @@ void mt_seq_head_fwd(const struct mt_fwd *f, const struct mt_model_view *w,
         linear_fwd(f->be, &pool, pd, in);
         mt_act_fwd(f->be, mt_rows(h->pooled, 0, B), pd, MT_ACT_TANH);
     }
+    /* in place: the pooler's backward reads its pre-activation, not pooled */
+    const struct mt_dropout_args d = classifier_dropout(f);
+    mt_dropout_fwd(f->be, classifier_input(w, h, B), &d);
     const struct mt_linear cls = classifier(w, NULL);
     linear_fwd(f->be, &cls, mt_rows(h->seq_logits, 0, B), classifier_input(w, h, B));
 }
@@ -77,6 +98,8 @@ void mt_seq_head_bwd(const struct mt_fwd *f, const struct mt_model_view *w,
     const struct mt_linear cls = classifier(w, g);
     mt_tensor din = mt_rows(gb->dseq, 0, B);
     linear_bwd(f->be, &cls, din, logits, classifier_input(w, h, B));
+    const struct mt_dropout_args d = classifier_dropout(f);
+    mt_dropout_bwd(f->be, din, &d);
     if (w->pool_w.data) {
         /* pooled = tanh(pool_dense), pool_dense = seq_in Wp^T + bp */
         const struct mt_linear pool = {w->pool_w, w->pool_b, g->pool_w, g->pool_b};
