@@ -8,6 +8,7 @@
 #   die         mt_die
 #   crash       SIGKILL, as from the OOM killer (mpiexec notices; no message
 #               from the dead rank is possible, so only the time is checked)
+# and a training run whose rank 1 is frozen (SIGSTOP): the watchdog.
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/mpi_common.sh"
 mpi_require
@@ -42,4 +43,31 @@ fault_case 3 1 user-error "[rank 1] megatron-c: error: deliberate failure on ran
 fault_case 3 0 user-error "[rank 0] megatron-c: error: deliberate failure on rank 0"
 fault_case 3 2 die "[rank 2] megatron-c: fatal: deliberate fatal error on rank 2"
 fault_case 3 1 crash ""
+
+# a rank frozen by SIGSTOP in a training run: the others' watchdog
+# (--distributed-timeout-minutes, here 3 s) ends the job, naming the call
+B=$MT_BIN
+S="$MT_DATA_DIR/tinyshakespeare/input.txt"
+J="$TMP/frozen.jsonl"
+mpi_run 2 $B train --data-path "$S" --tokenizer-type CharLevel $TINY --eval-iters 0 --train-iters 100000 --global-batch-size 8 --distributed-timeout-minutes 0.05 \
+  --log-json "$J" > "$TMP/wd.out" 2> "$TMP/wd.err" &
+pid=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q '"iteration": 2,' "$J" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+stopped=""
+for p in $(pgrep -f "$J"); do
+  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qE '^(PMI_RANK|OMPI_COMM_WORLD_RANK)=1$' && kill -STOP $p && stopped=$p
+done
+t0=$(now_ms)
+wait $pid
+rc=$?
+ms=$(( $(now_ms) - t0 ))
+if [ -z "$stopped" ]; then
+  fail "frozen rank: could not find rank 1"
+elif [ $rc -ne 0 ] && [ $ms -lt 30000 ] && grep -q "\[rank 0\] megatron-c: error: .* has not finished after 3 s (--distributed-timeout-minutes 0.05)" "$TMP/wd.err"; then
+  pass "a rank frozen by SIGSTOP: the job ended after $ms ms, status $rc: $(grep -h 'has not finished' "$TMP/wd.err" | head -n1)"
+else
+  fail "frozen rank: status $rc after $ms ms"; cat "$TMP/wd.err"
+fi
+kill -9 $stopped 2>/dev/null
 finish

@@ -715,9 +715,16 @@ static void check_properties(void)
             ok &= nx[k] <= d.parts[0][k].num_samples;
         }
         tap_ok(ok, "each component's samples are drawn once each, within its size");
-        int32_t tok[5];
-        d.split[0].get_sample(&d.split[0], b->size - 1, tok);
-        tap_ok(1, "the last blended sample reads");
+        /* the blend's sample s is its component's sample: the last one, read both ways */
+        int32_t tok[5], direct[5];
+        const uint64_t last = b->size - 1;
+        const int lk = b->dataset_index[last];
+        d.split[0].get_sample(&d.split[0], last, tok);
+        const struct mt_dataset *part = &d.parts[0][lk].ds;
+        part->get_sample(part, (size_t)b->dataset_sample_index[last], direct);
+        tap_ok(memcmp(tok, direct, sizeof tok) == 0,
+               "the last blended sample is sample %lld of component %d (%d %d %d %d %d)",
+               (long long)b->dataset_sample_index[last], lk, tok[0], tok[1], tok[2], tok[3], tok[4]);
         FILE *devnull = fopen("/dev/null", "w");
         mt_gpt_data_describe(&d, devnull);
         fclose(devnull);

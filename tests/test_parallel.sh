@@ -7,7 +7,8 @@
 #    after one step at lr 0 is 0.1 x the clipped gradient): within 1e-5;
 #  - the same layout twice: bitwise identical losses;
 #  - save under tp=2 x pp=2, resume under tp=1 pp=1 (and the reverse): the
-#    continued losses match the uninterrupted run.
+#    continued losses match the uninterrupted run; a tp=2 save whose largest
+#    tensor is replicated equals the serial save.
 #  - killing one rank of a training run ends the job within 30 s.
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/mpi_common.sh"
@@ -56,6 +57,14 @@ for v in gtp gpp gdp; do
     pass "gradients after one iteration, $v vs serial: $(sed -n 2p "$TMP/$v.diff")"
   else fail "gradients after one iteration, $v vs serial"; cat "$TMP/$v.diff"; fi
 done
+
+# a save under tp=2 whose largest tensor is replicated (the position table
+# at seq 256): it was once gathered tp times into a buffer of one
+mpi_train pos1 1 --train-iters 1 --seq-length 256 --global-batch-size 4 --save "$TMP/pos1"
+mpi_train pos2 2 --train-iters 1 --seq-length 256 --global-batch-size 4 --save "$TMP/pos2" --tensor-model-parallel-size 2
+if "$DIFF" "$TMP/pos1/iter_0000001/model_optim_rng.mtc" "$TMP/pos2/iter_0000001/model_optim_rng.mtc" 1e-5 > "$TMP/pos.diff"; then
+  pass "tp=2 save with a replicated largest tensor equals the serial one: $(sed -n 2p "$TMP/pos.diff")"
+else fail "tp=2 save with a replicated largest tensor"; cat "$TMP/pos.diff"; fi
 
 # resharding: save under one layout, resume under another
 mpi_train a10 4 --train-iters 10 --save "$TMP/a" --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2

@@ -56,9 +56,12 @@ if run "plain text" $B preprocess --input "$TMP/hello.txt" --output-prefix "$TMP
     fail "plain text .idx size $(wc -c < "$TMP/hello_text_document.idx")"
 fi
 : > "$TMP/empty.txt"
-if run "empty text" $B preprocess --input "$TMP/empty.txt" --output-prefix "$TMP/empty" --append-eod; then
-  [ "$(wc -c < "$TMP/empty_text_document.idx")" -eq 50 ] && [ "$(wc -c < "$TMP/empty_text_document.bin")" -eq 0 ] &&
-    pass "empty text: an empty document, no sequence" || fail "empty text: wrong sizes"
+# an empty input is an error (an empty dataset only fails later, at training)
+if $B preprocess --input "$TMP/empty.txt" --output-prefix "$TMP/empty" --append-eod > /dev/null 2> "$TMP/err"; then
+  fail "empty text: accepted"
+else
+  grep -q "holds nothing to tokenize" "$TMP/err" && [ ! -e "$TMP/empty_text_document.idx" ] &&
+    pass "empty text: refused, no output left" || { fail "empty text"; cat "$TMP/err"; }
 fi
 # a large text (cut into chunks internally) tokenizes exactly as the whole text
 S="$MT_DATA_DIR/tinyshakespeare/input.txt"

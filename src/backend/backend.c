@@ -2,6 +2,7 @@
  * are checked here once (sizes, pointers), optional members get their
  * defaults, then the call goes to the backend. */
 #include "backend/backend.h"
+#include "backend/watchdog.h"
 #include "core/error.h"
 #include "core/io.h"
 #include <stdio.h>
@@ -657,13 +658,24 @@ void mt_comm_stats(uint64_t *bytes, double *seconds)
     *seconds = comm_seconds;
 }
 
-#define TIMED(nbytes, call) \
+/* every call timed for the log and watched (--distributed-timeout-minutes) */
+#define TIMED_OP(op, nbytes, peer, comm, call) TIMED_MSG(op, nbytes, nbytes, peer, comm, call)
+/* sent: the bytes this process sends; msg: the message's size, for the watchdog */
+#define TIMED_MSG(op, sent, msg, peer, comm, call) \
     do { \
         double t0_ = mt_now(); \
+        mt_watch_begin(op, (size_t)(msg), peer, be->iface->comm_size(comm)); \
         call; \
+        mt_watch_end(); \
         comm_seconds += mt_now() - t0_; \
-        comm_bytes += (uint64_t)(nbytes); \
+        comm_bytes += (uint64_t)(sent); \
     } while (0)
+
+void mt_comm_set_timeout(mt_backend *be, double seconds)
+{
+    mt_comm *w = mt_comm_world(be);
+    if (be->iface->comm_size(w) > 1) mt_watch_start(seconds, be->iface->comm_rank(w));
+}
 
 mt_comm *mt_comm_world(mt_backend *be) { return be->iface->comm_world(be); }
 
@@ -693,42 +705,50 @@ void mt_all_reduce(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_
                    enum mt_redop op)
 {
     if (count == 0 || be->iface->comm_size(c) == 1) return; /* Megatron _reduce: no-op */
-    TIMED(count * mt_dtype_size(t), be->iface->all_reduce(be, c, buf, count, t, op));
+    TIMED_OP("all_reduce", count * mt_dtype_size(t), -1, c, be->iface->all_reduce(be, c, buf, count, t, op));
 }
 
 void mt_all_gather(mt_backend *be, mt_comm *c, void *recv, const void *send,
                    size_t count_per_rank, enum mt_dtype t)
 {
     if (count_per_rank == 0) return;
-    TIMED(count_per_rank * mt_dtype_size(t),
-          be->iface->all_gather(be, c, recv, send, count_per_rank, t));
+    TIMED_OP("all_gather", count_per_rank * mt_dtype_size(t), -1, c,
+             be->iface->all_gather(be, c, recv, send, count_per_rank, t));
 }
 
 void mt_reduce_scatter(mt_backend *be, mt_comm *c, void *recv, const void *send,
                        size_t count_per_rank, enum mt_dtype t, enum mt_redop op)
 {
     if (count_per_rank == 0) return;
-    TIMED(count_per_rank * mt_dtype_size(t) * (size_t)be->iface->comm_size(c),
-          be->iface->reduce_scatter(be, c, recv, send, count_per_rank, t, op));
+    TIMED_OP("reduce_scatter", count_per_rank * mt_dtype_size(t) * (size_t)be->iface->comm_size(c), -1, c,
+             be->iface->reduce_scatter(be, c, recv, send, count_per_rank, t, op));
 }
 
 void mt_broadcast(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t, int root)
 {
     if (count == 0 || be->iface->comm_size(c) == 1) return;
     MT_ASSERT(root >= 0 && root < be->iface->comm_size(c));
-    TIMED(count * mt_dtype_size(t), be->iface->broadcast(be, c, buf, count, t, root));
+    TIMED_OP("broadcast", count * mt_dtype_size(t), root, c, be->iface->broadcast(be, c, buf, count, t, root));
 }
 
 void mt_send(mt_backend *be, mt_comm *c, const void *buf, size_t count, enum mt_dtype t, int peer)
 {
     MT_ASSERT(peer >= 0 && peer < be->iface->comm_size(c));
-    TIMED(count * mt_dtype_size(t), be->iface->send(be, c, buf, count, t, peer));
+    TIMED_OP("send", count * mt_dtype_size(t), peer, c, be->iface->send(be, c, buf, count, t, peer));
 }
 
 void mt_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer)
 {
     MT_ASSERT(peer >= 0 && peer < be->iface->comm_size(c));
-    TIMED(0, be->iface->recv(be, c, buf, count, t, peer));
+    TIMED_MSG("recv", 0, count * mt_dtype_size(t), peer, c, be->iface->recv(be, c, buf, count, t, peer));
+}
+
+static void sendrecv_in_order(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
+                              size_t count, enum mt_dtype t, int send_first)
+{
+    if (send_first) be->iface->send(be, c, sbuf, count, t, dst);
+    be->iface->recv(be, c, rbuf, count, t, src);
+    if (!send_first) be->iface->send(be, c, sbuf, count, t, dst);
 }
 
 void mt_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,
@@ -737,18 +757,13 @@ void mt_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rb
     const int size = be->iface->comm_size(c), rank = be->iface->comm_rank(c);
     MT_ASSERT(dst >= 0 && dst < size && src >= 0 && src < size);
     if (be->iface->sendrecv) {
-        TIMED(count * mt_dtype_size(t), be->iface->sendrecv(be, c, sbuf, dst, rbuf, src, count, t));
+        TIMED_OP("sendrecv", count * mt_dtype_size(t), src, c,
+                 be->iface->sendrecv(be, c, sbuf, dst, rbuf, src, count, t));
         return;
     }
     /* default: the lower rank sends first, which is deadlock-free for a pair
      * exchanging with each other (the pipeline's only use) */
-    if (rank < dst) {
-        be->iface->send(be, c, sbuf, count, t, dst);
-        be->iface->recv(be, c, rbuf, count, t, src);
-    } else {
-        be->iface->recv(be, c, rbuf, count, t, src);
-        be->iface->send(be, c, sbuf, count, t, dst);
-    }
+    TIMED_OP("sendrecv", count * mt_dtype_size(t), src, c, sendrecv_in_order(be, c, sbuf, dst, rbuf, src, count, t, rank < dst));
 }
 
 double mt_all_reduce_scalar(mt_backend *be, mt_comm *c, double v, enum mt_redop op)

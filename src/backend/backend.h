@@ -460,6 +460,11 @@ void mt_send(mt_backend *be, mt_comm *c, const void *buf, size_t count, enum mt_
 void mt_recv(mt_backend *be, mt_comm *c, void *buf, size_t count, enum mt_dtype t, int peer);
 /* All-reduce of one host value (through a device scalar). */
 double mt_all_reduce_scalar(mt_backend *be, mt_comm *c, double v, enum mt_redop op);
+/* Megatron's --distributed-timeout-minutes: a communication call of this
+ * process that has not finished after `seconds` ends the whole job with a
+ * message naming the rank and the call (backend/watchdog.h). Only in a
+ * world of more than one process; seconds <= 0: no limit. */
+void mt_comm_set_timeout(mt_backend *be, double seconds);
 /* Cumulative bytes sent and seconds spent in communication by this process. */
 void mt_comm_stats(uint64_t *bytes, double *seconds);
 void mt_sendrecv(mt_backend *be, mt_comm *c, const void *sbuf, int dst, void *rbuf, int src,

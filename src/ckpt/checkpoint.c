@@ -1,11 +1,15 @@
 /* checkpoint.c: see checkpoint.h for the format. */
 #include "ckpt/checkpoint.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/io.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static const char MAGIC[8] = {'M', 'T', 'C', 'K', 'P', 'T', '\r', '\n'};
@@ -89,15 +93,29 @@ long mt_ckpt_latest(const char *dir)
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static void put_u32(FILE *f, uint32_t x, const char *p) { mt_fwrite_all(f, &x, 4, p); }
-static void put_u64(FILE *f, uint64_t x, const char *p) { mt_fwrite_all(f, &x, 8, p); }
-
 struct mt_ckpt_writer {
     FILE *f;
     char dir[4096], tmp[4300], final_path[4200];
     long iteration;
     uint32_t left; /* tensors still to write */
+    uint32_t crc;  /* of the bytes since the last checksum written */
 };
+
+/* every byte goes through the running checksum */
+static void put(struct mt_ckpt_writer *w, const void *p, size_t n)
+{
+    mt_fwrite_all(w->f, p, n, w->tmp);
+    w->crc = mt_crc32(w->crc, p, n);
+}
+static void put_u32(struct mt_ckpt_writer *w, uint32_t x) { put(w, &x, 4); }
+static void put_u64(struct mt_ckpt_writer *w, uint64_t x) { put(w, &x, 8); }
+/* the checksum of everything since the previous one, then a fresh start */
+static void put_crc(struct mt_ckpt_writer *w)
+{
+    const uint32_t c = w->crc;
+    mt_fwrite_all(w->f, &c, 4, w->tmp);
+    w->crc = 0;
+}
 
 struct mt_ckpt_writer *mt_ckpt_writer_open(const char *dir, long iteration,
                                            const struct mt_kv *meta, uint32_t ntensors)
@@ -118,14 +136,21 @@ struct mt_ckpt_writer *mt_ckpt_writer_open(const char *dir, long iteration,
     if (!w->f)
         mt_user_error("check that --save points to a writable directory", "cannot create %s: %s",
                       w->tmp, strerror(errno));
-    mt_fwrite_all(w->f, MAGIC, 8, w->tmp);
-    put_u32(w->f, MT_CKPT_VERSION, w->tmp);
-    put_u32(w->f, 0, w->tmp);
+    mt_remove_on_error(w->tmp); /* a failed save leaves no partial file */
+    put(w, MAGIC, 8);
+    put_u32(w, MT_CKPT_VERSION);
+    put_u32(w, 0);
     size_t mlen = 0;
     for (int i = 0; i < meta->n; i++) mlen += strlen(meta->key[i]) + strlen(meta->val[i]) + 2;
-    put_u64(w->f, mlen, w->tmp);
-    for (int i = 0; i < meta->n; i++) fprintf(w->f, "%s=%s\n", meta->key[i], meta->val[i]);
-    put_u32(w->f, ntensors, w->tmp);
+    put_u64(w, mlen);
+    for (int i = 0; i < meta->n; i++) {
+        put(w, meta->key[i], strlen(meta->key[i]));
+        put(w, "=", 1);
+        put(w, meta->val[i], strlen(meta->val[i]));
+        put(w, "\n", 1);
+    }
+    put_u32(w, ntensors);
+    put_crc(w); /* the header: magic to tensor count */
     return w;
 }
 
@@ -134,20 +159,30 @@ void mt_ckpt_writer_tensor(struct mt_ckpt_writer *w, const char *name, const str
 {
     MT_ASSERT(w->left > 0);
     w->left--;
-    put_u32(w->f, (uint32_t)strlen(name), w->tmp);
-    mt_fwrite_all(w->f, name, strlen(name), w->tmp);
-    put_u32(w->f, 0, w->tmp); /* dtype f32 */
-    put_u32(w->f, (uint32_t)p->ndim, w->tmp);
-    for (int d = 0; d < p->ndim; d++) put_u64(w->f, (uint64_t)p->shape[d], w->tmp);
+    put_u32(w, (uint32_t)strlen(name));
+    put(w, name, strlen(name));
+    put_u32(w, 0); /* dtype f32 */
+    put_u32(w, (uint32_t)p->ndim);
+    for (int d = 0; d < p->ndim; d++) put_u64(w, (uint64_t)p->shape[d]);
     size_t nbytes = mt_param_global_numel(p) * sizeof(float);
-    put_u64(w->f, nbytes, w->tmp);
-    mt_fwrite_all(w->f, data, nbytes, w->tmp);
-    put_u32(w->f, mt_crc32(0, data, nbytes), w->tmp);
+    put_u64(w, nbytes);
+    put(w, data, nbytes);
+    put_crc(w); /* the tensor's header and data */
+}
+
+/* fsync a directory, so that a rename or a new entry in it is durable */
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) mt_user_error(NULL, "cannot open directory %s: %s", dir, strerror(errno));
+    if (fsync(fd) != 0 && errno != EINVAL)
+        mt_user_error("check the disk", "cannot sync directory %s: %s", dir, strerror(errno));
+    close(fd);
 }
 
 void mt_ckpt_writer_close(struct mt_ckpt_writer *w)
 {
-    char tracker[4200], tracker_tmp[4300];
+    char tracker[4200], tracker_tmp[4300], sub[4200];
     MT_ASSERT(w->left == 0);
     mt_fwrite_all(w->f, TRAILER, 8, w->tmp);
     if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0 || fclose(w->f) != 0)
@@ -155,14 +190,49 @@ void mt_ckpt_writer_close(struct mt_ckpt_writer *w)
                       strerror(errno));
     if (rename(w->tmp, w->final_path) != 0)
         mt_user_error(NULL, "cannot rename %s to %s: %s", w->tmp, w->final_path, strerror(errno));
+    mt_remove_on_error(NULL);
+    snprintf(sub, sizeof sub, "%s/iter_%07ld", w->dir, w->iteration);
+    sync_dir(sub);
+    sync_dir(w->dir); /* the iter_ directory itself */
+    /* the tracker last, written whole and renamed: it names a complete file */
     snprintf(tracker, sizeof tracker, "%s/latest_checkpointed_iteration.txt", w->dir);
     snprintf(tracker_tmp, sizeof tracker_tmp, "%s.tmp", tracker);
     FILE *f = fopen(tracker_tmp, "w");
     if (!f) mt_user_error(NULL, "cannot create %s: %s", tracker_tmp, strerror(errno));
+    mt_remove_on_error(tracker_tmp);
     fprintf(f, "%ld", w->iteration);
-    if (fclose(f) != 0 || rename(tracker_tmp, tracker) != 0)
-        mt_user_error(NULL, "cannot write %s: %s", tracker, strerror(errno));
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tracker_tmp, tracker) != 0)
+        mt_user_error("check free disk space", "cannot write %s: %s", tracker, strerror(errno));
+    mt_remove_on_error(NULL);
+    sync_dir(w->dir);
     free(w);
+}
+
+void mt_ckpt_check_writable(const char *dir, uint64_t bytes)
+{
+    if (mt_mkdir_p(dir) != 0)
+        mt_user_error("check that --save points to a writable directory", "cannot create --save directory %s: %s",
+                      dir, strerror(errno));
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.megatron-c-write-test.%ld", dir, (long)getpid());
+    FILE *f = fopen(probe, "wb");
+    const int ok = f && fputc('x', f) != EOF && fflush(f) == 0;
+    const int err = errno;
+    if (f) fclose(f);
+    unlink(probe);
+    if (!ok)
+        mt_user_error("check the permissions and free space of --save", "cannot write into --save directory "
+                      "%s: %s", dir, strerror(err));
+    struct statvfs vs;
+    if (statvfs(dir, &vs) == 0) {
+        const uint64_t avail = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
+        if (avail < bytes) {
+            char hint[160];
+            snprintf(hint, sizeof hint, "free space there or choose another --save directory");
+            mt_user_error(hint, "--save directory %s has %.1f MB free, but one checkpoint of this model "
+                          "takes %.1f MB", dir, (double)avail / 1e6, (double)bytes / 1e6);
+        }
+    }
 }
 
 /* ---- reading --------------------------------------------------------------------- */
@@ -171,6 +241,8 @@ struct reader {
     FILE *f;
     const char *path;
     long pos;
+    uint32_t version;
+    uint32_t crc; /* of the bytes read since the last checksum */
 };
 
 static void get(struct reader *r, void *p, size_t n, const char *field)
@@ -179,6 +251,7 @@ static void get(struct reader *r, void *p, size_t n, const char *field)
         mt_user_error(HINT_CORRUPT, "%s is truncated: %s (%zu bytes at offset %ld) is missing",
                       r->path, field, n, r->pos);
     r->pos += (long)n;
+    r->crc = mt_crc32(r->crc, p, n);
 }
 
 static uint32_t get_u32(struct reader *r, const char *field)
@@ -195,10 +268,21 @@ static uint64_t get_u64(struct reader *r, const char *field)
     return x;
 }
 
+/* the stored checksum of what was read since the previous one: 1 if it
+ * matches (version 1 files have none in these places: always 1) */
+static int crc_ok(struct reader *r, const char *field)
+{
+    const uint32_t want = r->crc;
+    const uint32_t got = get_u32(r, field);
+    r->crc = 0;
+    return got == want;
+}
+
 static void open_reader(struct reader *r, const char *path)
 {
     r->path = path;
     r->pos = 0;
+    r->crc = 0;
     r->f = fopen(path, "rb");
     if (!r->f)
         mt_user_error("check --load: it must be a directory written by --save",
@@ -208,26 +292,47 @@ static void open_reader(struct reader *r, const char *path)
     if (memcmp(magic, MAGIC, 8) != 0)
         mt_user_error("this is not a megatron-c checkpoint (Megatron-LM .pt files are not read)",
                       "%s: wrong magic number", path);
-    uint32_t version = get_u32(r, "version");
-    if (version != MT_CKPT_VERSION) {
+    r->version = get_u32(r, "version");
+    if (r->version != MT_CKPT_VERSION && r->version != 1) {
         char hint[128];
-        snprintf(hint, sizeof hint, "this build reads version %d; use the megatron-c that wrote it",
+        snprintf(hint, sizeof hint, "this build reads versions 1 to %d; use the megatron-c that wrote it",
                  MT_CKPT_VERSION);
-        mt_user_error(hint, "%s: unsupported checkpoint version %u", path, version);
+        mt_user_error(hint, "%s: unsupported checkpoint version %u", path, r->version);
     }
     get_u32(r, "reserved field");
 }
 
-static void read_meta_block(struct reader *r, struct mt_kv *meta)
+/* The directory iter_N of a checkpoint file's path: N, or -1 when the file
+ * is not in one. */
+static long dir_iteration(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return -1;
+    const char *p = slash;
+    while (p > path && p[-1] != '/') p--;
+    if (strncmp(p, "iter_", 5) != 0) return -1;
+    char *end;
+    long it = strtol(p + 5, &end, 10);
+    return end == slash && end > p + 5 ? it : -1;
+}
+
+/* The header: metadata and tensor count, checked against its checksum
+ * (version 2) before any of it is believed. */
+static uint32_t read_header(struct reader *r, struct mt_kv *meta)
 {
     uint64_t mlen = get_u64(r, "metadata length");
-    if (mlen > (64u << 20))
-        mt_user_error(HINT_CORRUPT, "%s: metadata length %llu is implausible", r->path,
-                      (unsigned long long)mlen);
+    struct stat st;
+    const uint64_t left = fstat(fileno(r->f), &st) == 0 ? (uint64_t)st.st_size - (uint64_t)r->pos : 0;
+    if (mlen > (64u << 20) || mlen > left)
+        mt_user_error(HINT_CORRUPT, "%s: metadata length %llu is implausible (%llu bytes follow)", r->path,
+                      (unsigned long long)mlen, (unsigned long long)left);
     char *buf = malloc(mlen + 1);
     if (!buf) mt_die("out of memory");
     get(r, buf, mlen, "metadata");
     buf[mlen] = 0;
+    const uint32_t nt = get_u32(r, "tensor count");
+    if (r->version >= 2 && !crc_ok(r, "header checksum"))
+        mt_user_error(HINT_CORRUPT, "%s: checksum mismatch in the header (metadata)", r->path);
     char *line = buf;
     while (*line) {
         char *nl = strchr(line, '\n');
@@ -240,13 +345,24 @@ static void read_meta_block(struct reader *r, struct mt_kv *meta)
         line = nl + 1;
     }
     free(buf);
+    /* the iteration must be the directory's (a damaged or moved file) */
+    const long dir_it = dir_iteration(r->path);
+    const char *it = mt_kv_get(meta, "iteration");
+    if (dir_it >= 0 && it) {
+        char *end;
+        const long x = strtol(it, &end, 10);
+        if (*end || end == it || x != dir_it)
+            mt_user_error(HINT_CORRUPT, "%s: the metadata says iteration '%s' but the file is in iter_%07ld",
+                          r->path, it, dir_it);
+    }
+    return nt;
 }
 
 void mt_ckpt_read_meta(const char *path, struct mt_kv *meta)
 {
     struct reader r;
     open_reader(&r, path);
-    read_meta_block(&r, meta);
+    read_header(&r, meta);
     fclose(r.f);
 }
 
@@ -258,9 +374,8 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
     struct reader r;
     struct mt_kv meta = {0};
     open_reader(&r, path);
-    read_meta_block(&r, &meta);
+    uint32_t nt = read_header(&r, &meta);
     mt_kv_free(&meta);
-    uint32_t nt = get_u32(&r, "tensor count");
     /* seen[g * table->n + i]: tensor i of group g was loaded */
     unsigned char *seen = calloc((size_t)table->n * (size_t)ngroups + 1, 1);
     size_t maxn = 0;
@@ -270,6 +385,7 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
     if (!seen || !host || !shard) mt_die("out of memory");
     for (uint32_t t = 0; t < nt; t++) {
         char name[512];
+        r.crc = 0; /* version 2: the tensor's checksum covers its header and data */
         uint32_t nl = get_u32(&r, "tensor name length");
         if (nl == 0 || nl >= sizeof name)
             mt_user_error(HINT_CORRUPT, "%s: tensor %u has a bad name length %u", path, t, nl);
@@ -314,9 +430,14 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
                           name, (long long)dims[0], (long long)(ndim > 1 ? dims[1] : 1));
         }
         get(&r, host, nbytes, name);
-        uint32_t crc = get_u32(&r, name);
-        if (crc != mt_crc32(0, host, nbytes))
+        if (r.version < 2) r.crc = mt_crc32(0, host, nbytes); /* version 1: the data alone */
+        if (!crc_ok(&r, name))
             mt_user_error(HINT_CORRUPT, "%s: checksum mismatch in tensor %s", path, name);
+        const size_t bad = mt_nonfinite_count(host, nbytes / sizeof(float));
+        if (bad)
+            mt_user_error("the run that wrote it diverged; load an earlier iteration with --ckpt-step",
+                          "%s: tensor %s holds %zu non-finite values (inf or NaN) of %zu", path, name, bad,
+                          (size_t)(nbytes / sizeof(float)));
         /* whole tensor in the file; this rank keeps its shard */
         mt_param_shard(p, table->tp, table->tp_rank, host, shard);
         mt_upload(be, groups[gi].base + p->offset, shard, p->numel * sizeof(float));

@@ -4,24 +4,31 @@
  * iteration; DIR/iter_0000100/model_optim_rng.mtc holds everything, as whole
  * (unsharded) tensors so that any parallel layout can load it.
  *
- * File format, version 1 (all integers little-endian):
- *   magic "MTCKPT\r\n" (8 bytes), u32 version = 1, u32 reserved = 0
+ * File format, version 2 (all integers little-endian):
+ *   magic "MTCKPT\r\n" (8 bytes), u32 version = 2, u32 reserved = 0
  *   u64 meta_len, meta_len bytes of "key=value\n" lines (configuration,
- *       iteration, consumed samples, optimizer step, RNG state, ...)
- *   u32 ntensors, then per tensor:
+ *       iteration, consumed samples, optimizer step, dropout seed, ...)
+ *   u32 ntensors, u32 crc32 of every byte before it (the header)
+ *   per tensor:
  *       u32 name_len, name (e.g. "model/decoder.layers.0.mlp.linear_fc1.weight",
  *       "optim/exp_avg/...", "optim/exp_avg_sq/..."), u32 dtype (0 = f32),
- *       u32 ndim, ndim x i64 dims, u64 nbytes, data, u32 crc32(data)
+ *       u32 ndim, ndim x i64 dims, u64 nbytes, data,
+ *       u32 crc32 of the tensor's bytes from name_len to the end of data
  *   trailer "MTCKEND\n" (8 bytes)
- * Files are written to a temporary name and renamed, and the tracker file
- * is updated last, so an interrupted save never replaces a good checkpoint. */
+ * Version 1 (still read) had no header checksum and a tensor's crc32 over
+ * its data alone. The reader also requires the metadata's iteration to be
+ * its directory's (iter_N) and every value to be finite.
+ * Files are written to a temporary name (removed if the save fails),
+ * fsynced and renamed, the directories fsynced, and the tracker file is
+ * updated last the same way, so an interrupted save never replaces a good
+ * checkpoint. */
 #ifndef MT_CHECKPOINT_H
 #define MT_CHECKPOINT_H
 #include "backend/backend.h"
 #include "model/params.h"
 #include <stdint.h>
 
-#define MT_CKPT_VERSION 1
+#define MT_CKPT_VERSION 2
 
 /* Metadata: an ordered list of key/value strings. */
 struct mt_kv {
@@ -50,6 +57,11 @@ void mt_ckpt_writer_tensor(struct mt_ckpt_writer *w, const char *name, const str
                            const float *data);
 /* Finishes the file and then updates the tracker file. */
 void mt_ckpt_writer_close(struct mt_ckpt_writer *w);
+
+/* Before a run: creates dir, checks that a file can be written in it and
+ * that `bytes` (one checkpoint) fit in its free space; exits with a
+ * message otherwise. */
+void mt_ckpt_check_writable(const char *dir, uint64_t bytes);
 
 /* Reads the tracker; returns the iteration, or -1 if DIR has no tracker. */
 long mt_ckpt_latest(const char *dir);

@@ -3,7 +3,9 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "model/layout.h"
+#include <dirent.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 void mt_ckpt_save_dist(const char *dir, long iteration, const struct mt_kv *meta,
@@ -30,11 +32,19 @@ void mt_ckpt_save_dist(const char *dir, long iteration, const struct mt_kv *meta
             const int src = mt_grid_rank(G->tp_size, G->dp_size, 0, 0, stage);
             if (G->pp_rank == stage && G->dp_rank == 0) {
                 const struct mt_param *p = &local->p[mt_params_find(local, gp->name)];
-                mt_all_gather(be, G->tp, dev, bufs[b].base + p->offset, p->numel, MT_DTYPE_F32);
-                if (G->tp_rank == 0) {
+                if (p->split_dim < 0 || G->tp_size == 1) {
+                    /* replicated: tp rank 0's copy is the tensor (gathering
+                     * tp copies would also overflow dev for the largest one) */
+                    if (G->tp_rank == 0) mt_download(be, host, bufs[b].base + p->offset, gp->numel * sizeof(float));
+                } else {
+                    mt_all_gather(be, G->tp, dev, bufs[b].base + p->offset, p->numel, MT_DTYPE_F32);
                     /* the owner knows the split: it assembles the whole tensor */
-                    mt_download(be, blocks_h, dev, gp->numel * sizeof(float));
-                    mt_param_unshard(p, G->tp_size, blocks_h, host);
+                    if (G->tp_rank == 0) {
+                        mt_download(be, blocks_h, dev, gp->numel * sizeof(float));
+                        mt_param_unshard(p, G->tp_size, blocks_h, host);
+                    }
+                }
+                if (G->tp_rank == 0) {
                     if (src != 0) {
                         mt_upload(be, dev, host, gp->numel * sizeof(float));
                         mt_send(be, G->world, dev, gp->numel, MT_DTYPE_F32, 0);
@@ -59,10 +69,51 @@ void mt_ckpt_save_dist(const char *dir, long iteration, const struct mt_kv *meta
     mt_params_free(&gt);
 }
 
+/* The largest N of the iter_N directories in dir that hold a complete
+ * checkpoint file (-1: none); *count of them. A directory a save was
+ * killed in holds only the temporary file and does not count. */
+static long newest_iter_dir(const char *dir, int *count)
+{
+    long best = -1;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d));) {
+        char *end;
+        if (strncmp(e->d_name, "iter_", 5) != 0) continue;
+        long it = strtol(e->d_name + 5, &end, 10);
+        if (*end || end == e->d_name + 5 || it < 0 || !mt_file_exists(mt_ckpt_path(dir, it))) continue;
+        (*count)++;
+        if (it > best) best = it;
+    }
+    closedir(d);
+    return best;
+}
+
 int mt_ckpt_resolve(const char *dir, long step, char *path, size_t n)
 {
     long it = step >= 0 ? step : mt_ckpt_latest(dir);
+    if (it < 0 && mt_is_dir(dir)) {
+        /* checkpoints without their tracker: never start over on top of them */
+        int count;
+        const long newest = newest_iter_dir(dir, &count);
+        if (newest >= 0) {
+            char hint[256];
+            snprintf(hint, sizeof hint, "pass --ckpt-step %ld to load the newest, or restore "
+                     "latest_checkpointed_iteration.txt; move them away to start from scratch", newest);
+            mt_user_error(hint, "%s holds %d checkpoint director%s (newest iter_%07ld) but no "
+                          "latest_checkpointed_iteration.txt", dir, count, count == 1 ? "y" : "ies", newest);
+        }
+    }
     if (it < 0) return mt_is_dir(dir) ? -1 : -2;
+    if (step < 0) {
+        int count;
+        const long newest = newest_iter_dir(dir, &count);
+        if (newest > it)
+            mt_warn("%s/latest_checkpointed_iteration.txt names iteration %ld, but iter_%07ld is newer; "
+                    "loading %ld as the tracker says (--ckpt-step %ld loads the newer one)", dir, it, newest,
+                    it, newest);
+    }
     snprintf(path, n, "%s", mt_ckpt_path(dir, it));
     if (!mt_file_exists(path))
         mt_user_error("the tracker file names an iteration whose directory is gone; pass "

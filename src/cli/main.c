@@ -1,5 +1,6 @@
 /* main.c: the megatron-c program: subcommand dispatch. */
 #include "cmd/commands.h"
+#include "core/io.h"
 #include <stdio.h>
 #include <string.h>
 #ifdef HAVE_CONFIG_H
@@ -29,7 +30,17 @@ static void usage(FILE *f)
             "'megatron-c <command> --help' lists the flags of a command.\n");
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    int rc = dispatch(argc, argv);
+    /* a log line lost to a full disk or a closed pipe fails the program */
+    if (mt_log_status() && rc == 0) rc = 1;
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);

@@ -321,7 +321,7 @@ int mt_cmd_finetune(int argc, char **argv)
         fflush(stdout);
         if (r->json) {
             fprintf(r->json, "{\"epoch\": %d, \"train_loss\": %.9g, \"valid_accuracy\": %.9g}\n", e, loss, acc);
-            fflush(r->json);
+            mt_log_flush(r->json, a.log_json);
         }
         if (better) {
             best = acc;
@@ -335,7 +335,7 @@ int mt_cmd_finetune(int argc, char **argv)
     }
     printf(" fine-tuning done: best validation accuracy %.4f%s%s\n", best, a.save ? ", kept in " : "",
            a.save ? a.save : "");
-    if (r->json) fclose(r->json);
+    if (r->json) mt_log_close(r->json, a.log_json);
     mt_adamw_free(&r->opt);
     mt_model_free(&r->m);
     mt_class_data_free(&r->train);

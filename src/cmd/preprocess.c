@@ -868,6 +868,12 @@ int mt_cmd_preprocess(int argc, char **argv)
     uint64_t docs = mt_indexed_writer_documents(g_writers[0]);
     uint64_t *ntok = calloc((size_t)c.nkeys, sizeof *ntok), *nseq = calloc((size_t)c.nkeys, sizeof *nseq);
     if (!ntok || !nseq) mt_die("out of memory");
+    uint64_t all_tokens = 0;
+    for (int k = 0; k < c.nkeys; k++) all_tokens += mt_indexed_writer_tokens(g_writers[k]);
+    if (all_tokens == 0) /* the partial outputs go with the exit (abort_writers) */
+        mt_user_error(c.json ? "check the file and --json-keys: no line has text under them"
+                             : "check --input: an empty file makes an empty dataset",
+                      "%s holds nothing to tokenize (0 tokens); no dataset written", a.input);
     for (int k = 0; k < c.nkeys; k++) {
         ntok[k] = mt_indexed_writer_tokens(g_writers[k]);
         nseq[k] = mt_indexed_writer_sequences(g_writers[k]);

@@ -95,6 +95,8 @@ static const struct mt_arg_spec SPECS[] = {
     MT_SPECS_BACKEND,
     {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
     {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
+    {"distributed-timeout-minutes", MT_ARG_FLOAT, F(distributed_timeout_minutes), "M",
+     "end the job when a communication call waits longer (10; fractions allowed)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
@@ -156,6 +158,7 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->tokenizer_type = "CharLevel";
     a->backend = "cpu";
     a->tp = a->pp = 1;
+    a->distributed_timeout_minutes = 10.0f;
     a->sample_tokens = 200;
     a->sample_temperature = 0.8f;
 }
@@ -196,7 +199,7 @@ static void require(const unsigned char *given)
                           "--%s is required with --data-path", req[i]);
 }
 
-static void validate(struct mt_train_args *a)
+static void validate(struct mt_train_args *a, const unsigned char *given)
 {
     char hint[256];
 #define POS(flag, v) \
@@ -249,6 +252,26 @@ static void validate(struct mt_train_args *a)
     if (a->lr_decay_iters == 0) a->lr_decay_iters = a->train_iters;
     if (a->lr_warmup_iters < 0 || a->lr_decay_iters < 0)
         mt_user_error(NULL, "--lr-warmup-iters and --lr-decay-iters must not be negative");
+    if (given[mt_args_find(SPECS, NSPECS, "lr-warmup-iters")] && a->lr_warmup_iters > 0 &&
+        a->lr_warmup_iters >= a->lr_decay_iters) {
+        /* Megatron asserts lr_warmup_steps < lr_decay_steps; the teaching
+         * preset's 100 may exceed a short run's iterations (it then warms
+         * up for the whole run) */
+        snprintf(hint, sizeof hint, "use fewer warmup iterations than %ld (--lr-decay-iters, default "
+                 "--train-iters)", a->lr_decay_iters);
+        mt_user_error(hint, "--lr-warmup-iters (%ld) is not below --lr-decay-iters (%ld)", a->lr_warmup_iters,
+                      a->lr_decay_iters);
+    }
+    if (a->weight_decay < 0) mt_user_error("0 disables it", "--weight-decay must not be negative (got %g)",
+                                           a->weight_decay);
+    if (a->clip_grad < 0) mt_user_error("0 disables clipping", "--clip-grad must not be negative (got %g)",
+                                        a->clip_grad);
+    if (!(a->init_method_std > 0 && a->init_method_std <= 10))
+        mt_user_error("Megatron's default is 0.02", "--init-method-std must lie in (0, 10] (got %g)",
+                      a->init_method_std);
+    if (a->sample_temperature < 0)
+        mt_user_error("0 samples greedily", "--sample-temperature must not be negative (got %g)",
+                      a->sample_temperature);
     if (strcmp(a->optimizer, "adam") != 0)
         mt_user_error("this version has --optimizer adam (AdamW)", "unknown --optimizer '%s'",
                       a->optimizer);
@@ -262,6 +285,9 @@ static void validate(struct mt_train_args *a)
     if (a->tp < 1 || a->pp < 1)
         mt_user_error(NULL, "--tensor-model-parallel-size and --pipeline-model-parallel-size must be positive");
     if (a->ddp_bucket_size < 0) mt_user_error(NULL, "--ddp-bucket-size must not be negative");
+    if (!(a->distributed_timeout_minutes > 0))
+        mt_user_error("Megatron's default is 10", "--distributed-timeout-minutes must be positive (got %g)",
+                      a->distributed_timeout_minutes);
     if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
     if (strcmp(a->model, "gpt") != 0 && strcmp(a->model, "bert") != 0)
         mt_user_error("use gpt or bert", "unknown --model '%s'", a->model);
@@ -306,7 +332,7 @@ int mt_cmd_train(int argc, char **argv)
     mt_args_parse(SPECS, NSPECS, &cli, given, argc, argv, 2, "train", SYNOPSIS);
     if (!a->data_path.n) apply_teaching_preset(a, given);
     else require(given);
-    validate(a);
+    validate(a, given);
     note_kernel_choices(given);
     return mt_train_run(a);
 }

@@ -58,6 +58,8 @@ static void set_value(const struct mt_arg_spec *s, void *dst, const char *v, con
         double x = strtod(v, &end);
         if (!*v || *end || errno || !isfinite(x))
             mt_user_error(hint, "--%s expects a finite number, got '%s'", s->name, v);
+        if (s->type == MT_ARG_FLOAT && !isfinite((float)x))
+            mt_user_error(hint, "--%s value %s is beyond single precision (|x| < 3.4e38)", s->name, v);
         if (s->type == MT_ARG_FLOAT) *(float *)base = (float)x;
         else *(double *)base = x;
         break;

@@ -2,6 +2,7 @@
 #include "core/error.h"
 #include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static mt_abort_hook_fn abort_hook;
 static char error_prefix[64]; /* "" or e.g. "[rank 3] " (mt_set_error_prefix) */
@@ -13,8 +14,22 @@ void mt_set_error_prefix(const char *prefix)
 
 void mt_set_abort_hook(mt_abort_hook_fn fn) { abort_hook = fn; }
 
+static char remove_path[4400]; /* mt_remove_on_error; "" for none */
+
+void mt_remove_on_error(const char *path)
+{
+    snprintf(remove_path, sizeof remove_path, "%s", path ? path : "");
+}
+
+static void remove_partial(void)
+{
+    if (*remove_path) unlink(remove_path);
+    *remove_path = 0;
+}
+
 void mt_exit(int status)
 {
+    remove_partial();
     fflush(stdout);
     fflush(stderr);
     if (abort_hook) abort_hook(status);
@@ -26,6 +41,7 @@ void mt_assert_fail(const char *cond, const char *file, int line)
     fprintf(stderr, "%smegatron-c: internal error: assertion `%s' failed at %s:%d\n",
             error_prefix, cond, file, line);
     fflush(stderr);
+    remove_partial();
     if (abort_hook) abort_hook(134);
     abort();
 }

@@ -35,6 +35,9 @@ void mt_set_abort_hook(mt_abort_hook_fn fn);
  * "[rank R] " in a world of more than one rank so that each message names
  * the rank it came from. The string is copied (at most 63 bytes kept). */
 void mt_set_error_prefix(const char *prefix);
+/* A file (a partial temporary) that an exit on error removes; NULL clears
+ * it once the file is complete. One at a time; the path is copied. */
+void mt_remove_on_error(const char *path);
 /* Exit through the hook (used by mt_die / mt_user_error). */
 MT_NORETURN void mt_exit(int status);
 

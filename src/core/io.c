@@ -18,6 +18,13 @@ char *mt_read_file(const char *path, size_t *len, const char *what)
         snprintf(hint, sizeof hint, "check the path given to %s", what ? what : "the command");
         mt_user_error(hint, "cannot open %s: %s", path, strerror(errno));
     }
+    /* a file or a pipe; a device such as /dev/zero would be read until
+     * memory runs out, a directory gives nothing */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+        snprintf(hint, sizeof hint, "give %s a regular file", what ? what : "the command");
+        mt_user_error(hint, "%s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "directory" : "device");
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) mt_die("out of memory reading %s", path);
@@ -72,6 +79,38 @@ void mt_fwrite_all(FILE *f, const void *p, size_t n, const char *path)
     if (n && fwrite(p, 1, n, f) != n)
         mt_user_error("check free disk space and permissions", "cannot write %s: %s", path,
                       strerror(errno));
+}
+
+static FILE *log_failed[8]; /* the files already reported */
+static int log_failures;
+
+void mt_log_flush(FILE *f, const char *path)
+{
+    errno = 0;
+    const int ok = fflush(f) == 0 && !ferror(f);
+    const int err = errno;
+    if (ok) return;
+    for (int i = 0; i < log_failures && i < 8; i++)
+        if (log_failed[i] == f) return;
+    if (log_failures < 8) log_failed[log_failures] = f;
+    log_failures++;
+    mt_warn("cannot write %s: %s; the run goes on, and megatron-c will exit with status 1",
+            path, err ? strerror(err) : "a write failed (disk full or pipe closed?)");
+}
+
+void mt_log_close(FILE *f, const char *path)
+{
+    mt_log_flush(f, path);
+    if (fclose(f) != 0 && !log_failures) {
+        log_failures++;
+        mt_warn("cannot write %s: %s", path, strerror(errno));
+    }
+}
+
+int mt_log_status(void)
+{
+    mt_log_flush(stdout, "standard output");
+    return log_failures > 0;
 }
 
 uint32_t mt_crc32(uint32_t crc, const void *p, size_t n)

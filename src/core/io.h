@@ -14,6 +14,14 @@ int mt_is_dir(const char *path);
 int mt_mkdir_p(const char *path);
 /* Writes all bytes or exits naming the file. */
 void mt_fwrite_all(FILE *f, const void *p, size_t n, const char *path);
+/* Logs (--log-json, standard output): a failed write does not stop a run
+ * (its checkpoints matter more) but is reported once per file as a
+ * warning, and the program then exits with status 1 (mt_log_status).
+ * mt_log_flush flushes f and checks it; mt_log_close also closes it. */
+void mt_log_flush(FILE *f, const char *path);
+void mt_log_close(FILE *f, const char *path);
+/* 1 once any log write failed (standard output is checked here too) */
+int mt_log_status(void);
 /* CRC-32 (IEEE, as zlib) for checkpoint payloads */
 uint32_t mt_crc32(uint32_t crc, const void *p, size_t n);
 /* Directory of the data shipped with megatron-c (tiny Shakespeare, GPT-2

@@ -1,5 +1,6 @@
 /* indexed.c: see indexed.h */
 #include "data/indexed.h"
+#include "core/mapped.h"
 #include "core/error.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -106,6 +107,7 @@ static int load_file(const char *path, const unsigned char **data, size_t *size,
         if (p != MAP_FAILED) {
             *data = p;
             *mapped = 1;
+            mt_mapped_register(p, n, path);
             close(fd);
             return 0;
         }
@@ -275,7 +277,10 @@ struct mt_indexed *mt_indexed_open(const char *prefix, char *err, size_t errlen)
     }
     if (x->bin_size > 0) {
         void *p = mmap(NULL, (size_t)x->bin_size, PROT_READ, MAP_SHARED, x->bin_fd, 0);
-        if (p != MAP_FAILED) x->bin = p; /* else: pread */
+        if (p != MAP_FAILED) { /* else: pread */
+            x->bin = p;
+            mt_mapped_register(p, (size_t)x->bin_size, x->bin_path);
+        }
     }
     return x;
 }
@@ -284,10 +289,16 @@ void mt_indexed_close(struct mt_indexed *x)
 {
     if (!x) return;
     if (x->idx) {
-        if (x->idx_mapped) munmap((void *)x->idx, x->idx_size);
+        if (x->idx_mapped) {
+            mt_mapped_unregister(x->idx);
+            munmap((void *)x->idx, x->idx_size);
+        }
         else free((void *)x->idx);
     }
-    if (x->bin) munmap((void *)x->bin, (size_t)x->bin_size);
+    if (x->bin) {
+        mt_mapped_unregister(x->bin);
+        munmap((void *)x->bin, (size_t)x->bin_size);
+    }
     if (x->bin_fd >= 0) close(x->bin_fd);
     free(x->prefix);
     free(x->idx_path);

@@ -30,14 +30,18 @@ int mt_sample_token(const float *logits, int V, float temperature, int top_k, fl
     }
     struct cand *c = malloc((size_t)V * sizeof *c);
     if (!c) mt_die("out of memory");
-    for (int i = 0; i < V; i++) c[i].logit = logits[i] / temperature, c[i].id = i;
+    /* sorted by logit (the order of logit / temperature); the division is
+     * done in double on the difference from the largest, so that a tiny
+     * temperature tends to the greedy choice instead of inf - inf */
+    for (int i = 0; i < V; i++) c[i].logit = logits[i], c[i].id = i;
     qsort(c, (size_t)V, sizeof *c, cand_desc);
     int n = V;
     if (top_k > 0 && top_k < n) n = top_k;
     double sum = 0.0;
     double *p = malloc((size_t)n * sizeof *p);
     if (!p) mt_die("out of memory");
-    for (int i = 0; i < n; i++) sum += p[i] = exp((double)c[i].logit - (double)c[0].logit);
+    for (int i = 0; i < n; i++)
+        sum += p[i] = exp(((double)c[i].logit - (double)c[0].logit) / (double)temperature);
     if (top_p > 0.0f && top_p < 1.0f) {
         double acc = 0.0;
         int keep = n;

@@ -1,5 +1,6 @@
 /* hf.c: see hf.h */
 #include "interop/hf.h"
+#include "core/finite.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/json_value.h"
@@ -584,6 +585,11 @@ void mt_hf_read(const char *dir, int divisible_by, const char *tokenizer_type,
         }
         to_ours(r, p, c, src, out->data + p->offset);
         for (int k = 0; k < 3; k++) free(src[k]);
+        const size_t bad = mt_nonfinite_count(out->data + p->offset, p->numel);
+        if (bad)
+            mt_user_error("a model with inf or NaN weights gives no usable output; use another checkpoint",
+                          "%s: %s (%s) holds %zu non-finite values of %zu", dir, p->name, a->name, bad,
+                          p->numel);
     }
     /* a tied output layer may be stored too (it is the embedding), and BERT's
      * decoder bias under its second name */

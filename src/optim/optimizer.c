@@ -65,6 +65,12 @@ double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr, 
     const struct mt_param_table *t = o->table;
     /* the norm of the unscaled gradients */
     double norm = mt_grad_norm(o->be, t, grads, o->norm_comm) * (double)grad_scale;
+    if (!isfinite(norm)) {
+        /* inf/NaN somewhere: no update, not counted as a step (the norm is
+         * the same on every rank, so all of them skip) */
+        mt_memset0(o->be, grads, t->total * sizeof(float));
+        return norm;
+    }
     float coeff = mt_clip_coeff(norm, o->cfg.clip_grad);
     o->step++;
     struct mt_adamw_args a = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,

@@ -36,7 +36,10 @@ float mt_clip_coeff(double norm, float max_norm);
 /* One optimizer step: computes the gradient norm (returned), clips, applies
  * AdamW with decoupled weight decay (none on no_weight_decay tensors), and
  * zeroes the gradients. grad_scale multiplies the gradients first (1 / loss
- * scale; 1 in fp32). */
+ * scale; 1 in fp32). A non-finite norm (an inf or NaN gradient anywhere)
+ * skips the update: parameters, moments and the step count stay as they
+ * were, the gradients are zeroed, and the norm is returned for the caller
+ * to stop (fp32) or lower the loss scale. */
 double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr,
                      float grad_scale);
 

@@ -130,6 +130,8 @@ struct run {
     int n_actions, n_eval_actions;
     long iteration;
     uint64_t consumed;
+    long last_good;      /* iteration of the last checkpoint saved or loaded; -1: none */
+    int last_good_saved; /* ... and it is in --save (else in --load) */
     uint64_t dropout_seed;
     int32_t *tokens, *targets;
     FILE *json;
@@ -145,7 +147,7 @@ struct run {
         if (r->printer) { \
             progress_clear(&r->prog); \
             printf(__VA_ARGS__); \
-            fflush(stdout); \
+            mt_log_flush(stdout, "standard output"); \
         } \
     } while (0)
 
@@ -251,10 +253,31 @@ static void load_data(struct run *r)
 
 /* ---- checkpoints: whole tensors, gathered to world rank 0 ------------------- */
 
+/* the hint of a run that diverged: where to resume from */
+static const char *resume_hint(const struct run *r)
+{
+    static char hint[4400];
+    if (r->last_good >= 0)
+        snprintf(hint, sizeof hint, "the last good checkpoint is iteration %ld in %s: resume from it "
+                 "(--load, --ckpt-step %ld) with a lower --lr, or keep --clip-grad", r->last_good,
+                 r->a->save && r->last_good_saved ? r->a->save : r->a->load, r->last_good);
+    else
+        snprintf(hint, sizeof hint, "no checkpoint was written; lower --lr or keep --clip-grad");
+    return hint;
+}
+
 static void save_checkpoint(struct run *r)
 {
     const struct mt_train_args *a = r->a;
     const struct mt_groups *G = &r->grp;
+    /* finite or nothing: a diverged model never replaces a good checkpoint
+     * (the norm is summed over the model-parallel group: every rank agrees) */
+    const double pnorm = mt_grad_norm(r->be, &r->model.table, r->model.params, r->opt.norm_comm);
+    if (!isfinite(pnorm)) {
+        progress_clear(&r->prog);
+        mt_user_error(resume_hint(r), "iteration %ld: the weights are not finite (norm %g), so they "
+                      "were not saved to %s", r->iteration, pnorm, a->save);
+    }
     struct mt_kv kv = {0};
     mt_model_desc_to_kv(&r->desc, &kv);
     mt_kv_set(&kv, "seq_length", "%d", a->seq_length);
@@ -280,6 +303,8 @@ static void save_checkpoint(struct run *r)
                                           {"optim/exp_avg_sq/", r->opt.v}};
     mt_ckpt_save_dist(a->save, r->iteration, &kv, &r->desc.model, &r->model.table, G, r->be, bufs, 3);
     mt_kv_free(&kv);
+    r->last_good = r->iteration;
+    r->last_good_saved = 1;
     SAY(" saved checkpoint at iteration %7ld to %s\n", r->iteration, a->save);
 }
 
@@ -348,6 +373,7 @@ static void load_checkpoint(struct run *r)
             mt_warn("--global-batch-size is %d here but was %ld when %s was saved",
                     a->global_batch_size, gbs, path);
     }
+    if (!finetune) r->last_good = r->iteration;
     const char *layout = mt_kv_get(&kv, "saved_layout");
     SAY(" loaded checkpoint %s at iteration %ld (consumed samples %llu%s%s)\n", path, r->iteration,
         (unsigned long long)r->consumed, layout ? ", saved under " : "", layout ? layout : "");
@@ -487,7 +513,7 @@ static void log_eval(struct run *r, struct val v)
                 exp(fmin(20.0, lm)));
         if (*sop) fprintf(r->json, ", \"val_sop_loss\": %.9g", v.sop);
         fprintf(r->json, "}\n");
-        fflush(r->json);
+        mt_log_flush(r->json, r->a->log_json);
     }
 }
 
@@ -611,7 +637,7 @@ static void log_iteration(struct run *r, struct interval *iv, float lr, double n
                 "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
                 "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, avg, sop_json, lr, norm, tps, ms,
                 (unsigned long long)r->consumed, comm_ms, comm_mb);
-        fflush(r->json);
+        mt_log_flush(r->json, r->a->log_json);
     }
     iv->loss_sum = iv->lm_sum = iv->sop_sum = 0;
     iv->n = 0;
@@ -664,13 +690,14 @@ static void loop(struct run *r)
             iv.lm_sum += reduce_loss(r, r->lm_sum);
             iv.sop_sum += reduce_loss(r, r->sop_sum);
         }
-        double norm = mt_adamw_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f);
+        /* a non-finite loss or gradient stops the run before any update
+         * (the step skips itself on a non-finite norm) */
+        const double norm = isfinite(loss) ? mt_adamw_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f)
+                                           : NAN;
         if (!isfinite(loss) || !isfinite(norm)) {
             progress_clear(&r->prog);
-            mt_user_error("lower --lr, keep --clip-grad, or resume from the last checkpoint; "
-                          "nothing was saved after this point",
-                          "iteration %ld: loss %g, gradient norm %g are not finite", r->iteration + 1,
-                          loss, norm);
+            mt_user_error(resume_hint(r), "iteration %ld: the loss (%g) or the gradient norm (%g) is not "
+                          "finite; stopped before updating the weights", r->iteration + 1, fabs(loss), fabs(norm));
         }
         r->iteration++;
         r->consumed += (uint64_t)a->global_batch_size;
@@ -703,8 +730,10 @@ int mt_train_run(struct mt_train_args *a)
     struct run R, *r = &R;
     memset(r, 0, sizeof *r);
     r->a = a;
+    r->last_good = -1;
     r->bert = a->model && strcmp(a->model, "bert") == 0;
     r->be = mt_backend_open(a->backend, a->tf32);
+    mt_comm_set_timeout(r->be, 60.0 * a->distributed_timeout_minutes);
     mt_tokenizer_open(&r->tok, a->tokenizer_type, a->vocab_file, a->merge_file, a->vocab_size);
     mt_train_config(a, r->tok.vocab_size, &r->desc.model);
     char err[256];
@@ -712,8 +741,10 @@ int mt_train_run(struct mt_train_args *a)
         mt_user_error("see 'megatron-c train --help'", "%s", err);
     r->desc.make_vocab_size_divisible_by = a->make_vocab_divisible_by;
     r->desc.tokenizer_type = r->tok.type;
-    /* the layout is checked before any work */
+    /* the layout and --save are checked before any work */
     setup_parallel(r);
+    if (a->save && r->printer) /* parameters and two Adam moments, in f32 */
+        mt_ckpt_check_writable(a->save, 12u * (uint64_t)mt_config_param_count(&r->desc.model) + (1u << 20));
     load_data(r);
     build(r);
     if (a->load) load_checkpoint(r);
@@ -739,7 +770,7 @@ int mt_train_run(struct mt_train_args *a)
     loop(r);
     if (a->sample_tokens > 0 && r->grp.world_size == 1 && !r->bert) sample(r);
 
-    if (r->json) fclose(r->json);
+    if (r->json) mt_log_close(r->json, a->log_json);
     free(r->tokens);
     free(r->targets);
     free(r->types);

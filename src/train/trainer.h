@@ -51,6 +51,7 @@ struct mt_train_args {
     int tp, pp;
     int tf32;
     long ddp_bucket_size;
+    float distributed_timeout_minutes; /* the watchdog (backend.h mt_comm_set_timeout) */
     int sample_tokens;
     float sample_temperature;
     int no_progress;
