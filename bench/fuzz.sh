@@ -27,11 +27,23 @@ if ! $CC -fsanitize=fuzzer,address,undefined "${TMPDIR:-/tmp}/mt-fuzz-probe.$$.c
 fi
 rm -f "${TMPDIR:-/tmp}/mt-fuzz-probe.$$"*
 
-# the build: configure once, then make only the targets
+# the build: configure once, then make only the targets. A source tree
+# configured in place (./configure && make, as CI does) cannot host another
+# build directory: then the sources (git's view of them) are copied first.
 mkdir -p "$W/build" || exit 99
-if [ ! -f "$W/build/Makefile" ] || [ "$SRC/configure" -nt "$W/build/Makefile" ]; then
+TREE=$SRC
+if [ -f "$SRC/config.status" ]; then
+  command -v git > /dev/null && git -C "$SRC" rev-parse --git-dir > /dev/null 2>&1 ||
+    { say "$SRC is configured in place and is not a git checkout: run from a clean tree"; exit 99; }
+  TREE="$W/src"
+  rm -rf "$TREE" && mkdir -p "$TREE" &&
+    (cd "$SRC" && git ls-files -co --exclude-standard | tar -cf - -T -) | (cd "$TREE" && tar -xf -) &&
+    (cd "$TREE" && autoreconf -fi > autoreconf.log 2>&1) || { say "could not copy $SRC"; exit 99; }
+  rm -f "$W/build/Makefile"
+fi
+if [ ! -f "$W/build/Makefile" ] || [ "$TREE/configure" -nt "$W/build/Makefile" ]; then
   say "configuring $W/build"
-  (cd "$W/build" && "$SRC/configure" CC="$CC" CFLAGS="-g -O1" --enable-fuzz --without-mpi --without-cuda \
+  (cd "$W/build" && "$TREE/configure" CC="$CC" CFLAGS="-g -O1" --enable-fuzz --without-mpi --without-cuda \
      --disable-openmp > configure.log 2>&1) || { cat "$W/build/configure.log"; exit 99; }
 fi
 say "building"
