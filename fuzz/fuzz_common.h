@@ -6,7 +6,8 @@
  * most inputs; what the fuzzer looks for is a crash, a sanitizer report
  * (AddressSanitizer, UndefinedBehaviorSanitizer), a hang or an assertion.
  * Memory the reader held when it refused an input is leaked by the jump,
- * so bench/fuzz.sh runs with -detect_leaks=0; it also passes
+ * so bench/fuzz.sh runs with -detect_leaks=0 and restarts a target every
+ * minute (its corpus carries over) to keep memory bounded; it also passes
  * -close_fd_mask=2, which keeps the readers' messages out of the fuzzer's
  * report (libFuzzer and the sanitizers write to a copy of stderr).
  *

@@ -19,7 +19,8 @@
 #  - a device as --data-path, an empty preprocess input (and no partial
 #    outputs left), flags out of range (--lr 1e39 beyond f32, negative
 #    --clip-grad, --weight-decay, --sample-temperature, --init-method-std 0
-#    or 1e30, warmup not below decay);
+#    or 1e30, warmup not below decay, a --hidden-size whose MLP width
+#    overflows an int, --max-new-tokens INT_MAX);
 #  - generate at --temperature 1e-45 equals greedy (no inf - inf).
 # A frozen MPI rank (the watchdog) is tests/test_fault.sh's.
 . "$(dirname "$0")/common.sh"
@@ -148,6 +149,12 @@ expect_error "warmup not below decay" "--lr-warmup-iters (20) is not below --lr-
   $B train $T --lr-warmup-iters 20 --lr-decay-iters 20 --train-iters 30
 expect_error "negative --sample-temperature" "--sample-temperature must not be negative" \
   $B train $T --sample-temperature -1 --train-iters 1
+expect_error "a --hidden-size whose 4h MLP overflows an int" "makes the default MLP width (4 x hidden) too large" \
+  $B train --hidden-size 1073741824 --num-attention-heads 1 --train-iters 1
+# INT_MAX new tokens: the context buffer's size no longer overflows (the
+# allocation fails cleanly, or it would generate for a very long time)
+expect_error "--max-new-tokens 2147483647" "out of memory" \
+  sh -c "ulimit -v 4000000; exec $B generate --load '$TMP/old' --max-new-tokens 2147483647"
 $B generate --load "$TMP/old" --max-new-tokens 40 --temperature 0 --prompt "ROMEO" > "$TMP/greedy" 2>/dev/null &&
   $B generate --load "$TMP/old" --max-new-tokens 40 --temperature 1e-45 --prompt "ROMEO" > "$TMP/tiny" 2>/dev/null &&
   cmp -s "$TMP/greedy" "$TMP/tiny" && pass "--temperature 1e-45 samples the greedy tokens" ||

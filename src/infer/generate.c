@@ -75,8 +75,8 @@ void mt_generate(struct mt_model *m, const struct mt_tokenizer *tok, const int32
                  struct mt_rng *rng, FILE *out)
 {
     const int Tmax = m->T, V = m->cfg.vocab_size;
-    int cap = nprompt + max_new + 1;
-    int32_t *ctx = malloc((size_t)cap * sizeof *ctx);
+    const size_t cap = (size_t)nprompt + (size_t)max_new + 1; /* no int overflow at INT_MAX tokens */
+    int32_t *ctx = malloc(cap * sizeof *ctx);
     float *logits = malloc((size_t)V * sizeof *logits);
     if (!ctx || !logits) mt_die("out of memory");
     memcpy(ctx, prompt, (size_t)nprompt * sizeof *ctx);

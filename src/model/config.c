@@ -1,5 +1,6 @@
 /* config.c: see config.h */
 #include "model/config.h"
+#include <limits.h>
 #include "core/error.h"
 #include "model/layout.h"
 #include <errno.h>
@@ -39,8 +40,10 @@ void mt_config_derive(struct mt_transformer_config *c)
     if (c->ffn_hidden_size == 0) {
         /* Megatron arguments.py: SwiGLU's two fc1 halves keep the parameter
          * count near the 4h MLP's, as a multiple of 64 */
-        c->ffn_hidden_size = c->gated_linear_unit ? (int)((4.0 * c->hidden_size * 2 / 3) / 64) * 64
-                                                  : 4 * c->hidden_size;
+        const double f = c->gated_linear_unit ? floor((4.0 * c->hidden_size * 2 / 3) / 64) * 64
+                                              : 4.0 * c->hidden_size;
+        /* beyond an int: -1, which mt_config_check refuses (no overflow) */
+        c->ffn_hidden_size = f <= INT_MAX ? (int)f : -1;
     }
     if (c->add_bias_linear) c->add_qkv_bias = 1;
 }
@@ -54,6 +57,9 @@ int mt_config_check(const struct mt_transformer_config *c, char *err, size_t err
     POS(c->num_attention_heads, "--num-attention-heads");
     POS(c->num_query_groups, "--num-query-groups");
     POS(c->kv_channels, "--kv-channels");
+    if (c->ffn_hidden_size == -1) /* mt_config_derive: 4 x hidden beyond an int */
+        return mt_errf(err, errlen, "--hidden-size %d makes the default MLP width (4 x hidden) too large; give "
+                       "--ffn-hidden-size or a smaller --hidden-size", c->hidden_size);
     POS(c->ffn_hidden_size, "--ffn-hidden-size");
     POS(c->max_position_embeddings, "--max-position-embeddings");
     POS(c->vocab_size, "the vocabulary size");
