@@ -83,13 +83,13 @@ for t in $TARGETS; do
   C="$W/corpus/$t"
   [ -d "$C" ] || { mkdir -p "$C" && seed "$t" "$C"; }
   say "$t: ${SECONDS_EACH} s"
-  # in runs of at most a minute: a refused input leaks what the reader held
+  # in runs of at most 20 s: a refused input leaks what the reader held
   # (fuzz/fuzz_common.h), so a fresh process keeps the memory bounded; the
   # corpus carries what each run found to the next
   left=$SECONDS_EACH runs=0 rc=0
   : > "$W/$t.log"
   while [ "$left" -gt 0 ] && [ $rc -eq 0 ]; do
-    chunk=$(( left < 60 ? left : 60 ))
+    chunk=$(( left < 20 ? left : 20 ))
     ASAN_OPTIONS=detect_leaks=0 MT_DATA_DIR="$D" "$W/build/fuzz/fuzz_$t" -max_total_time="$chunk" -detect_leaks=0 \
       -close_fd_mask=2 -rss_limit_mb=2048 -timeout=10 -max_len=65536 -artifact_prefix="$W/crash-$t-" \
       -print_final_stats=1 "$C" > "$W/$t.chunk.log" 2>&1

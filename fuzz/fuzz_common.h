@@ -7,7 +7,7 @@
  * (AddressSanitizer, UndefinedBehaviorSanitizer), a hang or an assertion.
  * Memory the reader held when it refused an input is leaked by the jump,
  * so bench/fuzz.sh runs with -detect_leaks=0 and restarts a target every
- * minute (its corpus carries over) to keep memory bounded; it also passes
+ * 20 s (its corpus carries over) to keep memory bounded; it also passes
  * -close_fd_mask=2, which keeps the readers' messages out of the fuzzer's
  * report (libFuzzer and the sanitizers write to a copy of stderr).
  *

@@ -21,11 +21,13 @@ char *mt_read_file(const char *path, size_t *len, const char *what)
     /* a file or a pipe; a device such as /dev/zero would be read until
      * memory runs out, a directory gives nothing */
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    const int have_st = fstat(fileno(f), &st) == 0;
+    if (have_st && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
         snprintf(hint, sizeof hint, "give %s a regular file", what ? what : "the command");
         mt_user_error(hint, "%s is a %s, not a file", path, S_ISDIR(st.st_mode) ? "directory" : "device");
     }
-    size_t cap = 1 << 16, n = 0;
+    /* a regular file's size is known: one allocation, no doubling */
+    size_t cap = have_st && S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) mt_die("out of memory reading %s", path);
     for (;;) {
