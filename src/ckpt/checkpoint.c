@@ -226,12 +226,10 @@ void mt_ckpt_check_writable(const char *dir, uint64_t bytes)
     struct statvfs vs;
     if (statvfs(dir, &vs) == 0) {
         const uint64_t avail = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
-        if (avail < bytes) {
-            char hint[160];
-            snprintf(hint, sizeof hint, "free space there or choose another --save directory");
-            mt_user_error(hint, "--save directory %s has %.1f MB free, but one checkpoint of this model "
-                          "takes %.1f MB", dir, (double)avail / 1e6, (double)bytes / 1e6);
-        }
+        if (avail < bytes)
+            mt_user_error("free space there or choose another --save directory", "--save directory %s has "
+                          "%.1f MB free, but one checkpoint of this model takes %.1f MB", dir,
+                          (double)avail / 1e6, (double)bytes / 1e6);
     }
 }
 

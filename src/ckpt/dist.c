@@ -93,27 +93,23 @@ static long newest_iter_dir(const char *dir, int *count)
 int mt_ckpt_resolve(const char *dir, long step, char *path, size_t n)
 {
     long it = step >= 0 ? step : mt_ckpt_latest(dir);
-    if (it < 0 && mt_is_dir(dir)) {
-        /* checkpoints without their tracker: never start over on top of them */
+    if (step < 0 && mt_is_dir(dir)) {
         int count;
         const long newest = newest_iter_dir(dir, &count);
-        if (newest >= 0) {
+        if (it < 0 && newest >= 0) {
+            /* checkpoints without their tracker: never start over on top of them */
             char hint[256];
             snprintf(hint, sizeof hint, "pass --ckpt-step %ld to load the newest, or restore "
                      "latest_checkpointed_iteration.txt; move them away to start from scratch", newest);
             mt_user_error(hint, "%s holds %d checkpoint director%s (newest iter_%07ld) but no "
                           "latest_checkpointed_iteration.txt", dir, count, count == 1 ? "y" : "ies", newest);
         }
-    }
-    if (it < 0) return mt_is_dir(dir) ? -1 : -2;
-    if (step < 0) {
-        int count;
-        const long newest = newest_iter_dir(dir, &count);
-        if (newest > it)
+        if (it >= 0 && newest > it)
             mt_warn("%s/latest_checkpointed_iteration.txt names iteration %ld, but iter_%07ld is newer; "
                     "loading %ld as the tracker says (--ckpt-step %ld loads the newer one)", dir, it, newest,
                     it, newest);
     }
+    if (it < 0) return mt_is_dir(dir) ? -1 : -2;
     snprintf(path, n, "%s", mt_ckpt_path(dir, it));
     if (!mt_file_exists(path))
         mt_user_error("the tracker file names an iteration whose directory is gone; pass "

@@ -260,7 +260,7 @@ static const char *resume_hint(const struct run *r)
     if (r->last_good >= 0)
         snprintf(hint, sizeof hint, "the last good checkpoint is iteration %ld in %s: resume from it "
                  "(--load, --ckpt-step %ld) with a lower --lr, or keep --clip-grad", r->last_good,
-                 r->a->save && r->last_good_saved ? r->a->save : r->a->load, r->last_good);
+                 r->last_good_saved ? r->a->save : r->a->load, r->last_good);
     else
         snprintf(hint, sizeof hint, "no checkpoint was written; lower --lr or keep --clip-grad");
     return hint;
