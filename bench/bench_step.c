@@ -69,9 +69,9 @@ static double time_steps(mt_backend *be, const struct shape *s, int steps, struc
     struct mt_model m;
     mt_model_init(&m, &s->cfg, be, s->B, s->T, NULL, 1);
     mt_model_init_weights(&m, 1234);
-    struct mt_adamw o;
-    struct mt_adamw_config oc = {0.9f, 0.999f, 1e-8f, 0.01f, 1.0f};
-    mt_adamw_init(&o, &oc, be, &m.table);
+    struct mt_optimizer o;
+    struct mt_optim_config oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .clip_grad = 1.0f};
+    mt_optim_init(&o, &oc, be, &m.table);
     int N = s->B * s->T;
     int32_t *tok = malloc((size_t)N * sizeof *tok), *tgt = malloc((size_t)N * sizeof *tgt);
     struct mt_rng rng;
@@ -84,14 +84,14 @@ static double time_steps(mt_backend *be, const struct shape *s, int steps, struc
         if (i == 0 && rec) mt_backend_set_gemm_hook(record, rec);
         mt_model_forward(&m, tok, tgt, s->B, s->T, 0);
         mt_model_backward(&m, 1.0f);
-        mt_adamw_step(&o, m.params, m.grads, 1e-4f, 1.0f);
+        mt_optim_step(&o, m.params, m.grads, 1e-4f, 1.0f);
         if (i == 0) mt_backend_set_gemm_hook(NULL, NULL);
         mt_synchronize(be);
     }
     double per = steps > 0 ? (mt_now() - t) / steps : 0;
     free(tok);
     free(tgt);
-    mt_adamw_free(&o);
+    mt_optim_free(&o);
     mt_model_free(&m);
     return per;
 }

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     });
     mt_kv_free(&kv);
     FUZZ_GUARD({
-        const struct mt_ckpt_group g[] = {{"model/", dev, 1}};
+        const struct mt_ckpt_group g[] = {{"model/", dev, 1, NULL}};
         mt_ckpt_read_tensors(path, &table, NULL, g, 1, be);
     });
     return 0;

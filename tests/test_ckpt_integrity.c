@@ -70,7 +70,7 @@ static int try_read(const char *path, float *out, char *iteration, size_t n)
     close(next_fd);
     if (setjmp(on_error) == 0) {
         mt_ckpt_read_meta(path, &kv);
-        const struct mt_ckpt_group g[] = {{"model/", dev, 1}};
+        const struct mt_ckpt_group g[] = {{"model/", dev, 1, NULL}};
         mt_ckpt_read_tensors(path, &table, NULL, g, 1, be);
         mt_download(be, out, dev, table.total * sizeof(float));
         snprintf(iteration, n, "%s", mt_kv_get(&kv, "iteration") ? mt_kv_get(&kv, "iteration") : "");

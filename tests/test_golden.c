@@ -419,10 +419,10 @@ static void run_backend(const char *bename, const struct golden *g)
     /* 10 AdamW steps from the golden start */
     load_params(&m, "param/", why, sizeof why);
     mt_model_zero_grad(&m);
-    struct mt_adamw_config oc = {(float)g->beta1, (float)g->beta2, (float)g->eps, (float)g->wd,
-                                 (float)g->clip};
-    struct mt_adamw o;
-    mt_adamw_init(&o, &oc, be, &m.table);
+    struct mt_optim_config oc = {(float)g->beta1, (float)g->beta2, (float)g->eps, (float)g->wd,
+                                 (float)g->clip, .kind = MT_OPTIM_ADAM};
+    struct mt_optimizer o;
+    mt_optim_init(&o, &oc, be, &m.table);
     const double *rsl = need_rec("step/loss", g->nsteps)->d;
     const double *rsn = need_rec("step/grad_norm", g->nsteps)->d;
     double wl = 0, wn = 0;
@@ -430,7 +430,7 @@ static void run_backend(const char *bename, const struct golden *g)
     for (int s = 0; s < g->nsteps; s++) {
         float l = mt_model_forward(&m, g->step_tok + (size_t)s * N, g->step_tgt + (size_t)s * N, B, T, 0);
         mt_model_backward(&m, 1.0f);
-        double gn = mt_adamw_step(&o, m.params, m.grads, (float)g->lr, 1.0f);
+        double gn = mt_optim_step(&o, m.params, m.grads, (float)g->lr, 1.0f);
         double dl = rel_scalar(l, rsl[s]), dn = rel_scalar(gn, rsn[s]);
         if (getenv("MT_GOLDEN_VERBOSE"))
             tap_diag("step %2d loss %.8f (%.8f) grad norm %.8f (%.8f)", s + 1, l, rsl[s], gn,
@@ -456,7 +456,7 @@ static void run_backend(const char *bename, const struct golden *g)
     tap_diag("max rel dev final linear_qkv key weight rows: %.3g", kw);
     tap_diag("max rel dev final linear_qkv key bias (zero gradient, not checked): %.3g", kb);
 
-    mt_adamw_free(&o);
+    mt_optim_free(&o);
     mt_model_free(&m);
     mt_backend_free(be);
     tap_diag("%s took %.3f s", bename, now_s() - t0);

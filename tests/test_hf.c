@@ -9,7 +9,7 @@
  * directory with interop/hf.c, forward one batch (logits, last hidden state,
  * loss), backward (every parameter gradient, written back under Hugging
  * Face's names by mt_hf_write and compared by name), then 10 AdamW steps
- * of the training path (mt_adamw_step; losses, pre-clip gradient norms and
+ * of the training path (mt_optim_step; losses, pre-clip gradient norms and
  * the final parameters, again by Hugging Face name).
  *
  * Deviation of a tensor: max |a - r| / max(max |r|, 1e-6). Tolerances, fp32
@@ -123,7 +123,7 @@ struct compare {
 
 /* Compares every tensor of the safetensors file `ours` (written by
  * mt_hf_write) with the golden "<prefix><name>"; key_rule: leave out (and
- * report) GPT-2's key biases. */
+ * report) GPT-2's key biases (2: the whole of c_attn.bias). */
 static void compare_file(const char *ours, const char *prefix, double tol, int key_rule,
                          struct compare *c)
 {
@@ -145,7 +145,8 @@ static void compare_file(const char *ours, const char *prefix, double tol, int k
         if (key_rule && is_key_bias(t->name)) {
             skip = calloc(n, 1);
             char *non_key = malloc(n);
-            for (size_t k = 0; k < n; k++) skip[k] = (char)in_key_part(t->name, k, n), non_key[k] = !skip[k];
+            for (size_t k = 0; k < n; k++)
+                skip[k] = (char)(key_rule == 2 || in_key_part(t->name, k, n)), non_key[k] = !skip[k];
             c->key_bias = fmax(c->key_bias, deviation(a, r, n, non_key));
             free(non_key);
         }
@@ -238,6 +239,104 @@ static void batch_free(struct batch *g)
     memset(g, 0, sizeof *g);
 }
 
+/* The training path from the source's weights: S optimizer steps on the
+ * golden "<prefix>step." batches, compared with "<prefix>step.loss",
+ * "<prefix>step.grad_norm" and "<prefix>final.*" of the open golden file. */
+static void steps(const struct mt_model_source *s, mt_backend *be, const char *bename,
+                  const char *tmpdir, const struct mt_optim_config *oc, float lr, const char *prefix,
+                  const char *label, int key_rule, int bert)
+{
+    /* Adafactor on GPT-2: the key part of c_attn.bias has a zero gradient,
+     * so fp32 rounding noise over sqrt(eps1 = 1e-30) dominates the RMS of
+     * the tensor's update, whose clipping then rescales its query and value
+     * parts too; torch itself in fp32 lands 1.5e-2 (c_attn.bias), 6e-5
+     * (gradient norms) and 4e-6 (losses) from float64 there
+     * (gen_optim_golden.py --fp32-drift). Such runs get 10x the step
+     * tolerances and leave the whole c_attn.bias out. */
+    const int noisy = key_rule && oc->kind == MT_OPTIM_ADAFACTOR;
+    const double tl = noisy ? 10 * TOL_STEP_LOSS : TOL_STEP_LOSS, tn = noisy ? 10 * TOL_STEP_NORM : TOL_STEP_NORM;
+    if (noisy) key_rule = 2;
+    struct mt_st_tensor *tt = mt_st_find(&gold, "step.tokens");
+    const int S = (int)tt->shape[0], B = (int)tt->shape[1], T = (int)tt->shape[2];
+    const char *name = s->hfm.architecture;
+    struct mt_model m;
+    mt_cmd_load_model(s, &m, be, B, T);
+    struct mt_optimizer o;
+    mt_optim_init(&o, oc, be, &m.table);
+    char key[96];
+    snprintf(key, sizeof key, "%sstep.loss", prefix);
+    float *rl = golden(key, S);
+    snprintf(key, sizeof key, "%sstep.grad_norm", prefix);
+    float *rn = golden(key, S);
+    double wl = 0, wn = 0;
+    mt_model_zero_grad(&m);
+    for (int k = 0; k < S; k++) {
+        struct batch bt = golden_batch("step.", k, B, T, bert);
+        float l = mt_model_forward_batch(&m, &bt.b, 0);
+        mt_model_backward(&m, 1.0f);
+        double gn = mt_optim_step(&o, m.params, m.grads, lr, 1.0f);
+        wl = fmax(wl, rel(l, rl[k]));
+        wn = fmax(wn, rel(gn, rn[k]));
+        if (!(l == l) || !(gn == gn)) wl = wn = INFINITY;
+        batch_free(&bt);
+    }
+    tap_ok(wl <= tl, "%s on %s: losses of %d %s steps (worst rel dev %.3g <= %.0e)", name, bename, S,
+           label, wl, tl);
+    tap_ok(wn <= tn, "%s on %s: %s: pre-clip gradient norms (worst rel dev %.3g <= %.0e)", name,
+           bename, label, wn, tn);
+    struct compare c;
+    snprintf(key, sizeof key, "%sfinal.", prefix);
+    check_tensors(&m, s, 0, tmpdir, key, TOL_FINAL, key_rule, &c);
+    if (key_rule)
+        tap_diag("%s after %d steps: deviation %.3g (zero gradient, not checked)",
+                 key_rule == 2 ? "c_attn.bias" : "key biases", S, c.key_bias);
+    tap_ok(c.nbad == 0, "%s on %s: parameters after %d %s steps (worst %.3g in %s <= %.0e)", name,
+           bename, S, label, c.worst, c.worst_name, TOL_FINAL);
+    free(rl);
+    free(rn);
+    mt_optim_free(&o);
+    mt_model_free(&m);
+}
+
+/* SGD (PyTorch) and Adafactor (transformers) goldens of <name>_optim.safetensors
+ * (tests/golden/gen_optim_golden.py), on the unpadded model: padded
+ * vocabulary rows would enter Adafactor's column statistics. */
+static void optimizers(const char *dir, const char *name, mt_backend *be, const char *bename,
+                       const char *tmpdir, int gpt2)
+{
+    char path[4300], err[512];
+    snprintf(path, sizeof path, "%s/%s_optim.safetensors", dir, name);
+    if (mt_st_open(&gold, path, err, sizeof err) != 0) {
+        printf("Bail out! %s\n", err);
+        exit(99);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct mt_model_source s;
+    mt_cmd_open_hf(&s, path, 1, NULL);
+    float *h = golden("sgd.hyper", 4);
+    struct mt_optim_config sgd = {.weight_decay = h[2], .clip_grad = h[3], .kind = MT_OPTIM_SGD,
+                                  .sgd_momentum = h[1]};
+    steps(&s, be, bename, tmpdir, &sgd, h[0], "sgd.", "SGD", gpt2, 0);
+    free(h);
+    const char *af[2] = {"adafactor", "adafactor_rel"};
+    for (int k = 0; k < 2; k++) {
+        char key[64], label[64];
+        snprintf(key, sizeof key, "%s.hyper", af[k]);
+        h = golden(key, 11);
+        struct mt_optim_config c = {.weight_decay = h[2], .clip_grad = h[3], .kind = MT_OPTIM_ADAFACTOR};
+        c.adafactor = (struct mt_adafactor_config){.beta1 = h[1], .relative_step = (int)h[4],
+                                                   .scale_parameter = (int)h[5], .warmup_init = (int)h[6],
+                                                   .clip_threshold = h[7], .decay_rate = h[8],
+                                                   .eps1 = h[9], .eps2 = h[10]};
+        snprintf(key, sizeof key, "%s.", af[k]);
+        snprintf(label, sizeof label, "Adafactor (%s)", h[4] != 0 ? "relative step" : "lr, beta1, wd");
+        steps(&s, be, bename, tmpdir, &c, h[0], key, label, gpt2, 0);
+        free(h);
+    }
+    mt_cmd_close_source(&s);
+    mt_st_close(&gold);
+}
+
 static void run(const char *dir, const char *name, const char *bename, const char *tmpdir)
 {
     char path[4300], err[512];
@@ -300,45 +399,15 @@ static void run(const char *dir, const char *name, const char *bename, const cha
 
     /* the training path: 10 AdamW steps from the same start */
     mt_model_free(&m);
-    mt_cmd_load_model(&s, &m, be, B, T);
-    float *h = golden("adamw", 6);
-    const float lr = h[0];
-    struct mt_adamw_config oc = {h[1], h[2], h[3], h[4], h[5]};
-    free(h);
-    struct mt_adamw o;
-    mt_adamw_init(&o, &oc, be, &m.table);
-    struct mt_st_tensor *st = mt_st_find(&gold, "step.loss");
-    const int S = (int)st->shape[0];
-    float *rl = golden("step.loss", S), *rn = golden("step.grad_norm", S);
-    double wl = 0, wn = 0;
-    mt_model_zero_grad(&m);
-    for (int k = 0; k < S; k++) {
-        batch_free(&bt);
-        bt = golden_batch("step.", k, B, T, bert);
-        float l = mt_model_forward_batch(&m, &bt.b, 0);
-        mt_model_backward(&m, 1.0f);
-        double gn = mt_adamw_step(&o, m.params, m.grads, lr, 1.0f);
-        wl = fmax(wl, rel(l, rl[k]));
-        wn = fmax(wn, rel(gn, rn[k]));
-        if (!(l == l) || !(gn == gn)) wl = wn = INFINITY;
-    }
-    tap_ok(wl <= TOL_STEP_LOSS, "%s on %s: losses of %d AdamW steps (worst rel dev %.3g <= %.0e)", name,
-           bename, S, wl, TOL_STEP_LOSS);
-    tap_ok(wn <= TOL_STEP_NORM, "%s on %s: pre-clip gradient norms (worst rel dev %.3g <= %.0e)", name,
-           bename, wn, TOL_STEP_NORM);
-    check_tensors(&m, &s, 0, tmpdir, "final.", TOL_FINAL, gpt2 || bert, &c);
-    if (gpt2 || bert)
-        tap_diag("key biases after %d steps: deviation %.3g (zero gradient, not checked)", S, c.key_bias);
-    tap_ok(c.nbad == 0, "%s on %s: parameters after %d steps (worst %.3g in %s <= %.0e)", name, bename, S,
-           c.worst, c.worst_name, TOL_FINAL);
-
-    free(rl);
-    free(rn);
     batch_free(&bt);
-    mt_adamw_free(&o);
-    mt_model_free(&m);
+    float *h = golden("adamw", 6);
+    const struct mt_optim_config oc = {.beta1 = h[1], .beta2 = h[2], .eps = h[3], .weight_decay = h[4],
+                                       .clip_grad = h[5]};
+    steps(&s, be, bename, tmpdir, &oc, h[0], "", "AdamW", gpt2 || bert, bert);
+    free(h);
     mt_cmd_close_source(&s);
     mt_st_close(&gold);
+    if (!bert) optimizers(dir, name, be, bename, tmpdir, gpt2);
     mt_backend_free(be);
 }
 

@@ -791,6 +791,95 @@ static void t_adamw(const struct op_case *oc, const struct shape *s)
     free(hp), free(hg), free(hm), free(hv);
 }
 
+static void t_sgd(const struct op_case *oc, const struct shape *s)
+{
+    size_t n = s->n;
+    float *hp = host_rand(n, 1.0f, 0.0f), *hg = host_rand(n, 1.0f, 0.0f), *hb = host_rand(n, 0.1f, 0.0f);
+    for (int variant = 0; variant < 2; variant++) {
+        /* with momentum (and zeroing the gradient), and plain SGD */
+        const struct mt_sgd_args args = {.lr = 0.05f, .momentum = variant ? 0.0f : 0.9f,
+                                         .weight_decay = 0.1f, .grad_scale = 0.5f};
+        struct dpair p = dp_floats(hp, n), g = dp_floats(hg, n), b = dp_floats(hb, n);
+        struct dpair none = dp_shape(dp_floats(hb, 0), 0, 0);
+        BOTH(be->iface->sgd(be, ON(p), ON(g), variant ? ON(none) : ON(b), &args, !variant));
+        struct cmp c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "param", p, n);
+        if (!variant) cmp_pair(&c, "buf", b, n);
+        else cmp_pair(&c, "grad", g, n); /* left as it was */
+        cmp_report(&c, "sgd momentum=%g n=%zu [%s]", args.momentum, n, s->name);
+        dp_free(&p), dp_free(&g), dp_free(&b), dp_free(&none);
+    }
+    free(hp), free(hg), free(hb);
+}
+
+/* Adafactor's ops on an (N, C) matrix and on a vector */
+static void t_adafactor(const struct op_case *oc, const struct shape *s)
+{
+    const int64_t R = (int64_t)s->B * s->T, C = s->C;
+    const size_t n = (size_t)(R * C);
+    float *hg = host_rand(n, 1.0f, 0.0f), *hp = host_rand(n, 1.0f, 0.0f), *hm = host_rand(n, 0.1f, 0.0f);
+    float *hr = host_rand((size_t)R, 0.5f, 1.0f), *hc = host_rand((size_t)C, 0.5f, 1.0f); /* > 0 */
+    float *hv = host_rand(n, 0.5f, 1.0f);
+    const struct mt_adafactor_args a = {.scale = 0.5f, .eps1 = 1e-30f, .beta2t = 0.6f,
+                                        .inv_row_mean = 0.9f, .lr = 1e-2f, .update_scale = 0.7f,
+                                        .beta1 = 0.9f, .weight_decay = 0.1f};
+    /* row and column sums: double sums in index order on every backend */
+    struct dpair g = dp_mat(hg, R, C), rs = dp_cmat(1, R, NAN), cs = dp_cmat(1, C, NAN);
+    BOTH(be->iface->sq_sums(be, ON(rs), ON(cs), ON(g), a.scale, 1e-3f));
+    struct cmp c = cmp_init(0, 0);
+    cmp_pair(&c, "rows", rs, (size_t)R);
+    cmp_pair(&c, "cols", cs, (size_t)C);
+    cmp_report(&c, "sq_sums %lldx%lld bitwise [%s]", (long long)R, (long long)C, s->name);
+    /* factored preconditioning */
+    struct dpair rr = dp_mat(hr, 1, R), cc = dp_mat(hc, 1, C), none = dp_shape(dp_floats(hv, 0), 0, 0);
+    BOTH(be->iface->adafactor_precond(be, ON(g), ON(rr), ON(cc), ON(none), &a));
+    c = cmp_init(oc->atol, oc->rtol);
+    cmp_pair(&c, "update", g, n);
+    cmp_report(&c, "adafactor_precond factored %lldx%lld [%s]", (long long)R, (long long)C, s->name);
+    dp_free(&g);
+    /* unfactored: the second moment is updated too */
+    g = dp_mat(hg, R, C);
+    struct dpair v = dp_mat(hv, R, C);
+    BOTH(be->iface->adafactor_precond(be, ON(g), ON(none), ON(none), ON(v), &a));
+    c = cmp_init(oc->atol, oc->rtol);
+    cmp_pair(&c, "update", g, n);
+    cmp_pair(&c, "V", v, n);
+    cmp_report(&c, "adafactor_precond unfactored n=%zu [%s]", n, s->name);
+    /* the update, with and without a first moment */
+    for (int first = 0; first < 2; first++) {
+        struct mt_adafactor_args b = a;
+        b.beta1 = first ? 0.9f : 0.0f;
+        struct dpair p = dp_floats(hp, n), u = dp_floats(hg, n), m = dp_floats(hm, n);
+        BOTH(be->iface->adafactor_apply(be, ON(p), ON(u), first ? ON(m) : ON(none), &b, 1));
+        c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "param", p, n);
+        if (first) cmp_pair(&c, "M", m, n);
+        cmp_pair(&c, "upd (zeroed)", u, n);
+        cmp_report(&c, "adafactor_apply beta1=%g n=%zu [%s]", b.beta1, n, s->name);
+        dp_free(&p), dp_free(&u), dp_free(&m);
+    }
+    dp_free(&g), dp_free(&v), dp_free(&rs), dp_free(&cs), dp_free(&rr), dp_free(&cc), dp_free(&none);
+    free(hg), free(hp), free(hm), free(hr), free(hc), free(hv);
+}
+
+static void t_sum(const struct op_case *oc, const struct shape *s)
+{
+    size_t n = s->n;
+    float *hx = host_rand(n, 1.0f, 0.0f);
+    struct dpair x = dp_floats(hx, n);
+    double out_f = NAN, out_r = NAN;
+    double *df = fast->iface->alloc(fast, sizeof(double)), *dr = ref->iface->alloc(ref, sizeof(double));
+    fast->iface->sum(fast, df, TF(x));
+    ref->iface->sum(ref, dr, TR(x));
+    fast->iface->download(fast, &out_f, df, sizeof out_f);
+    ref->iface->download(ref, &out_r, dr, sizeof out_r);
+    (void)oc;
+    tap_ok(memcmp(&out_f, &out_r, sizeof out_f) == 0, "sum n=%zu %s == cpu-ref bitwise (%.17g, %.17g) [%s]",
+           n, fast->iface->name(fast), out_f, out_r, s->name);
+    fast->iface->dealloc(fast, df), ref->iface->dealloc(ref, dr);
+    dp_free(&x), free(hx);
+}
+
 static void t_sum_squares(const struct op_case *oc, const struct shape *s)
 {
     size_t n = s->n;
@@ -875,7 +964,12 @@ static const struct op_case CASES[] = {
     {"xent", t_xent, 1e-5, 1e-5},
     /* float vs double update, values ~1, steps ~1e-3 */
     {"adamw", t_adamw, 1e-7, 1e-6},
+    /* float vs double update, values ~1, steps ~5e-2 */
+    {"sgd", t_sgd, 1e-7, 1e-6},
+    /* float vs double rsqrt products (|update| ~ 1) and updates */
+    {"adafactor", t_adafactor, 1e-6, 1e-5},
     {"sum_squares", t_sum_squares, 0, 0},         /* bitwise, by contract */
+    {"sum", t_sum, 0, 0},                         /* bitwise, by contract */
     {"count_nonfinite", t_count_nonfinite, 0, 0}, /* an exact count */
 };
 enum { NCASES = sizeof CASES / sizeof CASES[0] };

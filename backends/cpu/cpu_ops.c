@@ -1132,6 +1132,114 @@ void mt_cpu_adamw(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tensor m
     }
 }
 
+/* param, grad, buf (n): one pass, as AdamW */
+void mt_cpu_sgd(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tensor buf_,
+                const struct mt_sgd_args *a, int zero_grad)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(param_);
+    float *param = mt_fp(param_), *grad = mt_fp(grad_), *buf = mt_fp(buf_);
+    const float lr = a->lr, mom = a->momentum, wd = a->weight_decay, gs = a->grad_scale;
+    if (mom != 0.0f) {
+        OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
+        for (size_t i = 0; i < n; i++) {
+            float b = mom * buf[i] + (grad[i] * gs + wd * param[i]);
+            buf[i] = b;
+            param[i] -= lr * b;
+            if (zero_grad) grad[i] = 0.0f;
+        }
+    } else {
+        OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
+        for (size_t i = 0; i < n; i++) {
+            param[i] -= lr * (grad[i] * gs + wd * param[i]);
+            if (zero_grad) grad[i] = 0.0f;
+        }
+    }
+}
+
+/* x (R,C): the sums in double in index order, as cpu-ref (bitwise equal):
+ * rows one per thread; columns in blocks, each block's partial sums walked
+ * down the rows so that x is read along its rows */
+enum { SQ_COLS = 256 };
+
+void mt_cpu_sq_sums(mt_backend *be, mt_tensor rows_, mt_tensor cols_, mt_tensor x_, float scale,
+                    float eps)
+{
+    (void)be;
+    const int64_t R = x_.rows, C = x_.cols;
+    const float *x = mt_fp(x_);
+    float *rows = mt_fp(rows_), *cols = mt_fp(cols_);
+    const double sc = scale;
+    OMP(parallel for if (R * C > PAR_MIN) schedule(static))
+    for (int64_t i = 0; i < R; i++) {
+        double s = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            double g = (double)x[i * C + j] * sc;
+            s += g * g + eps;
+        }
+        rows[i] = (float)s;
+    }
+    OMP(parallel for if (R * C > PAR_MIN) schedule(static))
+    for (int64_t j0 = 0; j0 < C; j0 += SQ_COLS) {
+        double acc[SQ_COLS] = {0};
+        const int64_t w = C - j0 < SQ_COLS ? C - j0 : SQ_COLS;
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < w; j++) {
+                double g = (double)x[i * C + j0 + j] * sc;
+                acc[j] += g * g + eps;
+            }
+        for (int64_t j = 0; j < w; j++) cols[j0 + j] = (float)acc[j];
+    }
+}
+
+void mt_cpu_adafactor_precond(mt_backend *be, mt_tensor grad_, mt_tensor R_, mt_tensor C_,
+                              mt_tensor V_, const struct mt_adafactor_args *a)
+{
+    (void)be;
+    const int64_t rows = grad_.rows, cols = grad_.cols;
+    float *g = mt_fp(grad_);
+    const float s = a->scale;
+    if (mt_numel(V_)) {
+        float *V = mt_fp(V_);
+        const float b = a->beta2t, eps1 = a->eps1;
+        const int64_t n = rows * cols;
+        OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i] * s;
+            float v = b * V[i] + (1.0f - b) * (gi * gi + eps1);
+            V[i] = v;
+            g[i] = gi / sqrtf(v);
+        }
+        return;
+    }
+    const float *R = mt_fp(R_), *C = mt_fp(C_);
+    OMP(parallel for if (rows * cols > PAR_MIN) schedule(static))
+    for (int64_t i = 0; i < rows; i++) {
+        const float r = s / sqrtf(R[i] * a->inv_row_mean);
+        float *gi = g + i * cols;
+        for (int64_t j = 0; j < cols; j++) gi[j] = gi[j] * r / sqrtf(C[j]);
+    }
+}
+
+void mt_cpu_adafactor_apply(mt_backend *be, mt_tensor param_, mt_tensor upd_, mt_tensor M_,
+                            const struct mt_adafactor_args *a, int zero_grad)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(param_);
+    float *p = mt_fp(param_), *u = mt_fp(upd_), *M = mt_fp(M_);
+    const float step = a->lr * a->update_scale, b1 = a->beta1, wd = a->weight_decay * a->lr;
+    OMP(parallel for simd if (parallel : n > PAR_MIN) schedule(static))
+    for (size_t i = 0; i < n; i++) {
+        float ui = step * u[i];
+        if (b1 != 0.0f) {
+            ui = b1 * M[i] + (1.0f - b1) * ui;
+            M[i] = ui;
+        }
+        p[i] = p[i] - wd * p[i] - ui;
+        if (zero_grad) u[i] = 0.0f;
+    }
+}
+
 /* out1[0] = sum x^2 over x (n), in the block order of backend.h: block sums
  * (sequential double sums of MT_REDUCE_BLOCK elements) added in index order.
  * Bitwise equal to cpu-ref. Threads take groups of 8 blocks and walk the 8
@@ -1178,6 +1286,28 @@ void mt_cpu_sum_squares(mt_backend *be, double *out1, mt_tensor x_)
             for (size_t i = i0; i < i1; i++) s += (double)x[i] * (double)x[i];
             bs[blk] = s;
         }
+    }
+    double total = 0.0;
+    for (size_t blk = 0; blk < nblocks; blk++) total += bs[blk];
+    free(bs);
+    out1[0] = total;
+}
+
+/* out1[0] = sum x (n), in the block order of sum_squares (bitwise equal to
+ * cpu-ref): block sums in parallel, added in order */
+void mt_cpu_sum(mt_backend *be, double *out1, mt_tensor x_)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    const float *x = mt_fp(x_);
+    const size_t BLK = MT_REDUCE_BLOCK, nblocks = (n + BLK - 1) / BLK;
+    double *bs = xmalloc((nblocks ? nblocks : 1) * sizeof *bs);
+    OMP(parallel for if (n > PAR_MIN) schedule(static))
+    for (size_t blk = 0; blk < nblocks; blk++) {
+        size_t i0 = blk * BLK, i1 = n - i0 < BLK ? n : i0 + BLK;
+        double s = 0.0;
+        for (size_t i = i0; i < i1; i++) s += (double)x[i];
+        bs[blk] = s;
     }
     double total = 0.0;
     for (size_t blk = 0; blk < nblocks; blk++) total += bs[blk];

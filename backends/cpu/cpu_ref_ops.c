@@ -639,21 +639,118 @@ void mt_cpu_ref_adamw(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tens
     }
 }
 
-/* out1[0] = sum x^2 over x (n); the fixed block order of backend.h, which the
- * fast backend reproduces bit for bit. */
-void mt_cpu_ref_sum_squares(mt_backend *be, double *out1, mt_tensor x_)
+/* param, grad, buf (n); buf unused when momentum is 0 */
+void mt_cpu_ref_sgd(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tensor buf_,
+                    const struct mt_sgd_args *a, int zero_grad)
 {
     (void)be;
+    const size_t n = (size_t)mt_numel(param_);
+    float *param = mt_fp(param_), *grad = mt_fp(grad_), *buf = mt_fp(buf_);
+    for (size_t i = 0; i < n; i++) {
+        double g = (double)grad[i] * a->grad_scale + (double)a->weight_decay * param[i];
+        if (a->momentum != 0.0f) {
+            g = (double)a->momentum * buf[i] + g;
+            buf[i] = (float)g;
+        }
+        param[i] = (float)(param[i] - (double)a->lr * g);
+        if (zero_grad) grad[i] = 0.0f;
+    }
+}
+
+/* x (R,C): row and column sums of (scale x)^2 + eps, each in index order */
+void mt_cpu_ref_sq_sums(mt_backend *be, mt_tensor rows_, mt_tensor cols_, mt_tensor x_,
+                        float scale, float eps)
+{
+    (void)be;
+    const int64_t R = x_.rows, C = x_.cols;
+    const float *x = mt_fp(x_);
+    float *rows = mt_fp(rows_), *cols = mt_fp(cols_);
+    for (int64_t i = 0; i < R; i++) {
+        double s = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            double g = (double)x[i * C + j] * scale;
+            s += g * g + eps;
+        }
+        rows[i] = (float)s;
+    }
+    for (int64_t j = 0; j < C; j++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < R; i++) {
+            double g = (double)x[i * C + j] * scale;
+            s += g * g + eps;
+        }
+        cols[j] = (float)s;
+    }
+}
+
+void mt_cpu_ref_adafactor_precond(mt_backend *be, mt_tensor grad_, mt_tensor R_, mt_tensor C_,
+                                  mt_tensor V_, const struct mt_adafactor_args *a)
+{
+    (void)be;
+    const int64_t rows = grad_.rows, cols = grad_.cols;
+    float *g = mt_fp(grad_);
+    if (mt_numel(V_)) {
+        float *V = mt_fp(V_);
+        for (int64_t i = 0; i < rows * cols; i++) {
+            double gi = (double)g[i] * a->scale;
+            double v = (double)a->beta2t * V[i] + (1.0 - (double)a->beta2t) * (gi * gi + a->eps1);
+            V[i] = (float)v;
+            g[i] = (float)(gi / sqrt((double)V[i]));
+        }
+        return;
+    }
+    const float *R = mt_fp(R_), *C = mt_fp(C_);
+    for (int64_t i = 0; i < rows; i++) {
+        double r = 1.0 / sqrt((double)R[i] * a->inv_row_mean);
+        for (int64_t j = 0; j < cols; j++)
+            g[i * cols + j] = (float)((double)g[i * cols + j] * a->scale * r / sqrt((double)C[j]));
+    }
+}
+
+void mt_cpu_ref_adafactor_apply(mt_backend *be, mt_tensor param_, mt_tensor upd_, mt_tensor M_,
+                                const struct mt_adafactor_args *a, int zero_grad)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(param_);
+    float *p = mt_fp(param_), *u = mt_fp(upd_), *M = mt_fp(M_);
+    const double step = (double)a->lr * a->update_scale;
+    for (size_t i = 0; i < n; i++) {
+        double ui = step * u[i];
+        if (a->beta1 != 0.0f) {
+            ui = (double)a->beta1 * M[i] + (1.0 - (double)a->beta1) * ui;
+            M[i] = (float)ui;
+        }
+        p[i] = (float)((double)p[i] - (double)a->weight_decay * a->lr * p[i] - ui);
+        if (zero_grad) u[i] = 0.0f;
+    }
+}
+
+/* sum of x (square = 0) or x^2 over x (n) in the fixed block order of
+ * backend.h, which the fast backend reproduces bit for bit */
+static double block_sum(mt_tensor x_, int square)
+{
     const size_t n = (size_t)mt_numel(x_);
     const float *x = mt_fp(x_);
     double total = 0.0;
     for (size_t b0 = 0; b0 < n; b0 += MT_REDUCE_BLOCK) {
         size_t b1 = n - b0 < MT_REDUCE_BLOCK ? n : b0 + MT_REDUCE_BLOCK;
         double s = 0.0;
-        for (size_t i = b0; i < b1; i++) s += (double)x[i] * (double)x[i];
+        for (size_t i = b0; i < b1; i++) s += square ? (double)x[i] * (double)x[i] : (double)x[i];
         total += s;
     }
-    out1[0] = total;
+    return total;
+}
+
+void mt_cpu_ref_sum_squares(mt_backend *be, double *out1, mt_tensor x)
+{
+    (void)be;
+    out1[0] = block_sum(x, 1);
+}
+
+void mt_cpu_ref_sum(mt_backend *be, double *out1, mt_tensor x)
+{
+    (void)be;
+    out1[0] = block_sum(x, 0);
 }
 
 /* out1[0] = number of inf or nan elements of x (n) */

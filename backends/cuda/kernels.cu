@@ -815,6 +815,114 @@ void mt_cuda_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m,
     CUDA_CHECK_LAUNCH();
 }
 
+/* SGD and Adafactor in double, as cpu-ref */
+__global__ static void k_sgd(float *param, float *grad, float *buf, size_t n, double lr, double mom,
+                             double wd, double gs, int zero_grad)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        double g = __dadd_rn(__dmul_rn((double)grad[i], gs), __dmul_rn(wd, (double)param[i]));
+        if (mom != 0.0) {
+            g = __dadd_rn(__dmul_rn(mom, (double)buf[i]), g);
+            buf[i] = (float)g;
+        }
+        param[i] = (float)__dsub_rn((double)param[i], __dmul_rn(lr, g));
+        if (zero_grad) grad[i] = 0.0f;
+    }
+}
+
+void mt_cuda_sgd(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor buf,
+                 const struct mt_sgd_args *a, int zero_grad)
+{
+    const size_t n = (size_t)mt_numel(param);
+    MT_LAUNCH(k_sgd, grid_for(n), NT, 0, STREAM(be))(mt_fp(param), mt_fp(grad), mt_fp(buf), n, a->lr,
+                                                    a->momentum, a->weight_decay, a->grad_scale,
+                                                    zero_grad);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* one thread per row (by_row) or per column, summed in index order */
+__global__ static void k_sq_sums(float *out, const float *x, int64_t R, int64_t C, double sc,
+                                 double eps, int by_row)
+{
+    const int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = by_row ? C : R;
+    if (k >= (by_row ? R : C)) return;
+    double s = 0.0;
+    for (int64_t l = 0; l < n; l++) {
+        double g = __dmul_rn((double)x[by_row ? k * C + l : l * C + k], sc);
+        s = __dadd_rn(s, __dadd_rn(__dmul_rn(g, g), eps));
+    }
+    out[k] = (float)s;
+}
+
+void mt_cuda_sq_sums(mt_backend *be, mt_tensor rows, mt_tensor cols, mt_tensor x, float scale,
+                     float eps)
+{
+    const int64_t R = x.rows, C = x.cols;
+    MT_LAUNCH(k_sq_sums, (unsigned)((R + NT - 1) / NT), NT, 0, STREAM(be))
+        (mt_fp(rows), mt_fp(x), R, C, scale, eps, 1);
+    CUDA_CHECK_LAUNCH();
+    MT_LAUNCH(k_sq_sums, (unsigned)((C + NT - 1) / NT), NT, 0, STREAM(be))
+        (mt_fp(cols), mt_fp(x), R, C, scale, eps, 0);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void k_af_precond(float *g, const float *R, const float *C, float *V, int64_t cols,
+                                    size_t n, double s, double eps1, double b2, double inv_mean)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        double gi = __dmul_rn((double)g[i], s);
+        if (V) {
+            double v = __dadd_rn(__dmul_rn(b2, (double)V[i]),
+                                 __dmul_rn(1.0 - b2, __dadd_rn(__dmul_rn(gi, gi), eps1)));
+            V[i] = (float)v;
+            g[i] = (float)(gi / sqrt((double)V[i]));
+        } else {
+            double r = 1.0 / sqrt(__dmul_rn((double)R[i / cols], inv_mean));
+            g[i] = (float)(__dmul_rn(gi, r) / sqrt((double)C[i % cols]));
+        }
+    }
+}
+
+void mt_cuda_adafactor_precond(mt_backend *be, mt_tensor grad, mt_tensor R, mt_tensor C, mt_tensor V,
+                               const struct mt_adafactor_args *a)
+{
+    const size_t n = (size_t)mt_numel(grad);
+    float *v = mt_numel(V) ? mt_fp(V) : NULL;
+    MT_LAUNCH(k_af_precond, grid_for(n), NT, 0, STREAM(be))
+        (mt_fp(grad), v ? NULL : mt_fp(R), v ? NULL : mt_fp(C), v, grad.cols, n, a->scale, a->eps1,
+         a->beta2t, a->inv_row_mean);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void k_af_apply(float *p, float *u, float *M, size_t n, double step, double b1,
+                                  double wd_lr, int zero_grad)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        double ui = __dmul_rn(step, (double)u[i]);
+        if (b1 != 0.0) {
+            ui = __dadd_rn(__dmul_rn(b1, (double)M[i]), __dmul_rn(1.0 - b1, ui));
+            M[i] = (float)ui;
+        }
+        p[i] = (float)__dsub_rn(__dsub_rn((double)p[i], __dmul_rn(wd_lr, (double)p[i])), ui);
+        if (zero_grad) u[i] = 0.0f;
+    }
+}
+
+void mt_cuda_adafactor_apply(mt_backend *be, mt_tensor param, mt_tensor upd, mt_tensor M,
+                             const struct mt_adafactor_args *a, int zero_grad)
+{
+    const size_t n = (size_t)mt_numel(param);
+    /* the products as cpu-ref forms them */
+    const double step = (double)a->lr * a->update_scale, wd_lr = (double)a->weight_decay * a->lr;
+    MT_LAUNCH(k_af_apply, grid_for(n), NT, 0, STREAM(be))
+        (mt_fp(param), mt_fp(upd), a->beta1 != 0.0f ? mt_fp(M) : NULL, n, step, a->beta1, wd_lr,
+         zero_grad);
+    CUDA_CHECK_LAUNCH();
+}
+
 /* one thread per MT_REDUCE_BLOCK chunk, summed sequentially in double;
  * __dmul_rn / __dadd_rn keep the compiler from fusing into an FMA, so the
  * bits equal cpu-ref's */
@@ -825,6 +933,16 @@ __global__ static void k_sumsq_chunks(double *partial, const float *x, size_t n,
     size_t b0 = ch * MT_REDUCE_BLOCK, b1 = b0 + MT_REDUCE_BLOCK < n ? b0 + MT_REDUCE_BLOCK : n;
     double s = 0.0;
     for (size_t i = b0; i < b1; i++) s = __dadd_rn(s, __dmul_rn((double)x[i], (double)x[i]));
+    partial[ch] = s;
+}
+
+__global__ static void k_sum_chunks(double *partial, const float *x, size_t n, size_t nchunks)
+{
+    size_t ch = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (ch >= nchunks) return;
+    size_t b0 = ch * MT_REDUCE_BLOCK, b1 = b0 + MT_REDUCE_BLOCK < n ? b0 + MT_REDUCE_BLOCK : n;
+    double s = 0.0;
+    for (size_t i = b0; i < b1; i++) s = __dadd_rn(s, (double)x[i]);
     partial[ch] = s;
 }
 
@@ -847,7 +965,9 @@ __global__ static void k_sum_in_order(double *out1, const double *partial, size_
     out1[0] = total;
 }
 
-static void chunked_reduce(mt_backend *be, double *out1, const float *x, size_t n, int count)
+enum reduce_kind { RED_SUMSQ, RED_COUNT, RED_SUM };
+
+static void chunked_reduce(mt_backend *be, double *out1, const float *x, size_t n, enum reduce_kind kind)
 {
     size_t nchunks = (n + MT_REDUCE_BLOCK - 1) / MT_REDUCE_BLOCK;
     if (nchunks == 0) {
@@ -856,7 +976,8 @@ static void chunked_reduce(mt_backend *be, double *out1, const float *x, size_t 
     }
     double *partial = (double *)mt_cuda_scratch(be, nchunks * sizeof(double));
     unsigned g = (unsigned)((nchunks + NT - 1) / NT);
-    if (count) MT_LAUNCH(k_count_chunks, g, NT, 0, STREAM(be))(partial, x, n, nchunks);
+    if (kind == RED_COUNT) MT_LAUNCH(k_count_chunks, g, NT, 0, STREAM(be))(partial, x, n, nchunks);
+    else if (kind == RED_SUM) MT_LAUNCH(k_sum_chunks, g, NT, 0, STREAM(be))(partial, x, n, nchunks);
     else MT_LAUNCH(k_sumsq_chunks, g, NT, 0, STREAM(be))(partial, x, n, nchunks);
     CUDA_CHECK_LAUNCH();
     MT_LAUNCH(k_sum_in_order, 1, 1, 0, STREAM(be))(out1, partial, nchunks);
@@ -865,12 +986,17 @@ static void chunked_reduce(mt_backend *be, double *out1, const float *x, size_t 
 
 void mt_cuda_sum_squares(mt_backend *be, double *out1, mt_tensor x)
 {
-    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), 0);
+    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), RED_SUMSQ);
+}
+
+void mt_cuda_sum(mt_backend *be, double *out1, mt_tensor x)
+{
+    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), RED_SUM);
 }
 
 void mt_cuda_count_nonfinite(mt_backend *be, double *out1, mt_tensor x)
 {
-    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), 1);
+    chunked_reduce(be, out1, mt_fp(x), (size_t)mt_numel(x), RED_COUNT);
 }
 
 /* ---- GEMM helper ------------------------------------------------------------------- */

@@ -46,6 +46,7 @@ int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing
     REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(act_fwd) REQ(act_bwd)
     REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(dropout) REQ(rope) REQ(attn_fwd)
     REQ(attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
+    REQ(sgd) REQ(sq_sums) REQ(adafactor_precond) REQ(adafactor_apply) REQ(sum)
     REQ(sum_squares) REQ(count_nonfinite) REQ(comm_world) REQ(comm_split) REQ(comm_free)
     REQ(comm_rank) REQ(comm_size) REQ(all_reduce) REQ(all_gather) REQ(reduce_scatter)
     REQ(broadcast) REQ(send) REQ(recv)
@@ -183,7 +184,7 @@ const char *mt_op_name(enum mt_op op)
 {
     static const char *names[MT_OP_COUNT] = {
         "gemm", "embedding", "layernorm", "rmsnorm", "bias", "activation", "swiglu", "add", "scale",
-        "dropout", "rope", "attention", "cross-entropy", "adamw", "reduction"};
+        "dropout", "rope", "attention", "cross-entropy", "optimizer", "reduction"};
     return op >= 0 && op < MT_OP_COUNT ? names[op] : "?";
 }
 
@@ -616,6 +617,65 @@ void mt_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_t
     if (n) DISPATCH(be, "adamw", be->iface->adamw(be, param, grad, m, v, a, zero_grad));
 }
 
+void mt_sgd(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor buf,
+            const struct mt_sgd_args *a, int zero_grad)
+{
+    const int64_t n = mt_numel(param);
+    need_type(be, MT_OP_ADAMW, param.dtype);
+    IS_F32(param);
+    IS_F32(grad);
+    IS_VEC(grad, n);
+    if (a->momentum != 0.0f) {
+        IS_F32(buf);
+        IS_VEC(buf, n);
+    }
+    if (n) DISPATCH(be, "sgd", be->iface->sgd(be, param, grad, buf, a, zero_grad));
+}
+
+void mt_sq_sums(mt_backend *be, mt_tensor rows, mt_tensor cols, mt_tensor x, float scale, float eps)
+{
+    need_type(be, MT_OP_ADAMW, x.dtype);
+    IS_F32(x);
+    IS_F32(rows);
+    IS_F32(cols);
+    IS_VEC(rows, x.rows);
+    IS_VEC(cols, x.cols);
+    if (mt_numel(x)) DISPATCH(be, "sq_sums", be->iface->sq_sums(be, rows, cols, x, scale, eps));
+}
+
+void mt_adafactor_precond(mt_backend *be, mt_tensor grad, mt_tensor R, mt_tensor C, mt_tensor V,
+                          const struct mt_adafactor_args *a)
+{
+    need_type(be, MT_OP_ADAMW, grad.dtype);
+    IS_F32(grad);
+    if (mt_numel(V)) {
+        IS_F32(V);
+        IS_VEC(V, mt_numel(grad));
+    } else {
+        IS_F32(R);
+        IS_F32(C);
+        IS_VEC(R, grad.rows);
+        IS_VEC(C, grad.cols);
+    }
+    if (mt_numel(grad))
+        DISPATCH(be, "adafactor_precond", be->iface->adafactor_precond(be, grad, R, C, V, a));
+}
+
+void mt_adafactor_apply(mt_backend *be, mt_tensor param, mt_tensor upd, mt_tensor M,
+                        const struct mt_adafactor_args *a, int zero_grad)
+{
+    const int64_t n = mt_numel(param);
+    need_type(be, MT_OP_ADAMW, param.dtype);
+    IS_F32(param);
+    IS_F32(upd);
+    IS_VEC(upd, n);
+    if (a->beta1 != 0.0f) {
+        IS_F32(M);
+        IS_VEC(M, n);
+    }
+    if (n) DISPATCH(be, "adafactor_apply", be->iface->adafactor_apply(be, param, upd, M, a, zero_grad));
+}
+
 /* The backend's one device double, allocated on first use and kept (an
  * allocation per call would synchronise a GPU each time: cudaFree does). */
 static double *scalar_of(mt_backend *be)
@@ -638,6 +698,11 @@ static double reduce_to_host(mt_backend *be, mt_tensor x,
 double mt_sum_squares(mt_backend *be, mt_tensor x)
 {
     return mt_numel(x) ? reduce_to_host(be, x, be->iface->sum_squares) : 0.0;
+}
+
+double mt_sum(mt_backend *be, mt_tensor x)
+{
+    return mt_numel(x) ? reduce_to_host(be, x, be->iface->sum) : 0.0;
 }
 
 double mt_count_nonfinite(mt_backend *be, mt_tensor x)

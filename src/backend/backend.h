@@ -114,6 +114,39 @@ struct mt_adamw_args {
     int step;         /* 1-based, for bias correction */
 };
 
+/* SGD (torch.optim.SGD, Megatron's "sgd": weight decay coupled as an L2 term,
+ * no dampening, no Nesterov):
+ *   g'  = g * grad_scale + weight_decay * p
+ *   buf = momentum * buf + g'          (momentum != 0; buf starts at 0)
+ *   p  -= lr * (momentum != 0 ? buf : g')                                   */
+struct mt_sgd_args {
+    float lr, momentum, weight_decay, grad_scale;
+};
+
+/* Adafactor (Shazeer & Stern 2018, as transformers.optimization.Adafactor),
+ * one tensor at a time in four ops with the reductions between them done by
+ * the optimizer (optim/optimizer.c), so that a tensor-parallel shard can
+ * all-reduce them:
+ *   sq_sums:  rows[i] = sum_j ((s g[i,j])^2 + eps1), cols[j] = sum_i (...)
+ *   precond:  factored (R, C given, 2-D):
+ *               u[i,j] = s g[i,j] / sqrt(R[i] * inv_row_mean) / sqrt(C[j])
+ *             otherwise (V given):
+ *               V = beta2t V + (1 - beta2t) ((s g)^2 + eps1); u = s g / sqrt(V)
+ *             u overwrites g
+ *   apply:    u' = lr * update_scale * u; with a first moment (beta1 > 0)
+ *               M = beta1 M + (1 - beta1) u', u' = M;
+ *             p = p - weight_decay * lr * p - u'                              */
+struct mt_adafactor_args {
+    float scale;          /* s: 1 / loss scale times the clip coefficient */
+    float eps1;           /* added to the squared gradient (1e-30) */
+    float beta2t;         /* the step's second-moment decay, 1 - step^decay_rate */
+    float inv_row_mean;   /* 1 / mean(R) over the whole tensor */
+    float lr;             /* the step size, relative or scheduled, times the parameter scale */
+    float update_scale;   /* 1 / max(1, rms(u) / clip_threshold) */
+    float beta1;          /* 0: no first moment */
+    float weight_decay;
+};
+
 /* Dropout (inverted: kept elements are scaled by 1/(1-p)). The mask of an
  * element is a pure function of the run's seed, a stream (which dropout in
  * the model) and the element's global coordinates (core/philox.h), the same
@@ -288,9 +321,26 @@ struct mt_backend_i {
      * zero grad afterwards when zero_grad != 0 */
     void (*adamw)(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v,
                   const struct mt_adamw_args *a, int zero_grad);
+    /* see struct mt_sgd_args; buf empty (0 elements) when momentum is 0 */
+    void (*sgd)(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor buf,
+                const struct mt_sgd_args *a, int zero_grad);
+    /* struct mt_adafactor_args: x (R,C); rows (1,R), cols (1,C); each sum in
+     * double, in index order, stored f32 */
+    void (*sq_sums)(mt_backend *be, mt_tensor rows, mt_tensor cols, mt_tensor x, float scale,
+                    float eps);
+    /* grad (R,C) in place; R (1,R) and C (1,C) for a factored tensor, else
+     * V of grad's shape (the other pair empty) */
+    void (*adafactor_precond)(mt_backend *be, mt_tensor grad, mt_tensor R, mt_tensor C,
+                              mt_tensor V, const struct mt_adafactor_args *a);
+    /* param, upd of one length, M too or empty (beta1 = 0); zeroes upd when
+     * zero_grad != 0 */
+    void (*adafactor_apply)(mt_backend *be, mt_tensor param, mt_tensor upd, mt_tensor M,
+                            const struct mt_adafactor_args *a, int zero_grad);
     /* out1[0] = sum x^2, in double, fixed order (blocks of MT_REDUCE_BLOCK
      * elements summed sequentially, block sums added in order). out1: 1 double */
     void (*sum_squares)(mt_backend *be, double *out1, mt_tensor x);
+    /* out1[0] = sum x, in double, in the block order of sum_squares */
+    void (*sum)(mt_backend *be, double *out1, mt_tensor x);
     /* out1[0] = number of elements that are inf or nan. out1: 1 double */
     void (*count_nonfinite)(mt_backend *be, double *out1, mt_tensor x);
 
@@ -439,7 +489,15 @@ void mt_xent_bwd(mt_backend *be, mt_tensor dlogits, mt_tensor dlosses, mt_tensor
                  int vocab_offset);
 void mt_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v,
               const struct mt_adamw_args *a, int zero_grad);
+void mt_sgd(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor buf,
+            const struct mt_sgd_args *a, int zero_grad);
+void mt_sq_sums(mt_backend *be, mt_tensor rows, mt_tensor cols, mt_tensor x, float scale, float eps);
+void mt_adafactor_precond(mt_backend *be, mt_tensor grad, mt_tensor R, mt_tensor C, mt_tensor V,
+                          const struct mt_adafactor_args *a);
+void mt_adafactor_apply(mt_backend *be, mt_tensor param, mt_tensor upd, mt_tensor M,
+                        const struct mt_adafactor_args *a, int zero_grad);
 double mt_sum_squares(mt_backend *be, mt_tensor x);     /* returns on host */
+double mt_sum(mt_backend *be, mt_tensor x);             /* returns on host */
 double mt_count_nonfinite(mt_backend *be, mt_tensor x); /* returns on host */
 
 mt_comm *mt_comm_world(mt_backend *be);

@@ -53,7 +53,16 @@
                       int vocab_offset); \
     void P##_adamw(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor m, mt_tensor v, \
                    const struct mt_adamw_args *a, int zero_grad); \
+    void P##_sgd(mt_backend *be, mt_tensor param, mt_tensor grad, mt_tensor buf, \
+                 const struct mt_sgd_args *a, int zero_grad); \
+    void P##_sq_sums(mt_backend *be, mt_tensor rows, mt_tensor cols, mt_tensor x, float scale, \
+                     float eps); \
+    void P##_adafactor_precond(mt_backend *be, mt_tensor grad, mt_tensor R, mt_tensor C, \
+                               mt_tensor V, const struct mt_adafactor_args *a); \
+    void P##_adafactor_apply(mt_backend *be, mt_tensor param, mt_tensor upd, mt_tensor M, \
+                             const struct mt_adafactor_args *a, int zero_grad); \
     void P##_sum_squares(mt_backend *be, double *out1, mt_tensor x); \
+    void P##_sum(mt_backend *be, double *out1, mt_tensor x); \
     void P##_count_nonfinite(mt_backend *be, double *out1, mt_tensor x);
 
 /* Designated initializers for the compute members of a vtable instance (C;
@@ -68,7 +77,9 @@
     .add = P##_add, .scale = P##_scale, .dropout = P##_dropout, .rope = P##_rope, \
     .attn_fwd = P##_attn_fwd, .attn_bwd = P##_attn_bwd, .xent_max = P##_xent_max, \
     .xent_sumexp = P##_xent_sumexp, .xent_loss = P##_xent_loss, .xent_bwd = P##_xent_bwd, \
-    .adamw = P##_adamw, .sum_squares = P##_sum_squares, \
+    .adamw = P##_adamw, .sgd = P##_sgd, .sq_sums = P##_sq_sums, \
+    .adafactor_precond = P##_adafactor_precond, .adafactor_apply = P##_adafactor_apply, \
+    .sum_squares = P##_sum_squares, .sum = P##_sum, \
     .count_nonfinite = P##_count_nonfinite
 
 /* The attention layout of struct mt_attn_args, for the kernels: per token a

@@ -374,11 +374,13 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
     open_reader(&r, path);
     uint32_t nt = read_header(&r, &meta);
     mt_kv_free(&meta);
-    /* seen[g * table->n + i]: tensor i of group g was loaded */
+    /* seen[g * table->n + i]: tensor i of group g was loaded (a view has
+     * no more tensors than the parameters, nor larger ones) */
     unsigned char *seen = calloc((size_t)table->n * (size_t)ngroups + 1, 1);
     size_t maxn = 0;
     for (int i = 0; i < table->n; i++)
         if (mt_param_global_numel(&table->p[i]) > maxn) maxn = mt_param_global_numel(&table->p[i]);
+#define GROUP_TABLE(g) (groups[g].table ? groups[g].table : table)
     float *host = malloc(maxn * sizeof(float) + 1), *shard = malloc(maxn * sizeof(float) + 1);
     if (!seen || !host || !shard) mt_die("out of memory");
     for (uint32_t t = 0; t < nt; t++) {
@@ -401,7 +403,7 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
         for (int g = 0; g < ngroups && gi < 0; g++) {
             size_t pl = strlen(groups[g].prefix);
             if (strncmp(name, groups[g].prefix, pl) == 0) {
-                pi = mt_params_find(table, name + pl);
+                pi = mt_params_find(GROUP_TABLE(g), name + pl);
                 if (pi >= 0) gi = g;
             }
         }
@@ -417,7 +419,8 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
             r.pos += (long)nbytes + 4;
             continue;
         }
-        const struct mt_param *p = &table->p[pi];
+        const struct mt_param_table *gtab = GROUP_TABLE(gi);
+        const struct mt_param *p = &gtab->p[pi];
         int shape_ok = (int)ndim == p->ndim;
         for (int d = 0; shape_ok && d < p->ndim; d++) shape_ok = dims[d] == p->shape[d];
         if (!shape_ok || nbytes != mt_param_global_numel(p) * sizeof(float)) {
@@ -437,7 +440,7 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
                           "%s: tensor %s holds %zu non-finite values (inf or NaN) of %zu", path, name, bad,
                           (size_t)(nbytes / sizeof(float)));
         /* whole tensor in the file; this rank keeps its shard */
-        mt_param_shard(p, table->tp, table->tp_rank, host, shard);
+        mt_param_shard(p, gtab->tp, gtab->tp_rank, host, shard);
         mt_upload(be, groups[gi].base + p->offset, shard, p->numel * sizeof(float));
         seen[gi * table->n + pi] = 1;
     }
@@ -449,15 +452,17 @@ unsigned mt_ckpt_read_tensors(const char *path, const struct mt_param_table *tab
     unsigned mask = 0;
     for (int g = 0; g < ngroups; g++) {
         int all = 1;
-        for (int i = 0; i < table->n; i++)
+        const struct mt_param_table *gtab = GROUP_TABLE(g);
+        for (int i = 0; i < gtab->n; i++)
             if (!seen[g * table->n + i]) {
                 all = 0;
                 if (groups[g].required)
                     mt_user_error(HINT_CORRUPT, "%s: tensor %s%s is missing", path,
-                                  groups[g].prefix, table->p[i].name);
+                                  groups[g].prefix, gtab->p[i].name);
             }
         if (all) mask |= 1u << g;
     }
+#undef GROUP_TABLE
     free(seen);
     free(host);
     free(shard);

@@ -45,6 +45,8 @@ struct mt_ckpt_group {
     const char *prefix;   /* "model/", "optim/exp_avg/", "optim/exp_avg_sq/" */
     float *base;          /* device flat buffer with the table's offsets */
     int required;         /* on load: missing tensors are an error */
+    const struct mt_param_table *table; /* its layout (an optimizer's view); NULL: the
+                                         * parameters' table */
 };
 
 /* Streaming writer (one process writes; parallel runs gather whole tensors

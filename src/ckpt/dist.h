@@ -13,11 +13,13 @@
 #include "parallel/grid.h"
 
 /* One flat buffer stored under a name prefix, with the offsets of the
- * rank's table: the parameters ("model/"), the Adam moments
- * ("optim/exp_avg/", "optim/exp_avg_sq/"). */
+ * rank's table or of a view of it (model/params.h): the parameters
+ * ("model/"), the optimizer's state ("optim/exp_avg/", Adafactor's
+ * "optim/exp_avg_sq_row/" as the ROWS view, ...). */
 struct mt_ckpt_buffer {
     const char *prefix;
     float *base;
+    enum mt_param_view view; /* MT_VIEW_PARAMS (0): the parameters' layout */
 };
 
 /* Collective over the world: writes DIR/iter_N/... with meta and the

@@ -71,7 +71,7 @@ void mt_cmd_load_model(const struct mt_model_source *s, struct mt_model *m, mt_b
         }
         return;
     }
-    const struct mt_ckpt_group groups[] = {{"model/", m->params, 1}};
+    const struct mt_ckpt_group groups[] = {{"model/", m->params, 1, NULL}};
     mt_ckpt_read_tensors(s->path, &m->table, NULL, groups, 1, be);
 }
 
@@ -87,7 +87,7 @@ float *mt_cmd_weights(const struct mt_model_source *s, struct mt_param_table *t)
     mt_layout_global_table(&s->desc.model, 1, t, NULL);
     float *data = mt_alloc(be, t->total * sizeof(float));
     mt_memset0(be, data, t->total * sizeof(float));
-    const struct mt_ckpt_group groups[] = {{"model/", data, 1}};
+    const struct mt_ckpt_group groups[] = {{"model/", data, 1, NULL}};
     mt_ckpt_read_tensors(s->path, t, NULL, groups, 1, be);
     float *host = malloc(t->total * sizeof(float) + 1);
     if (!host) mt_die("out of memory");

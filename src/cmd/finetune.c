@@ -174,7 +174,7 @@ static void task_defaults(struct finetune_args *a, const unsigned char *given)
 struct run {
     struct finetune_args *a;
     struct mt_model m;
-    struct mt_adamw opt;
+    struct mt_optimizer opt;
     struct mt_lr_schedule sched;
     struct mt_tokenizer tok;
     struct mt_class_data train, valid;
@@ -212,7 +212,7 @@ static double train_epoch(struct run *r, int epoch, long *step, long total)
         const float lr = mt_lr_at(&r->sched, *step);
         const double loss = mt_model_forward_batch(&r->m, &batch, (int64_t)(epoch * (long)n + (long)i0));
         mt_model_backward(&r->m, 1.0f);
-        const double norm = mt_adamw_step(&r->opt, r->m.params, r->m.grads, lr, 1.0f);
+        const double norm = mt_optim_step(&r->opt, r->m.params, r->m.grads, lr, 1.0f);
         if (!isfinite(loss) || !isfinite(norm))
             mt_user_error("lower --lr", "epoch %d step %ld: loss %g, gradient norm %g are not finite", epoch,
                           *step + 1, loss, norm);
@@ -300,8 +300,9 @@ int mt_cmd_finetune(int argc, char **argv)
            c.bert ? "pooled first" : "last", r->train.n, r->valid.n, a.seq_length, a.epochs);
     load_pretrained(&r->m, &src);
     mt_model_set_training(&r->m, 1, (uint64_t)a.seed);
-    const struct mt_adamw_config oc = {0.9f, 0.999f, 1e-8f, a.weight_decay, a.clip_grad};
-    mt_adamw_init(&r->opt, &oc, be, &r->m.table);
+    const struct mt_optim_config oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                                       .weight_decay = a.weight_decay, .clip_grad = a.clip_grad};
+    mt_optim_init(&r->opt, &oc, be, &r->m.table);
     const long per_epoch = (long)((r->train.n + (size_t)a.micro_batch_size - 1) / (size_t)a.micro_batch_size);
     const long total = per_epoch * a.epochs;
     r->sched = (struct mt_lr_schedule){a.lr, 0.0f, (int)(a.warmup_fraction * (float)total), (int)total, MT_LR_LINEAR};
@@ -336,7 +337,7 @@ int mt_cmd_finetune(int argc, char **argv)
     printf(" fine-tuning done: best validation accuracy %.4f%s%s\n", best, a.save ? ", kept in " : "",
            a.save ? a.save : "");
     if (r->json) mt_log_close(r->json, a.log_json);
-    mt_adamw_free(&r->opt);
+    mt_optim_free(&r->opt);
     mt_model_free(&r->m);
     mt_class_data_free(&r->train);
     mt_class_data_free(&r->valid);

@@ -69,10 +69,19 @@ static const struct mt_arg_spec SPECS[] = {
     {"lr-warmup-iters", MT_ARG_LONG, F(lr_warmup_iters), "N", "linear warmup steps (0)"},
     {"lr-decay-iters", MT_ARG_LONG, F(lr_decay_iters), "N", "decay horizon (default --train-iters)"},
     {"lr-decay-style", MT_ARG_STRING, F(lr_decay_style), "S", "constant | linear | cosine (linear)"},
-    {"optimizer", MT_ARG_STRING, F(optimizer), "S", "adam (AdamW, decoupled weight decay)"},
+    {"optimizer", MT_ARG_STRING, F(optimizer), "S", "adam (AdamW, decoupled weight decay) | sgd | adafactor (adam)"},
     {"adam-beta1", MT_ARG_FLOAT, F(adam_beta1), "X", "(0.9)"},
     {"adam-beta2", MT_ARG_FLOAT, F(adam_beta2), "X", "(0.999)"},
     {"adam-eps", MT_ARG_FLOAT, F(adam_eps), "X", "(1e-8)"},
+    {"sgd-momentum", MT_ARG_FLOAT, F(sgd_momentum), "X", "SGD momentum (0.9; 0: none)"},
+    {"adafactor-beta1", MT_ARG_FLOAT, F(adafactor_beta1), "X", "Adafactor first-moment decay (0: no first moment)"},
+    {"adafactor-decay-rate", MT_ARG_FLOAT, F(adafactor_decay_rate), "X", "second-moment decay 1 - step^X (-0.8)"},
+    {"adafactor-clip-threshold", MT_ARG_FLOAT, F(adafactor_clip_threshold), "X", "clip each update's RMS to X (1.0)"},
+    {"adafactor-eps1", MT_ARG_FLOAT, F(adafactor_eps1), "X", "added to the squared gradient (1e-30)"},
+    {"adafactor-eps2", MT_ARG_FLOAT, F(adafactor_eps2), "X", "floor of the parameter scale (1e-3)"},
+    {"adafactor-relative-step", MT_ARG_BOOL, F(adafactor_relative_step), NULL, "step size min(1e-2, 1/sqrt(step)) instead of --lr's schedule"},
+    {"adafactor-warmup-init", MT_ARG_BOOL, F(adafactor_warmup_init), NULL, "with --adafactor-relative-step: min(1e-6 step, 1/sqrt(step))"},
+    {"no-adafactor-scale-parameter", MT_ARG_BOOL, F(no_adafactor_scale_parameter), NULL, "do not scale the step size by the parameter's RMS"},
     {"weight-decay", MT_ARG_FLOAT, F(weight_decay), "X", "(0.01; none on biases and norms)"},
     {"clip-grad", MT_ARG_FLOAT, F(clip_grad), "X", "global gradient-norm clip (1.0; 0 disables)"},
     {"seed", MT_ARG_LONG, F(seed), "N", "random seed for weights and data order (1234)"},
@@ -147,6 +156,16 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->adam_beta1 = 0.9f;
     a->adam_beta2 = 0.999f;
     a->adam_eps = 1e-8f;
+    a->sgd_momentum = 0.9f;
+    {
+        struct mt_adafactor_config af;
+        mt_adafactor_defaults(&af);
+        a->adafactor_beta1 = af.beta1;
+        a->adafactor_decay_rate = af.decay_rate;
+        a->adafactor_clip_threshold = af.clip_threshold;
+        a->adafactor_eps1 = af.eps1;
+        a->adafactor_eps2 = af.eps2;
+    }
     a->weight_decay = 0.01f;
     a->clip_grad = 1.0f;
     a->seed = 1234;
@@ -272,9 +291,22 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
     if (a->sample_temperature < 0)
         mt_user_error("0 samples greedily", "--sample-temperature must not be negative (got %g)",
                       a->sample_temperature);
-    if (strcmp(a->optimizer, "adam") != 0)
-        mt_user_error("this version has --optimizer adam (AdamW)", "unknown --optimizer '%s'",
-                      a->optimizer);
+    if (mt_optim_parse(a->optimizer) < 0)
+        mt_user_error("use adam (AdamW), sgd or adafactor", "unknown --optimizer '%s'", a->optimizer);
+    if (!(a->sgd_momentum >= 0 && a->sgd_momentum < 1))
+        mt_user_error("Megatron's default is 0.9", "--sgd-momentum must lie in [0, 1) (got %g)",
+                      a->sgd_momentum);
+    if (!(a->adafactor_beta1 >= 0 && a->adafactor_beta1 < 1))
+        mt_user_error("0 means no first moment", "--adafactor-beta1 must lie in [0, 1) (got %g)",
+                      a->adafactor_beta1);
+    if (!(a->adafactor_decay_rate < 0))
+        mt_user_error("the paper's and transformers' value is -0.8",
+                      "--adafactor-decay-rate must be negative (got %g)", a->adafactor_decay_rate);
+    if (!(a->adafactor_clip_threshold > 0) || a->adafactor_eps1 < 0 || a->adafactor_eps2 < 0)
+        mt_user_error(NULL, "--adafactor-clip-threshold must be positive and --adafactor-eps1, "
+                      "--adafactor-eps2 not negative");
+    if (a->adafactor_warmup_init && !a->adafactor_relative_step)
+        mt_user_error("add --adafactor-relative-step", "--adafactor-warmup-init needs --adafactor-relative-step");
     if (a->adam_beta1 < 0 || a->adam_beta1 >= 1 || a->adam_beta2 < 0 || a->adam_beta2 >= 1)
         mt_user_error(NULL, "--adam-beta1 and --adam-beta2 must lie in [0, 1)");
     if (a->adam_eps <= 0) mt_user_error(NULL, "--adam-eps must be positive");

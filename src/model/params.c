@@ -51,6 +51,34 @@ int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int6
     return t->n++;
 }
 
+void mt_params_view(const struct mt_param_table *in, enum mt_param_view view,
+                    struct mt_param_table *out, int *parent)
+{
+    mt_params_init(out, in->tp, in->tp_rank);
+    for (int i = 0; i < in->n; i++) {
+        const struct mt_param *p = &in->p[i];
+        int64_t len;
+        int split = -1, stride = 1;
+        if (view == MT_VIEW_PARAMS) {
+            mt_params_add(out, p->name, p->ndim == 2 ? p->shape[0] : 0, p->shape[p->ndim == 2],
+                          p->init_std, p->init_value, p->split_dim, p->split_stride);
+        } else if (view == MT_VIEW_VECTORS) {
+            if (p->ndim != 1) continue;
+            mt_params_add(out, p->name, 0, p->shape[0], 0, 0, p->split_dim, 1);
+        } else {
+            if (p->ndim != 2) continue;
+            const int dim = view == MT_VIEW_ROWS ? 0 : 1;
+            len = p->shape[dim];
+            if (p->split_dim == dim) split = 0, stride = dim == 0 ? p->split_stride : 1;
+            mt_params_add(out, p->name, 0, len, 0, 0, split, stride);
+        }
+        struct mt_param *q = &out->p[out->n - 1];
+        q->shared = p->shared;
+        q->no_weight_decay = p->no_weight_decay;
+        if (parent) parent[out->n - 1] = i;
+    }
+}
+
 int mt_params_find(const struct mt_param_table *t, const char *name)
 {
     for (int i = 0; i < t->n; i++)

@@ -54,6 +54,15 @@ int mt_params_add(struct mt_param_table *t, const char *name, int64_t rows, int6
 /* Index of the tensor with this name, or -1. */
 int mt_params_find(const struct mt_param_table *t, const char *name);
 size_t mt_param_global_numel(const struct mt_param *p);
+/* Tables of per-tensor optimizer statistics derived from a parameter table
+ * (global or local), laid out in their own flat buffer. ROWS: each 2-D
+ * tensor (R, C) gives a vector (R) (Adafactor's row second moments), split
+ * with the rows; COLS: a vector (C), split with the columns; VECTORS: each
+ * 1-D tensor as it is. Names are the parameters'; parent[j] (may be NULL)
+ * is the index in `in` of entry j. PARAMS is the table itself. */
+enum mt_param_view { MT_VIEW_PARAMS, MT_VIEW_ROWS, MT_VIEW_COLS, MT_VIEW_VECTORS };
+void mt_params_view(const struct mt_param_table *in, enum mt_param_view view,
+                    struct mt_param_table *out, int *parent);
 /* Copies this rank's shard out of a whole (global) tensor. */
 void mt_param_shard(const struct mt_param *p, int tp, int tp_rank, const float *global,
                     float *local);

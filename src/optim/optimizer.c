@@ -1,29 +1,98 @@
-/* optimizer.c: AdamW over the parameter table, clipping, LR schedule. */
+/* optimizer.c: AdamW, SGD and Adafactor over the parameter table, clipping,
+ * the learning-rate schedule. */
 #include "optim/optimizer.h"
 #include "core/error.h"
 #include <math.h>
 #include <string.h>
 
-void mt_adamw_init(struct mt_adamw *o, const struct mt_adamw_config *cfg, mt_backend *be,
+void mt_adafactor_defaults(struct mt_adafactor_config *c)
+{
+    *c = (struct mt_adafactor_config){.eps1 = 1e-30f, .eps2 = 1e-3f, .clip_threshold = 1.0f,
+                                      .decay_rate = -0.8f, .beta1 = 0.0f, .relative_step = 0,
+                                      .scale_parameter = 1, .warmup_init = 0};
+}
+
+static const char *const kind_names[] = {"adam", "sgd", "adafactor"};
+
+int mt_optim_parse(const char *name)
+{
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, kind_names[k]) == 0) return k;
+    return -1;
+}
+
+const char *mt_optim_name(enum mt_optim_kind k)
+{
+    return k >= 0 && k <= MT_OPTIM_ADAFACTOR ? kind_names[k] : "?";
+}
+
+static void add_state(struct mt_optimizer *o, const char *name, enum mt_param_view view)
+{
+    MT_ASSERT(o->nstate < MT_OPTIM_MAX_STATES);
+    struct mt_optim_state *s = &o->state[o->nstate++];
+    s->name = name;
+    s->view = view;
+    mt_params_view(o->table, view, &s->table, NULL);
+    const size_t bytes = s->table.total * sizeof(float);
+    s->base = mt_alloc(o->be, bytes);
+    mt_memset0(o->be, s->base, bytes);
+}
+
+void mt_optim_init(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
                    const struct mt_param_table *table)
 {
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
     o->be = be;
     o->table = table;
-    size_t bytes = table->total * sizeof(float);
-    o->m = mt_alloc(be, bytes);
-    o->v = mt_alloc(be, bytes);
-    mt_memset0(be, o->m, bytes);
-    mt_memset0(be, o->v, bytes);
+    switch (cfg->kind) {
+    case MT_OPTIM_ADAM:
+        add_state(o, "exp_avg", MT_VIEW_PARAMS);
+        add_state(o, "exp_avg_sq", MT_VIEW_PARAMS);
+        break;
+    case MT_OPTIM_SGD:
+        if (cfg->sgd_momentum != 0.0f) add_state(o, "momentum_buffer", MT_VIEW_PARAMS);
+        break;
+    case MT_OPTIM_ADAFACTOR: {
+        if (cfg->adafactor.beta1 != 0.0f) add_state(o, "exp_avg", MT_VIEW_PARAMS);
+        add_state(o, "exp_avg_sq_row", MT_VIEW_ROWS);
+        add_state(o, "exp_avg_sq_col", MT_VIEW_COLS);
+        add_state(o, "exp_avg_sq", MT_VIEW_VECTORS);
+        size_t most = 1;
+        for (int i = 0; i < table->n; i++) {
+            const struct mt_param *p = &table->p[i];
+            const size_t rc = (size_t)p->local_shape[0] + (size_t)p->local_shape[1];
+            if (rc > most) most = rc;
+        }
+        o->scratch = mt_alloc(be, most * sizeof(float));
+        break;
+    }
+    }
 }
 
-void mt_adamw_free(struct mt_adamw *o)
+void mt_optim_free(struct mt_optimizer *o)
 {
     if (!o->be) return;
-    mt_dealloc(o->be, o->m);
-    mt_dealloc(o->be, o->v);
+    for (int i = 0; i < o->nstate; i++) {
+        mt_dealloc(o->be, o->state[i].base);
+        mt_params_free(&o->state[i].table);
+    }
+    if (o->scratch) mt_dealloc(o->be, o->scratch);
     memset(o, 0, sizeof *o);
+}
+
+const struct mt_optim_state *mt_optim_state_of(const struct mt_optimizer *o, const char *name)
+{
+    for (int i = 0; i < o->nstate; i++)
+        if (strcmp(o->state[i].name, name) == 0) return &o->state[i];
+    return NULL;
+}
+
+size_t mt_optim_state_bytes(const struct mt_optimizer *o)
+{
+    size_t n = 0;
+    for (int i = 0; i < o->nstate; i++) n += o->state[i].table.total;
+    return n * sizeof(float);
 }
 
 static int counted(const struct mt_param_table *t, const struct mt_param *p)
@@ -60,7 +129,120 @@ float mt_clip_coeff(double norm, float max_norm)
     return c < 1.0 ? (float)c : 1.0f;
 }
 
-double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr, float grad_scale)
+/* The run of consecutive tensors from i with the same weight decay as
+ * tensor i: [*begin, *begin + *n) of the flat buffers, covering the
+ * alignment gaps too (zero gradients, zero params); returns the next i.
+ * AdamW and SGD make one backend call per run. */
+static int decay_run(const struct mt_param_table *t, int i, size_t *begin, int64_t *n)
+{
+    int j = i;
+    while (j + 1 < t->n && t->p[j + 1].no_weight_decay == t->p[i].no_weight_decay) j++;
+    *begin = t->p[i].offset;
+    *n = (int64_t)(t->p[j].offset + t->p[j].numel - *begin);
+    return j + 1;
+}
+
+static void adam_update(struct mt_optimizer *o, float *params, float *grads, float lr, float gs)
+{
+    const struct mt_param_table *t = o->table;
+    float *m = o->state[0].base, *v = o->state[1].base;
+    struct mt_adamw_args a = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
+                              .eps = o->cfg.eps, .grad_scale = gs, .step = o->step};
+    for (int i = 0, next; i < t->n; i = next) {
+        size_t b;
+        int64_t n;
+        next = decay_run(t, i, &b, &n);
+        a.weight_decay = t->p[i].no_weight_decay ? 0.0f : o->cfg.weight_decay;
+        mt_adamw(o->be, mt_f32(params + b, 1, n), mt_f32(grads + b, 1, n), mt_f32(m + b, 1, n),
+                 mt_f32(v + b, 1, n), &a, /* zero_grad */ 1);
+    }
+}
+
+static void sgd_update(struct mt_optimizer *o, float *params, float *grads, float lr, float gs)
+{
+    const struct mt_param_table *t = o->table;
+    float *buf = o->nstate ? o->state[0].base : NULL;
+    struct mt_sgd_args a = {.lr = lr, .momentum = o->cfg.sgd_momentum, .grad_scale = gs};
+    for (int i = 0, next; i < t->n; i = next) {
+        size_t b;
+        int64_t n;
+        next = decay_run(t, i, &b, &n);
+        a.weight_decay = t->p[i].no_weight_decay ? 0.0f : o->cfg.weight_decay;
+        mt_sgd(o->be, mt_f32(params + b, 1, n), mt_f32(grads + b, 1, n),
+               buf ? mt_f32(buf + b, 1, n) : mt_f32(NULL, 0, 0), &a, 1);
+    }
+}
+
+/* a sum over a tensor's shard, completed over the tensor-parallel group
+ * when the tensor is split (every rank of the group then agrees) */
+static double tp_total(const struct mt_optimizer *o, const struct mt_param *p, double local)
+{
+    if (p->split_dim >= 0 && o->tp_comm)
+        return mt_all_reduce_scalar(o->be, o->tp_comm, local, MT_REDOP_SUM);
+    return local;
+}
+
+static float *state_at(const struct mt_optimizer *o, const char *name, const char *param)
+{
+    const struct mt_optim_state *s = mt_optim_state_of(o, name);
+    if (!s) return NULL;
+    const int k = mt_params_find(&s->table, param);
+    return k < 0 ? NULL : s->base + s->table.p[k].offset;
+}
+
+/* Adafactor on one tensor (transformers' Adafactor.step, per parameter) */
+static void adafactor_tensor(struct mt_optimizer *o, const struct mt_param *p, float *param,
+                             float *grad, float lr, float gs)
+{
+    const struct mt_adafactor_config *c = &o->cfg.adafactor;
+    mt_backend *be = o->be;
+    const int64_t R = p->local_shape[0], C = p->local_shape[1];
+    const double n_global = (double)mt_param_global_numel(p);
+    struct mt_adafactor_args a = {.scale = gs, .eps1 = c->eps1, .beta1 = c->beta1};
+    a.beta2t = (float)(1.0 - pow((double)o->step, (double)c->decay_rate));
+    const mt_tensor g = mt_f32(grad, R, C);
+    const mt_tensor none = mt_f32(NULL, 0, 0);
+    if (p->ndim == 2) {
+        float *row = state_at(o, "exp_avg_sq_row", p->name), *col = state_at(o, "exp_avg_sq_col", p->name);
+        float *rs = o->scratch, *cs = o->scratch + R;
+        mt_sq_sums(be, mt_f32(rs, 1, R), mt_f32(cs, 1, C), g, gs, c->eps1);
+        /* a split dimension's partial sums complete over the group */
+        if (o->tp_comm && p->split_dim == 1) mt_all_reduce(be, o->tp_comm, rs, (size_t)R, MT_DTYPE_F32, MT_REDOP_SUM);
+        if (o->tp_comm && p->split_dim == 0) mt_all_reduce(be, o->tp_comm, cs, (size_t)C, MT_DTYPE_F32, MT_REDOP_SUM);
+        /* the moments: beta2t m + (1 - beta2t) mean */
+        mt_scale(be, mt_f32(row, 1, R), a.beta2t);
+        mt_scale(be, mt_f32(rs, 1, R), (float)((1.0 - a.beta2t) / (double)p->shape[1]));
+        mt_add(be, mt_f32(row, 1, R), mt_f32(row, 1, R), mt_f32(rs, 1, R));
+        mt_scale(be, mt_f32(col, 1, C), a.beta2t);
+        mt_scale(be, mt_f32(cs, 1, C), (float)((1.0 - a.beta2t) / (double)p->shape[0]));
+        mt_add(be, mt_f32(col, 1, C), mt_f32(col, 1, C), mt_f32(cs, 1, C));
+        const double row_sum = p->split_dim == 0 ? tp_total(o, p, mt_sum(be, mt_f32(row, 1, R)))
+                                                 : mt_sum(be, mt_f32(row, 1, R));
+        a.inv_row_mean = (float)((double)p->shape[0] / row_sum);
+        mt_adafactor_precond(be, g, mt_f32(row, 1, R), mt_f32(col, 1, C), none, &a);
+    } else {
+        float *v = state_at(o, "exp_avg_sq", p->name);
+        mt_adafactor_precond(be, g, none, none, mt_f32(v, R, C), &a);
+    }
+    const double rms_u = sqrt(tp_total(o, p, mt_sum_squares(be, g)) / n_global);
+    a.update_scale = (float)(1.0 / fmax(rms_u / c->clip_threshold, 1.0));
+    double step_size = lr;
+    if (c->relative_step) {
+        const double min_step = c->warmup_init ? 1e-6 * o->step : 1e-2;
+        step_size = fmin(min_step, 1.0 / sqrt((double)o->step));
+    }
+    if (c->scale_parameter) {
+        const double rms_p = sqrt(tp_total(o, p, mt_sum_squares(be, mt_f32(param, 1, (int64_t)p->numel))) / n_global);
+        step_size *= fmax((double)c->eps2, rms_p);
+    }
+    a.lr = (float)step_size;
+    a.weight_decay = p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
+    float *m = state_at(o, "exp_avg", p->name);
+    mt_adafactor_apply(be, mt_f32(param, 1, (int64_t)p->numel), mt_f32(grad, 1, (int64_t)p->numel),
+                       m ? mt_f32(m, 1, (int64_t)p->numel) : none, &a, 1);
+}
+
+double mt_optim_step(struct mt_optimizer *o, float *params, float *grads, float lr, float grad_scale)
 {
     const struct mt_param_table *t = o->table;
     /* the norm of the unscaled gradients */
@@ -71,23 +253,15 @@ double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr, 
         mt_memset0(o->be, grads, t->total * sizeof(float));
         return norm;
     }
-    float coeff = mt_clip_coeff(norm, o->cfg.clip_grad);
+    const float gs = grad_scale * mt_clip_coeff(norm, o->cfg.clip_grad);
     o->step++;
-    struct mt_adamw_args a = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
-                              .eps = o->cfg.eps, .grad_scale = grad_scale * coeff,
-                              .step = o->step};
-    /* one call per run of consecutive tensors with the same weight decay;
-     * the run covers the alignment gaps too (zero gradients, zero params) */
-    int i = 0;
-    while (i < t->n) {
-        int j = i;
-        while (j + 1 < t->n && t->p[j + 1].no_weight_decay == t->p[i].no_weight_decay) j++;
-        size_t begin = t->p[i].offset, end = t->p[j].offset + t->p[j].numel;
-        a.weight_decay = t->p[i].no_weight_decay ? 0.0f : o->cfg.weight_decay;
-        const int64_t n = (int64_t)(end - begin);
-        mt_adamw(o->be, mt_f32(params + begin, 1, n), mt_f32(grads + begin, 1, n),
-                 mt_f32(o->m + begin, 1, n), mt_f32(o->v + begin, 1, n), &a, /* zero_grad */ 1);
-        i = j + 1;
+    switch (o->cfg.kind) {
+    case MT_OPTIM_ADAM: adam_update(o, params, grads, lr, gs); break;
+    case MT_OPTIM_SGD: sgd_update(o, params, grads, lr, gs); break;
+    case MT_OPTIM_ADAFACTOR:
+        for (int i = 0; i < t->n; i++)
+            adafactor_tensor(o, &t->p[i], params + t->p[i].offset, grads + t->p[i].offset, lr, gs);
+        break;
     }
     return norm;
 }

@@ -1,27 +1,68 @@
-/* optimizer.h: AdamW over the parameter table, global-norm gradient
- * clipping, and Megatron's learning-rate schedule. */
+/* optimizer.h: the optimizers (AdamW, SGD, Adafactor) over the parameter
+ * table, global-norm gradient clipping, and Megatron's learning-rate
+ * schedule. */
 #ifndef MT_OPTIMIZER_H
 #define MT_OPTIMIZER_H
 #include "backend/backend.h"
 #include "model/params.h"
 
-struct mt_adamw_config {
-    float beta1, beta2, eps, weight_decay; /* Megatron: 0.9, 0.999, 1e-8, 0.01 */
-    float clip_grad;                       /* global L2 norm; <= 0 disables. Megatron: 1.0 */
+enum mt_optim_kind { MT_OPTIM_ADAM, MT_OPTIM_SGD, MT_OPTIM_ADAFACTOR };
+
+/* Adafactor's settings, named and defaulted as transformers' Adafactor */
+struct mt_adafactor_config {
+    float eps1, eps2;     /* regularises the squared gradient (1e-30), floors the parameter scale (1e-3) */
+    float clip_threshold; /* an update's RMS is clipped to this (1.0) */
+    float decay_rate;     /* second-moment decay 1 - step^decay_rate (-0.8) */
+    float beta1;          /* first moment; 0: none (transformers' None) */
+    int relative_step;    /* lr = min(1e-2, 1/sqrt(step)) instead of the schedule's */
+    int scale_parameter;  /* lr times max(eps2, RMS(param)) (1) */
+    int warmup_init;      /* with relative_step: min(1e-6 step, 1/sqrt(step)) */
 };
 
-struct mt_adamw {
-    struct mt_adamw_config cfg;
+struct mt_optim_config {
+    float beta1, beta2, eps, weight_decay; /* Adam; Megatron: 0.9, 0.999, 1e-8, 0.01 */
+    float clip_grad;                       /* global L2 norm; <= 0 disables. Megatron: 1.0 */
+    enum mt_optim_kind kind;               /* MT_OPTIM_ADAM unless set */
+    float sgd_momentum;                    /* Megatron: 0.9 */
+    struct mt_adafactor_config adafactor;
+};
+/* transformers' Adafactor defaults, with the schedule's lr (relative_step 0) */
+void mt_adafactor_defaults(struct mt_adafactor_config *c);
+/* "adam" | "sgd" | "adafactor" -> kind; -1 if unknown */
+int mt_optim_parse(const char *name);
+const char *mt_optim_name(enum mt_optim_kind k);
+
+/* One buffer of optimizer state, as stored in checkpoints under
+ * "optim/<name>/<parameter>": laid out as the parameters (view PARAMS) or
+ * as a view of them (model/params.h: Adafactor's factored moments). */
+struct mt_optim_state {
+    const char *name; /* PyTorch's state key: exp_avg, exp_avg_sq, momentum_buffer, ... */
+    enum mt_param_view view;
+    float *base;      /* device */
+    struct mt_param_table table; /* the view's layout (PARAMS: a copy of the parameters') */
+};
+enum { MT_OPTIM_MAX_STATES = 4 };
+
+struct mt_optimizer {
+    struct mt_optim_config cfg;
     mt_backend *be;
     const struct mt_param_table *table;
-    float *m, *v; /* flat moments (device), same offsets as the parameters */
-    int step;     /* number of updates applied so far */
+    struct mt_optim_state state[MT_OPTIM_MAX_STATES];
+    int nstate;
+    float *scratch;     /* Adafactor: a tensor's row and column sums */
+    int step;           /* number of updates applied so far */
     mt_comm *norm_comm; /* model-parallel group (tp x pp) the norm is summed over; NULL: none */
+    mt_comm *tp_comm;   /* Adafactor: the tensor-parallel group a split tensor's statistics
+                         * are summed over; NULL: none */
 };
 
-void mt_adamw_init(struct mt_adamw *o, const struct mt_adamw_config *cfg, mt_backend *be,
+void mt_optim_init(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
                    const struct mt_param_table *table);
-void mt_adamw_free(struct mt_adamw *o);
+void mt_optim_free(struct mt_optimizer *o);
+/* The state buffer of that name, or NULL */
+const struct mt_optim_state *mt_optim_state_of(const struct mt_optimizer *o, const char *name);
+/* Bytes of optimizer state on this rank */
+size_t mt_optim_state_bytes(const struct mt_optimizer *o);
 
 /* Global L2 norm of the gradients (deterministic order). Each tensor counts
  * once in the whole model: replicated tensors only on tensor-parallel rank 0,
@@ -34,13 +75,15 @@ double mt_grad_norm(mt_backend *be, const struct mt_param_table *table, const fl
 float mt_clip_coeff(double norm, float max_norm);
 
 /* One optimizer step: computes the gradient norm (returned), clips, applies
- * AdamW with decoupled weight decay (none on no_weight_decay tensors), and
- * zeroes the gradients. grad_scale multiplies the gradients first (1 / loss
+ * the update (AdamW with decoupled weight decay, SGD with coupled weight
+ * decay, or Adafactor; no weight decay on no_weight_decay tensors), and
+ * zeroes the gradients. lr is the schedule's (Adafactor with relative_step
+ * ignores it). grad_scale multiplies the gradients first (1 / loss
  * scale; 1 in fp32). A non-finite norm (an inf or NaN gradient anywhere)
  * skips the update: parameters, moments and the step count stay as they
  * were, the gradients are zeroed, and the norm is returned for the caller
  * to stop (fp32) or lower the loss scale. */
-double mt_adamw_step(struct mt_adamw *o, float *params, float *grads, float lr,
+double mt_optim_step(struct mt_optimizer *o, float *params, float *grads, float lr,
                      float grad_scale);
 
 enum mt_lr_decay { MT_LR_CONSTANT, MT_LR_LINEAR, MT_LR_COSINE };

@@ -124,7 +124,7 @@ struct run {
     double lm_sum, sop_sum;   /* the last stage's loss parts over the scheduled micro-batches */
     struct mt_model_desc desc;
     struct mt_model model;
-    struct mt_adamw opt;
+    struct mt_optimizer opt;
     struct mt_lr_schedule sched;
     struct mt_pp_action *sched_actions, *eval_actions;
     int n_actions, n_eval_actions;
@@ -285,6 +285,7 @@ static void save_checkpoint(struct run *r)
     mt_kv_set(&kv, "consumed_train_samples", "%llu", (unsigned long long)r->consumed);
     mt_kv_set(&kv, "optimizer_step", "%d", r->opt.step);
     mt_kv_set(&kv, "has_optimizer", "1");
+    mt_kv_set(&kv, "optimizer", "%s", mt_optim_name(r->opt.cfg.kind));
     mt_kv_set(&kv, "seed", "%ld", a->seed);
     /* dropout masks are a function of this seed and the sample counter */
     mt_kv_set(&kv, "rng_seed", "%llu", (unsigned long long)r->dropout_seed);
@@ -298,10 +299,14 @@ static void save_checkpoint(struct run *r)
     mt_kv_set(&kv, "backend", "%s", mt_backend_name(r->be));
     mt_kv_set(&kv, "saved_layout", "tp=%d pp=%d dp=%d", G->tp_size, G->pp_size, G->dp_size);
     mt_kv_set(&kv, "megatron_c_version", "%s", PACKAGE_VERSION);
-    const struct mt_ckpt_buffer bufs[] = {{"model/", r->model.params},
-                                          {"optim/exp_avg/", r->opt.m},
-                                          {"optim/exp_avg_sq/", r->opt.v}};
-    mt_ckpt_save_dist(a->save, r->iteration, &kv, &r->desc.model, &r->model.table, G, r->be, bufs, 3);
+    struct mt_ckpt_buffer bufs[1 + MT_OPTIM_MAX_STATES] = {{"model/", r->model.params, MT_VIEW_PARAMS}};
+    char prefix[MT_OPTIM_MAX_STATES][64];
+    for (int i = 0; i < r->opt.nstate; i++) {
+        snprintf(prefix[i], sizeof prefix[i], "optim/%s/", r->opt.state[i].name);
+        bufs[1 + i] = (struct mt_ckpt_buffer){prefix[i], r->opt.state[i].base, r->opt.state[i].view};
+    }
+    mt_ckpt_save_dist(a->save, r->iteration, &kv, &r->desc.model, &r->model.table, G, r->be, bufs,
+                      1 + r->opt.nstate);
     mt_kv_free(&kv);
     r->last_good = r->iteration;
     r->last_good_saved = 1;
@@ -317,6 +322,31 @@ static int kv_long(const struct mt_kv *kv, const char *key, long *out)
     if (*end || end == v) return 0;
     *out = x;
     return 1;
+}
+
+/* A checkpoint's optimizer state resumes only the optimizer that wrote it
+ * (those of older checkpoints, which do not say, were Adam's). */
+static void check_optimizer(const struct run *r, const struct mt_kv *kv, const char *path)
+{
+    const char *saved = mt_kv_get(kv, "optimizer");
+    if (!saved) saved = "adam";
+    const char *here = mt_optim_name(r->opt.cfg.kind);
+    if (strcmp(saved, here) != 0) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "pass --optimizer %s to resume it, or --no-load-optim to start "
+                 "%s from fresh state on these weights", saved, here);
+        mt_user_error(hint, "%s was saved by the %s optimizer, but this run uses --optimizer %s",
+                      path, saved, here);
+    }
+}
+
+/* State a checkpoint may lack without damage: SGD's momentum and
+ * Adafactor's first moment, absent when saved without them (they start at
+ * zero, as PyTorch's do) */
+static int optional_state(const struct run *r, const struct mt_optim_state *st)
+{
+    return strcmp(st->name, "momentum_buffer") == 0 ||
+           (r->opt.cfg.kind == MT_OPTIM_ADAFACTOR && strcmp(st->name, "exp_avg") == 0);
 }
 
 /* Every rank reads the (shared) checkpoint file itself and keeps its shards. */
@@ -350,13 +380,23 @@ static void load_checkpoint(struct run *r)
         mt_warn("%s holds model weights only (no optimizer state): training starts at iteration 0",
                 path);
     const int with_optim = !finetune && !a->no_load_optim;
-    const struct mt_ckpt_group groups[] = {{"model/", r->model.params, 1},
-                                           {"optim/exp_avg/", r->opt.m, with_optim},
-                                           {"optim/exp_avg_sq/", r->opt.v, with_optim}};
+    if (with_optim) check_optimizer(r, &kv, path);
+    struct mt_ckpt_group groups[1 + MT_OPTIM_MAX_STATES] = {{"model/", r->model.params, 1, NULL}};
+    char prefix[MT_OPTIM_MAX_STATES][64];
+    for (int i = 0; i < r->opt.nstate; i++) {
+        const struct mt_optim_state *st = &r->opt.state[i];
+        snprintf(prefix[i], sizeof prefix[i], "optim/%s/", st->name);
+        groups[1 + i] = (struct mt_ckpt_group){prefix[i], st->base, !optional_state(r, st), &st->table};
+    }
+    const int ngroups = with_optim ? 1 + r->opt.nstate : 1;
     struct mt_param_table known;
     mt_layout_global_table(&r->desc.model, 1, &known, NULL);
-    mt_ckpt_read_tensors(path, &r->model.table, &known, groups, with_optim ? 3 : 1, r->be);
+    const unsigned loaded = mt_ckpt_read_tensors(path, &r->model.table, &known, groups, ngroups, r->be);
     mt_params_free(&known);
+    for (int g = 1; g < ngroups; g++)
+        if (!(loaded >> g & 1) && r->printer)
+            mt_warn("%s has no optimizer state %s (saved with other %s settings): it starts at zero",
+                    path, r->opt.state[g - 1].name, mt_optim_name(r->opt.cfg.kind));
     if (!finetune) {
         long iter = 0, consumed = 0, step = 0;
         if (!kv_long(&kv, "iteration", &iter) || !kv_long(&kv, "consumed_train_samples", &consumed) ||
@@ -553,10 +593,19 @@ static void build(struct run *r)
     int nslots = G->pp_size - G->pp_rank < n_micro ? G->pp_size - G->pp_rank : n_micro;
     mt_model_init(&r->model, &r->desc.model, r->be, mbs, T, &par, nslots);
     r->dropout_seed = (uint64_t)a->seed;
-    struct mt_adamw_config oc = {a->adam_beta1, a->adam_beta2, a->adam_eps, a->weight_decay,
-                                 a->clip_grad};
-    mt_adamw_init(&r->opt, &oc, r->be, &r->model.table);
+    const struct mt_optim_config oc = {
+        .beta1 = a->adam_beta1, .beta2 = a->adam_beta2, .eps = a->adam_eps,
+        .weight_decay = a->weight_decay, .clip_grad = a->clip_grad,
+        .kind = (enum mt_optim_kind)mt_optim_parse(a->optimizer), .sgd_momentum = a->sgd_momentum,
+        .adafactor = {.eps1 = a->adafactor_eps1, .eps2 = a->adafactor_eps2,
+                      .clip_threshold = a->adafactor_clip_threshold,
+                      .decay_rate = a->adafactor_decay_rate, .beta1 = a->adafactor_beta1,
+                      .relative_step = a->adafactor_relative_step,
+                      .scale_parameter = !a->no_adafactor_scale_parameter,
+                      .warmup_init = a->adafactor_warmup_init}};
+    mt_optim_init(&r->opt, &oc, r->be, &r->model.table);
     r->opt.norm_comm = G->mp;
+    r->opt.tp_comm = G->tp_size > 1 ? G->tp : NULL;
     r->sched = (struct mt_lr_schedule){a->lr, a->min_lr, (int)a->lr_warmup_iters,
                                        (int)a->lr_decay_iters,
                                        (enum mt_lr_decay)mt_lr_decay_parse(a->lr_decay_style)};
@@ -692,7 +741,7 @@ static void loop(struct run *r)
         }
         /* a non-finite loss or gradient stops the run before any update
          * (the step skips itself on a non-finite norm) */
-        const double norm = isfinite(loss) ? mt_adamw_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f)
+        const double norm = isfinite(loss) ? mt_optim_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f)
                                            : NAN;
         if (!isfinite(loss) || !isfinite(norm)) {
             progress_clear(&r->prog);
@@ -785,7 +834,7 @@ int mt_train_run(struct mt_train_args *a)
     if (r->has_valid) mt_loader_free(&r->valid_loader);
     free(r->all_tokens);
     if (r->has_gdata) mt_gpt_data_free(&r->gdata);
-    mt_adamw_free(&r->opt);
+    mt_optim_free(&r->opt);
     mt_model_free(&r->model);
     mt_groups_free(&r->grp, r->be);
     mt_tokenizer_close(&r->tok);

@@ -34,7 +34,11 @@ struct mt_train_args {
     const char *lr_decay_style;
     /* optimizer */
     float adam_beta1, adam_beta2, adam_eps, weight_decay, clip_grad;
-    const char *optimizer;
+    const char *optimizer; /* adam | sgd | adafactor */
+    float sgd_momentum;
+    float adafactor_beta1, adafactor_decay_rate, adafactor_clip_threshold, adafactor_eps1,
+        adafactor_eps2;
+    int adafactor_relative_step, adafactor_warmup_init, no_adafactor_scale_parameter;
     long seed;
     /* logging, validation, checkpoints */
     long log_interval, eval_interval, eval_iters;

@@ -48,6 +48,7 @@ void __syncthreads(void);
 /* the emulation is built with -ffp-contract=off: no fused multiply-adds */
 static inline double __dadd_rn(double a, double b) { return a + b; }
 static inline double __dmul_rn(double a, double b) { return a * b; }
+static inline double __dsub_rn(double a, double b) { return a - b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 using std::isfinite;
