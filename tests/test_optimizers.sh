@@ -8,7 +8,10 @@
 #    hint naming --no-load-optim, which then works; bad settings are refused;
 #  - under MPI: Adafactor with tp=2 (its statistics summed over the shards)
 #    and SGD with dp=2 against the serial run, losses within 1e-5 over 12
-#    iterations and the saved weights and optimizer state within 1e-5.
+#    iterations and the saved weights and optimizer state within 1e-5;
+#  - --use-distributed-optimizer (Adam, SGD): dp=2, dp=4, tp=2 x dp=2, pp=2 x dp=2
+#    equal the same layout without it (1e-6; the checkpoints too), the state
+#    per rank is halved under dp=2, and its checkpoint resumes serially.
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/mpi_common.sh"
 B=$MT_BIN
@@ -53,6 +56,7 @@ $B train $P --train-iters 14 --load "$TMP/af.ck" --no-load-optim > "$TMP/nlo.log
 expect_error "unknown optimizer" "unknown --optimizer 'lamb'" $B train $P --train-iters 1 --optimizer lamb
 expect_error "momentum out of range" "--sgd-momentum must lie in" $B train $P --train-iters 1 --optimizer sgd --sgd-momentum 1
 expect_error "decay rate" "--adafactor-decay-rate must be negative" $B train $P --train-iters 1 --optimizer adafactor --adafactor-decay-rate 0.5
+expect_error "adafactor distributed" "does not shard Adafactor" $B train $P --train-iters 1 --optimizer adafactor --use-distributed-optimizer
 expect_error "warmup-init alone" "needs --adafactor-relative-step" $B train $P --train-iters 1 --optimizer adafactor --adafactor-warmup-init
 
 # parallel layouts (skipped without MPI)
@@ -71,6 +75,37 @@ if [ "$MT_HAVE_MPI" = yes ] && [ -n "$MPIEXEC" ]; then
   mpi_train sgds 1 $SGD --train-iters 12
   mpi_train sgddp 2 $SGD --train-iters 12
   compare_traces "sgd dp=2 vs serial" sgddp sgds 1e-5
+  # the distributed optimizer: the same run as without it, half the state
+  DO=--use-distributed-optimizer
+  for opt in adam sgd; do
+    [ $opt = sgd ] && O=$SGD || O=
+    mpi_train $opt.dp2 2 $O --train-iters 12 --save "$TMP/$opt.dp2"
+    mpi_train $opt.do2 2 $O $DO --train-iters 12 --save "$TMP/$opt.do2"
+    compare_traces "$opt --use-distributed-optimizer dp=2 vs dp=2 without" $opt.do2 $opt.dp2 1e-6
+    if "$DIFF" "$TMP/$opt.dp2/iter_0000012/model_optim_rng.mtc" "$TMP/$opt.do2/iter_0000012/model_optim_rng.mtc" 1e-6 \
+      > "$TMP/$opt.do.diff"; then pass "$opt distributed: checkpoint within 1e-6: $(tr '\n' ' ' < "$TMP/$opt.do.diff")"
+    else fail "$opt distributed: checkpoint differs"; cat "$TMP/$opt.do.diff"; fi
+    full=$(sed -n 's/.*optimizer: [a-z]*, state \([0-9.]*\) MB.*/\1/p' "$TMP/$opt.dp2.log")
+    half=$(sed -n 's/.*optimizer: [a-z]*, state \([0-9.]*\) MB per rank (distributed.*/\1/p' "$TMP/$opt.do2.log")
+    awk -v f="$full" -v h="$half" 'BEGIN { exit !(h > 0 && h <= f / 2 + 0.01) }' \
+      && pass "$opt distributed: state per rank $half MB against $full MB" || fail "$opt distributed: state $half MB vs $full MB"
+  done
+  # 4 ranks (a tail of the flat buffers on every rank), tp=2 x dp=2, and a
+  # distributed dp=2 checkpoint resumed serially without it
+  mpi_train adam.dp4 4 --train-iters 12 --global-batch-size 16
+  mpi_train adam.do4 4 $DO --train-iters 12 --global-batch-size 16
+  compare_traces "adam distributed dp=4 vs dp=4 without" adam.do4 adam.dp4 1e-6
+  mpi_train adam.tpdp 4 --train-iters 12 --tensor-model-parallel-size 2
+  mpi_train adam.tpdo 4 $DO --train-iters 12 --tensor-model-parallel-size 2
+  compare_traces "adam distributed tp=2 x dp=2 vs without" adam.tpdo adam.tpdp 1e-6
+  mpi_train adam.ppdp 4 --train-iters 12 --pipeline-model-parallel-size 2
+  mpi_train adam.ppdo 4 $DO --train-iters 12 --pipeline-model-parallel-size 2
+  compare_traces "adam distributed pp=2 x dp=2 (the tied embedding on two stages) vs without" adam.ppdo adam.ppdp 1e-6
+  mpi_train adam.half 2 $DO --train-iters 6 --save "$TMP/adam.half"
+  mpi_train adam.rest 1 --train-iters 12 --load "$TMP/adam.half" --global-batch-size 8
+  sed -n '7,12p' "$TMP/adam.dp2.train.jsonl" > "$TMP/adam.tail.train.jsonl"
+  compare_traces "saved distributed under dp=2, resumed serially without it, vs uninterrupted dp=2" \
+    adam.rest adam.tail 1e-5
 else
   echo "(MPI parts skipped: no MPI in this build)"
 fi

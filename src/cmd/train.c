@@ -106,6 +106,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
     {"distributed-timeout-minutes", MT_ARG_FLOAT, F(distributed_timeout_minutes), "M",
      "end the job when a communication call waits longer (10; fractions allowed)"},
+    {"use-distributed-optimizer", MT_ARG_BOOL, F(use_distributed_optimizer), NULL,
+     "shard the optimizer state over the data-parallel group (ZeRO-1; adam and sgd)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
@@ -305,6 +307,10 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
     if (!(a->adafactor_clip_threshold > 0) || a->adafactor_eps1 < 0 || a->adafactor_eps2 < 0)
         mt_user_error(NULL, "--adafactor-clip-threshold must be positive and --adafactor-eps1, "
                       "--adafactor-eps2 not negative");
+    if (a->use_distributed_optimizer && strcmp(a->optimizer, "adafactor") == 0)
+        mt_user_error("use --optimizer adam or sgd with it, or drop --use-distributed-optimizer",
+                      "--use-distributed-optimizer does not shard Adafactor (its statistics need whole "
+                      "tensors)");
     if (a->adafactor_warmup_init && !a->adafactor_relative_step)
         mt_user_error("add --adafactor-relative-step", "--adafactor-warmup-init needs --adafactor-relative-step");
     if (a->adam_beta1 < 0 || a->adam_beta1 >= 1 || a->adam_beta2 < 0 || a->adam_beta2 >= 1)

@@ -33,7 +33,7 @@ static void add_state(struct mt_optimizer *o, const char *name, enum mt_param_vi
     s->name = name;
     s->view = view;
     mt_params_view(o->table, view, &s->table, NULL);
-    const size_t bytes = s->table.total * sizeof(float);
+    const size_t bytes = (o->shard.dp ? o->shard.S + o->shard.tail : s->table.total) * sizeof(float);
     s->base = mt_alloc(o->be, bytes);
     mt_memset0(o->be, s->base, bytes);
 }
@@ -41,10 +41,27 @@ static void add_state(struct mt_optimizer *o, const char *name, enum mt_param_vi
 void mt_optim_init(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
                    const struct mt_param_table *table)
 {
+    mt_optim_init_dist(o, cfg, be, table, NULL);
+}
+
+void mt_optim_init_dist(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
+                        const struct mt_param_table *table, mt_comm *dp)
+{
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
     o->be = be;
     o->table = table;
+    if (dp && mt_comm_size(be, dp) > 1) {
+        MT_ASSERT(cfg->kind != MT_OPTIM_ADAFACTOR);
+        struct mt_optim_shard *d = &o->shard;
+        d->dp = dp;
+        d->dp_size = mt_comm_size(be, dp);
+        d->dp_rank = mt_comm_rank(be, dp);
+        d->S = table->total / (size_t)d->dp_size;
+        d->tail = table->total - d->S * (size_t)d->dp_size;
+        d->grad = mt_alloc(be, (d->S + d->tail + 1) * sizeof(float));
+        d->send = mt_alloc(be, (d->S + 1) * sizeof(float));
+    }
     switch (cfg->kind) {
     case MT_OPTIM_ADAM:
         add_state(o, "exp_avg", MT_VIEW_PARAMS);
@@ -78,6 +95,10 @@ void mt_optim_free(struct mt_optimizer *o)
         mt_params_free(&o->state[i].table);
     }
     if (o->scratch) mt_dealloc(o->be, o->scratch);
+    if (o->shard.dp) {
+        mt_dealloc(o->be, o->shard.grad);
+        mt_dealloc(o->be, o->shard.send);
+    }
     memset(o, 0, sizeof *o);
 }
 
@@ -91,8 +112,53 @@ const struct mt_optim_state *mt_optim_state_of(const struct mt_optimizer *o, con
 size_t mt_optim_state_bytes(const struct mt_optimizer *o)
 {
     size_t n = 0;
-    for (int i = 0; i < o->nstate; i++) n += o->state[i].table.total;
+    for (int i = 0; i < o->nstate; i++)
+        n += o->shard.dp ? o->shard.S + o->shard.tail : o->state[i].table.total;
     return n * sizeof(float);
+}
+
+/* The two pieces of the flat buffers a distributed rank updates: its main
+ * shard and the tail, each as [lo, hi) of the whole buffer at local offset
+ * `at` of the shard buffers */
+struct piece {
+    size_t lo, hi, at;
+};
+
+static void pieces_of(const struct mt_optim_shard *d, size_t total, struct piece pc[2])
+{
+    pc[0] = (struct piece){(size_t)d->dp_rank * d->S, (size_t)(d->dp_rank + 1) * d->S, 0};
+    pc[1] = (struct piece){total - d->tail, total, d->S};
+}
+
+void mt_optim_gather_state(struct mt_optimizer *o, float *const *full)
+{
+    const struct mt_optim_shard *d = &o->shard;
+    for (int i = 0; i < o->nstate; i++) {
+        const size_t total = o->state[i].table.total;
+        if (!d->dp) {
+            mt_copy(o->be, full[i], o->state[i].base, total * sizeof(float));
+            continue;
+        }
+        mt_all_gather(o->be, d->dp, full[i], o->state[i].base, d->S, MT_DTYPE_F32);
+        if (d->tail) mt_copy(o->be, full[i] + total - d->tail, o->state[i].base + d->S, d->tail * sizeof(float));
+    }
+}
+
+void mt_optim_scatter_state(struct mt_optimizer *o, float *const *full)
+{
+    const struct mt_optim_shard *d = &o->shard;
+    for (int i = 0; i < o->nstate; i++) {
+        const size_t total = o->state[i].table.total;
+        if (!d->dp) {
+            mt_copy(o->be, o->state[i].base, full[i], total * sizeof(float));
+            continue;
+        }
+        struct piece pc[2];
+        pieces_of(d, total, pc);
+        for (int k = 0; k < 2; k++)
+            if (pc[k].hi > pc[k].lo)
+                mt_copy(o->be, o->state[i].base + pc[k].at, full[i] + pc[k].lo, (pc[k].hi - pc[k].lo) * sizeof(float));
+    }
 }
 
 static int counted(const struct mt_param_table *t, const struct mt_param *p)
@@ -242,8 +308,72 @@ static void adafactor_tensor(struct mt_optimizer *o, const struct mt_param *p, f
                        m ? mt_f32(m, 1, (int64_t)p->numel) : none, &a, 1);
 }
 
+/* The distributed step (struct mt_optim_shard): per tensor, the parts of
+ * it inside the rank's pieces. */
+static double dist_step(struct mt_optimizer *o, float *params, float *grads, float lr, float grad_scale)
+{
+    const struct mt_param_table *t = o->table;
+    struct mt_optim_shard *d = &o->shard;
+    mt_backend *be = o->be;
+    struct piece pc[2];
+    pieces_of(d, t->total, pc);
+    /* the data-parallel average: each rank's shard, and the tail everywhere */
+    mt_reduce_scatter(be, d->dp, d->grad, grads, d->S, MT_DTYPE_F32, MT_REDOP_AVG);
+    if (d->tail) {
+        mt_all_reduce(be, d->dp, grads + pc[1].lo, d->tail, MT_DTYPE_F32, MT_REDOP_AVG);
+        mt_copy(be, d->grad + d->S, grads + pc[1].lo, d->tail * sizeof(float));
+    }
+    mt_memset0(be, grads, t->total * sizeof(float));
+    /* the norm: each shard's part (the tail on dp rank 0 only), over dp, then over the model */
+    double sq = 0.0;
+    for (int k = 0; k < 2; k++) {
+        if (k == 1 && d->dp_rank != 0) break;
+        for (int i = 0; i < t->n; i++) {
+            const struct mt_param *p = &t->p[i];
+            const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
+            const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
+            if (hi > lo && counted(t, p))
+                sq += mt_sum_squares(be, mt_f32(d->grad + pc[k].at + (lo - pc[k].lo), 1, (int64_t)(hi - lo)));
+        }
+    }
+    sq = mt_all_reduce_scalar(be, d->dp, sq, MT_REDOP_SUM);
+    if (o->norm_comm) sq = mt_all_reduce_scalar(be, o->norm_comm, sq, MT_REDOP_SUM);
+    const double norm = sqrt(sq) * (double)grad_scale;
+    if (!isfinite(norm)) return norm; /* nothing updated; the gradients are zero */
+    const float gs = grad_scale * mt_clip_coeff(norm, o->cfg.clip_grad);
+    o->step++;
+    struct mt_adamw_args aa = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
+                               .eps = o->cfg.eps, .grad_scale = gs, .step = o->step};
+    struct mt_sgd_args sa = {.lr = lr, .momentum = o->cfg.sgd_momentum, .grad_scale = gs};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < t->n; i++) {
+            const struct mt_param *p = &t->p[i];
+            const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
+            const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
+            if (hi <= lo) continue;
+            const size_t at = pc[k].at + (lo - pc[k].lo);
+            const int64_t n = (int64_t)(hi - lo);
+            const float wd = p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
+            const mt_tensor P = mt_f32(params + lo, 1, n), G = mt_f32(d->grad + at, 1, n);
+            if (o->cfg.kind == MT_OPTIM_ADAM) {
+                aa.weight_decay = wd;
+                mt_adamw(be, P, G, mt_f32(o->state[0].base + at, 1, n), mt_f32(o->state[1].base + at, 1, n),
+                         &aa, 0);
+            } else {
+                sa.weight_decay = wd;
+                mt_sgd(be, P, G, o->nstate ? mt_f32(o->state[0].base + at, 1, n) : mt_f32(NULL, 0, 0),
+                       &sa, 0);
+            }
+        }
+    /* every rank's updated shard to every rank (the tail is the same everywhere) */
+    mt_copy(be, d->send, params + pc[0].lo, d->S * sizeof(float));
+    mt_all_gather(be, d->dp, params, d->send, d->S, MT_DTYPE_F32);
+    return norm;
+}
+
 double mt_optim_step(struct mt_optimizer *o, float *params, float *grads, float lr, float grad_scale)
 {
+    if (o->shard.dp) return dist_step(o, params, grads, lr, grad_scale);
     const struct mt_param_table *t = o->table;
     /* the norm of the unscaled gradients */
     double norm = mt_grad_norm(o->be, t, grads, o->norm_comm) * (double)grad_scale;

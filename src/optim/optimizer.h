@@ -38,10 +38,25 @@ const char *mt_optim_name(enum mt_optim_kind k);
 struct mt_optim_state {
     const char *name; /* PyTorch's state key: exp_avg, exp_avg_sq, momentum_buffer, ... */
     enum mt_param_view view;
-    float *base;      /* device */
-    struct mt_param_table table; /* the view's layout (PARAMS: a copy of the parameters') */
+    float *base;      /* device; distributed: the rank's shard, then the tail */
+    struct mt_param_table table; /* the view's (whole) layout (PARAMS: a copy of the parameters') */
 };
 enum { MT_OPTIM_MAX_STATES = 4 };
+
+/* The distributed optimizer (Megatron's --use-distributed-optimizer, ZeRO
+ * stage 1) over a data-parallel group of dp ranks: the flat buffers are cut
+ * into dp equal main shards [r S, (r+1) S), S = total / dp, and a tail
+ * [dp S, total) of fewer than dp elements that every rank keeps. A rank's
+ * state covers its shard and the tail; a step reduce-scatters the
+ * gradients (the tail is all-reduced), updates the shard and the tail,
+ * and all-gathers the parameters. */
+struct mt_optim_shard {
+    mt_comm *dp;      /* NULL: not distributed */
+    int dp_size, dp_rank;
+    size_t S, tail;   /* main shard and tail lengths; state length S + tail */
+    float *grad;      /* (S + tail) the rank's reduced gradients */
+    float *send;      /* (S) the rank's updated parameters, to all-gather */
+};
 
 struct mt_optimizer {
     struct mt_optim_config cfg;
@@ -54,10 +69,23 @@ struct mt_optimizer {
     mt_comm *norm_comm; /* model-parallel group (tp x pp) the norm is summed over; NULL: none */
     mt_comm *tp_comm;   /* Adafactor: the tensor-parallel group a split tensor's statistics
                          * are summed over; NULL: none */
+    struct mt_optim_shard shard;
 };
 
 void mt_optim_init(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
                    const struct mt_param_table *table);
+/* The same, distributed over the data-parallel group dp (dp of one: not
+ * distributed). Adam and SGD; Adafactor's statistics need whole tensors
+ * (refused by the caller). With it, mt_optim_step takes the gradients
+ * before the data-parallel reduction and does that reduction itself. */
+void mt_optim_init_dist(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
+                        const struct mt_param_table *table, mt_comm *dp);
+/* A distributed optimizer's state as whole buffers (the parameters' layout):
+ * all-gathers them into full[i] (state i, table->total elements each;
+ * collective over dp), or keeps this rank's part of full[i]. Without
+ * distribution, copies. */
+void mt_optim_gather_state(struct mt_optimizer *o, float *const *full);
+void mt_optim_scatter_state(struct mt_optimizer *o, float *const *full);
 void mt_optim_free(struct mt_optimizer *o);
 /* The state buffer of that name, or NULL */
 const struct mt_optim_state *mt_optim_state_of(const struct mt_optimizer *o, const char *name);

@@ -15,8 +15,9 @@
 
 /* shared: table index of the tensor shared between the first and the last
  * stage (-1: none); bucket: elements per data-parallel all-reduce (0:
- * Megatron's default). */
+ * Megatron's default); dp_reduce = 0 leaves step 2 to the distributed
+ * optimizer (its reduce-scatter, optim/optimizer.h). */
 void mt_finalize_grads(mt_backend *be, const struct mt_groups *g, const struct mt_param_table *t,
-                       float *grads, int shared, size_t bucket);
+                       float *grads, int shared, size_t bucket, int dp_reduce);
 
 #endif /* MT_PARALLEL_GRADS_H */

@@ -266,6 +266,26 @@ static const char *resume_hint(const struct run *r)
     return hint;
 }
 
+/* The optimizer's state as whole buffers for a checkpoint: its own
+ * buffers, or, distributed, gathered ones (gather = 1; 0 only allocates,
+ * for a load to fill and scatter) */
+static void whole_state(struct run *r, float **whole, int gather)
+{
+    for (int i = 0; i < r->opt.nstate; i++) {
+        whole[i] = r->opt.state[i].base;
+        if (!r->opt.shard.dp) continue;
+        const size_t bytes = r->opt.state[i].table.total * sizeof(float);
+        whole[i] = mt_alloc(r->be, bytes);
+        mt_memset0(r->be, whole[i], bytes);
+    }
+    if (gather && r->opt.shard.dp) mt_optim_gather_state(&r->opt, whole);
+}
+
+static void whole_state_free(struct run *r, float **whole)
+{
+    for (int i = 0; r->opt.shard.dp && i < r->opt.nstate; i++) mt_dealloc(r->be, whole[i]);
+}
+
 static void save_checkpoint(struct run *r)
 {
     const struct mt_train_args *a = r->a;
@@ -301,12 +321,15 @@ static void save_checkpoint(struct run *r)
     mt_kv_set(&kv, "megatron_c_version", "%s", PACKAGE_VERSION);
     struct mt_ckpt_buffer bufs[1 + MT_OPTIM_MAX_STATES] = {{"model/", r->model.params, MT_VIEW_PARAMS}};
     char prefix[MT_OPTIM_MAX_STATES][64];
+    float *whole[MT_OPTIM_MAX_STATES];
+    whole_state(r, whole, 1);
     for (int i = 0; i < r->opt.nstate; i++) {
         snprintf(prefix[i], sizeof prefix[i], "optim/%s/", r->opt.state[i].name);
-        bufs[1 + i] = (struct mt_ckpt_buffer){prefix[i], r->opt.state[i].base, r->opt.state[i].view};
+        bufs[1 + i] = (struct mt_ckpt_buffer){prefix[i], whole[i], r->opt.state[i].view};
     }
     mt_ckpt_save_dist(a->save, r->iteration, &kv, &r->desc.model, &r->model.table, G, r->be, bufs,
                       1 + r->opt.nstate);
+    whole_state_free(r, whole);
     mt_kv_free(&kv);
     r->last_good = r->iteration;
     r->last_good_saved = 1;
@@ -383,16 +406,20 @@ static void load_checkpoint(struct run *r)
     if (with_optim) check_optimizer(r, &kv, path);
     struct mt_ckpt_group groups[1 + MT_OPTIM_MAX_STATES] = {{"model/", r->model.params, 1, NULL}};
     char prefix[MT_OPTIM_MAX_STATES][64];
+    float *whole[MT_OPTIM_MAX_STATES];
+    whole_state(r, whole, 0);
     for (int i = 0; i < r->opt.nstate; i++) {
         const struct mt_optim_state *st = &r->opt.state[i];
         snprintf(prefix[i], sizeof prefix[i], "optim/%s/", st->name);
-        groups[1 + i] = (struct mt_ckpt_group){prefix[i], st->base, !optional_state(r, st), &st->table};
+        groups[1 + i] = (struct mt_ckpt_group){prefix[i], whole[i], !optional_state(r, st), &st->table};
     }
     const int ngroups = with_optim ? 1 + r->opt.nstate : 1;
     struct mt_param_table known;
     mt_layout_global_table(&r->desc.model, 1, &known, NULL);
     const unsigned loaded = mt_ckpt_read_tensors(path, &r->model.table, &known, groups, ngroups, r->be);
     mt_params_free(&known);
+    if (r->opt.shard.dp) mt_optim_scatter_state(&r->opt, whole);
+    whole_state_free(r, whole);
     for (int g = 1; g < ngroups; g++)
         if (!(loaded >> g & 1) && r->printer)
             mt_warn("%s has no optimizer state %s (saved with other %s settings): it starts at zero",
@@ -603,7 +630,8 @@ static void build(struct run *r)
                       .relative_step = a->adafactor_relative_step,
                       .scale_parameter = !a->no_adafactor_scale_parameter,
                       .warmup_init = a->adafactor_warmup_init}};
-    mt_optim_init(&r->opt, &oc, r->be, &r->model.table);
+    mt_optim_init_dist(&r->opt, &oc, r->be, &r->model.table,
+                       a->use_distributed_optimizer ? G->dp : NULL);
     r->opt.norm_comm = G->mp;
     r->opt.tp_comm = G->tp_size > 1 ? G->tp : NULL;
     r->sched = (struct mt_lr_schedule){a->lr, a->min_lr, (int)a->lr_warmup_iters,
@@ -650,6 +678,9 @@ static void banner(struct run *r)
         mt_backend_name(r->be), a->tf32 ? " (TF32 GEMMs)" : "", G->world_size, G->world_size > 1 ? "es" : "",
         G->tp_size, G->pp_size, G->dp_size, a->micro_batch_size, r->n_micro, G->dp_size,
         a->global_batch_size, a->train_iters);
+    SAY(" optimizer: %s, state %.2f MB per rank%s\n", mt_optim_name(r->opt.cfg.kind),
+        (double)mt_optim_state_bytes(&r->opt) / 1e6,
+        r->opt.shard.dp ? " (distributed over the data-parallel group)" : "");
 }
 
 struct interval {
@@ -733,7 +764,7 @@ static void loop(struct run *r)
         const float lr = mt_lr_at(&r->sched, r->iteration); /* Megatron: lr of step k-1 */
         double loss = run_schedule(r, &r->train_loader, r->consumed, 1, r->sched_actions, r->n_actions);
         mt_finalize_grads(r->be, &r->grp, &r->model.table, r->model.grads, shared,
-                          (size_t)a->ddp_bucket_size);
+                          (size_t)a->ddp_bucket_size, /* dp reduction */ !r->opt.shard.dp);
         loss = reduce_loss(r, loss);
         if (r->bert) {
             iv.lm_sum += reduce_loss(r, r->lm_sum);

@@ -39,6 +39,7 @@ struct mt_train_args {
     float adafactor_beta1, adafactor_decay_rate, adafactor_clip_threshold, adafactor_eps1,
         adafactor_eps2;
     int adafactor_relative_step, adafactor_warmup_init, no_adafactor_scale_parameter;
+    int use_distributed_optimizer; /* ZeRO-1 over the data-parallel group */
     long seed;
     /* logging, validation, checkpoints */
     long log_interval, eval_interval, eval_iters;
