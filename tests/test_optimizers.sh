@@ -89,6 +89,12 @@ if [ "$MT_HAVE_MPI" = yes ] && [ -n "$MPIEXEC" ]; then
     half=$(sed -n 's/.*optimizer: [a-z]*, state \([0-9.]*\) MB per rank (distributed.*/\1/p' "$TMP/$opt.do2.log")
     awk -v f="$full" -v h="$half" 'BEGIN { exit !(h > 0 && h <= f / 2 + 0.01) }' \
       && pass "$opt distributed: state per rank $half MB against $full MB" || fail "$opt distributed: state $half MB vs $full MB"
+    # and the backend's allocations for the step fall by what the state
+    # saves (no other buffers; a save gathers whole tensors for a moment)
+    p0=$(sed -n 's/.*memory per rank.* in flight): \([0-9.]*\) MB.*/\1/p' "$TMP/$opt.dp2.log")
+    p1=$(sed -n 's/.*memory per rank.* in flight): \([0-9.]*\) MB.*/\1/p' "$TMP/$opt.do2.log")
+    awk -v a="$p0" -v b="$p1" -v f="$full" -v h="$half" 'BEGIN { exit !(b > 0 && b <= a - (f - h) + 0.02) }' \
+      && pass "$opt distributed: backend memory for the step $p1 MB against $p0 MB" || fail "$opt distributed: memory $p1 MB vs $p0 MB"
   done
   # 4 ranks (a tail of the flat buffers on every rank), tp=2 x dp=2, and a
   # distributed dp=2 checkpoint resumed serially without it

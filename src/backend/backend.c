@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef HAVE_CONFIG_H
@@ -92,10 +93,56 @@ mt_backend *mt_backend_open(const char *name, int tf32)
     return be;
 }
 
+/* Live allocations as an unordered list: a run makes a few hundred, most
+ * at start, so a linear search on free costs nothing that shows. */
+struct mt_mem_track {
+    size_t n, cap, live, peak;
+    void **ptr;
+    size_t *size;
+};
+
+static void track_add(mt_backend *be, void *p, size_t nbytes)
+{
+    struct mt_mem_track *t = be->mem;
+    if (!t && !(t = be->mem = calloc(1, sizeof *t))) mt_die("out of memory");
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 256;
+        t->ptr = realloc(t->ptr, t->cap * sizeof *t->ptr);
+        t->size = realloc(t->size, t->cap * sizeof *t->size);
+        if (!t->ptr || !t->size) mt_die("out of memory");
+    }
+    t->ptr[t->n] = p;
+    t->size[t->n++] = nbytes;
+    t->live += nbytes;
+    if (t->live > t->peak) t->peak = t->live;
+}
+
+static void track_remove(mt_backend *be, void *p)
+{
+    struct mt_mem_track *t = be->mem;
+    for (size_t i = 0; t && i < t->n; i++)
+        if (t->ptr[i] == p) {
+            t->live -= t->size[i];
+            t->ptr[i] = t->ptr[--t->n];
+            t->size[i] = t->size[t->n];
+            return;
+        }
+}
+
+void mt_backend_mem(const mt_backend *be, struct mt_mem_stats *out)
+{
+    *out = (struct mt_mem_stats){be->mem ? be->mem->live : 0, be->mem ? be->mem->peak : 0};
+}
+
 void mt_backend_free(mt_backend *be)
 {
     if (!be) return;
     if (be->scalar) be->iface->dealloc(be, be->scalar);
+    if (be->mem) {
+        free(be->mem->ptr);
+        free(be->mem->size);
+        free(be->mem);
+    }
     be->iface->free(be);
 }
 
@@ -137,12 +184,15 @@ void *mt_alloc(mt_backend *be, size_t nbytes)
         mt_user_error("reduce --micro-batch-size, --seq-length or the model size",
                       "backend '%s' could not allocate %.1f MiB", mt_backend_name(be),
                       (double)nbytes / (1024.0 * 1024.0));
+    track_add(be, p, nbytes);
     return p;
 }
 
 void mt_dealloc(mt_backend *be, void *p)
 {
-    if (p) be->iface->dealloc(be, p);
+    if (!p) return;
+    track_remove(be, p);
+    be->iface->dealloc(be, p);
 }
 
 void mt_memset0(mt_backend *be, void *dst, size_t nbytes)

@@ -386,7 +386,15 @@ struct mt_backend {
     const struct mt_backend_i *iface;
     void *context; /* private to the backend */
     double *scalar; /* one device double for the wrappers' host results (backend.c) */
+    struct mt_mem_track *mem; /* the wrappers' record of live allocations (backend.c) */
 };
+
+/* Bytes allocated through mt_alloc and not yet freed, now and at most so
+ * far (a backend's own internal scratch is not counted). */
+struct mt_mem_stats {
+    size_t live, peak;
+};
+void mt_backend_mem(const mt_backend *be, struct mt_mem_stats *out);
 
 /* Registry ------------------------------------------------------------------ */
 /* "cpu" | "cpu-ref" | "cuda". Returns NULL and writes a message naming the

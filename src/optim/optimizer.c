@@ -59,8 +59,6 @@ void mt_optim_init_dist(struct mt_optimizer *o, const struct mt_optim_config *cf
         d->dp_rank = mt_comm_rank(be, dp);
         d->S = table->total / (size_t)d->dp_size;
         d->tail = table->total - d->S * (size_t)d->dp_size;
-        d->grad = mt_alloc(be, (d->S + d->tail + 1) * sizeof(float));
-        d->send = mt_alloc(be, (d->S + 1) * sizeof(float));
     }
     switch (cfg->kind) {
     case MT_OPTIM_ADAM:
@@ -95,10 +93,6 @@ void mt_optim_free(struct mt_optimizer *o)
         mt_params_free(&o->state[i].table);
     }
     if (o->scratch) mt_dealloc(o->be, o->scratch);
-    if (o->shard.dp) {
-        mt_dealloc(o->be, o->shard.grad);
-        mt_dealloc(o->be, o->shard.send);
-    }
     memset(o, 0, sizeof *o);
 }
 
@@ -317,13 +311,10 @@ static double dist_step(struct mt_optimizer *o, float *params, float *grads, flo
     mt_backend *be = o->be;
     struct piece pc[2];
     pieces_of(d, t->total, pc);
-    /* the data-parallel average: each rank's shard, and the tail everywhere */
-    mt_reduce_scatter(be, d->dp, d->grad, grads, d->S, MT_DTYPE_F32, MT_REDOP_AVG);
-    if (d->tail) {
-        mt_all_reduce(be, d->dp, grads + pc[1].lo, d->tail, MT_DTYPE_F32, MT_REDOP_AVG);
-        mt_copy(be, d->grad + d->S, grads + pc[1].lo, d->tail * sizeof(float));
-    }
-    mt_memset0(be, grads, t->total * sizeof(float));
+    /* the data-parallel average, in place: each rank's shard, and the tail
+     * everywhere; the other blocks then hold partial sums, zeroed below */
+    mt_reduce_scatter(be, d->dp, grads + pc[0].lo, grads, d->S, MT_DTYPE_F32, MT_REDOP_AVG);
+    if (d->tail) mt_all_reduce(be, d->dp, grads + pc[1].lo, d->tail, MT_DTYPE_F32, MT_REDOP_AVG);
     /* the norm: each shard's part (the tail on dp rank 0 only), over dp, then over the model */
     double sq = 0.0;
     for (int k = 0; k < 2; k++) {
@@ -333,41 +324,44 @@ static double dist_step(struct mt_optimizer *o, float *params, float *grads, flo
             const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
             const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
             if (hi > lo && counted(t, p))
-                sq += mt_sum_squares(be, mt_f32(d->grad + pc[k].at + (lo - pc[k].lo), 1, (int64_t)(hi - lo)));
+                sq += mt_sum_squares(be, mt_f32(grads + lo, 1, (int64_t)(hi - lo)));
         }
     }
     sq = mt_all_reduce_scalar(be, d->dp, sq, MT_REDOP_SUM);
     if (o->norm_comm) sq = mt_all_reduce_scalar(be, o->norm_comm, sq, MT_REDOP_SUM);
     const double norm = sqrt(sq) * (double)grad_scale;
-    if (!isfinite(norm)) return norm; /* nothing updated; the gradients are zero */
-    const float gs = grad_scale * mt_clip_coeff(norm, o->cfg.clip_grad);
-    o->step++;
-    struct mt_adamw_args aa = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
-                               .eps = o->cfg.eps, .grad_scale = gs, .step = o->step};
-    struct mt_sgd_args sa = {.lr = lr, .momentum = o->cfg.sgd_momentum, .grad_scale = gs};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < t->n; i++) {
-            const struct mt_param *p = &t->p[i];
-            const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
-            const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
-            if (hi <= lo) continue;
-            const size_t at = pc[k].at + (lo - pc[k].lo);
-            const int64_t n = (int64_t)(hi - lo);
-            const float wd = p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
-            const mt_tensor P = mt_f32(params + lo, 1, n), G = mt_f32(d->grad + at, 1, n);
-            if (o->cfg.kind == MT_OPTIM_ADAM) {
-                aa.weight_decay = wd;
-                mt_adamw(be, P, G, mt_f32(o->state[0].base + at, 1, n), mt_f32(o->state[1].base + at, 1, n),
-                         &aa, 0);
-            } else {
-                sa.weight_decay = wd;
-                mt_sgd(be, P, G, o->nstate ? mt_f32(o->state[0].base + at, 1, n) : mt_f32(NULL, 0, 0),
-                       &sa, 0);
+    if (isfinite(norm)) {
+        const float gs = grad_scale * mt_clip_coeff(norm, o->cfg.clip_grad);
+        o->step++;
+        struct mt_adamw_args aa = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
+                                   .eps = o->cfg.eps, .grad_scale = gs, .step = o->step};
+        struct mt_sgd_args sa = {.lr = lr, .momentum = o->cfg.sgd_momentum, .grad_scale = gs};
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < t->n; i++) {
+                const struct mt_param *p = &t->p[i];
+                const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
+                const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
+                if (hi <= lo) continue;
+                const size_t at = pc[k].at + (lo - pc[k].lo); /* in the state buffers */
+                const int64_t n = (int64_t)(hi - lo);
+                const float wd = p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
+                const mt_tensor P = mt_f32(params + lo, 1, n), G = mt_f32(grads + lo, 1, n);
+                if (o->cfg.kind == MT_OPTIM_ADAM) {
+                    aa.weight_decay = wd;
+                    mt_adamw(be, P, G, mt_f32(o->state[0].base + at, 1, n),
+                             mt_f32(o->state[1].base + at, 1, n), &aa, 0);
+                } else {
+                    sa.weight_decay = wd;
+                    mt_sgd(be, P, G, o->nstate ? mt_f32(o->state[0].base + at, 1, n) : mt_f32(NULL, 0, 0),
+                           &sa, 0);
+                }
             }
-        }
-    /* every rank's updated shard to every rank (the tail is the same everywhere) */
-    mt_copy(be, d->send, params + pc[0].lo, d->S * sizeof(float));
-    mt_all_gather(be, d->dp, params, d->send, d->S, MT_DTYPE_F32);
+        /* every rank's updated shard to every rank, in place (the tail is
+         * the same everywhere) */
+        mt_all_gather(be, d->dp, params, params + pc[0].lo, d->S, MT_DTYPE_F32);
+    }
+    /* a non-finite norm updates nothing (the caller stops or lowers the scale) */
+    mt_memset0(be, grads, t->total * sizeof(float));
     return norm;
 }
 

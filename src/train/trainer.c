@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -132,6 +133,7 @@ struct run {
     uint64_t consumed;
     long last_good;      /* iteration of the last checkpoint saved or loaded; -1: none */
     int last_good_saved; /* ... and it is in --save (else in --load) */
+    size_t mem_expected; /* backend bytes allocated before the first step */
     uint64_t dropout_seed;
     int32_t *tokens, *targets;
     FILE *json;
@@ -681,6 +683,30 @@ static void banner(struct run *r)
     SAY(" optimizer: %s, state %.2f MB per rank%s\n", mt_optim_name(r->opt.cfg.kind),
         (double)mt_optim_state_bytes(&r->opt) / 1e6,
         r->opt.shard.dp ? " (distributed over the data-parallel group)" : "");
+    /* what the step will use: everything is allocated before it (Megatron's
+     * theoretical memory report, from the allocations themselves) */
+    struct mt_mem_stats ms;
+    mt_backend_mem(r->be, &ms);
+    const double mb = 1e6, pg = (double)r->model.table.total * sizeof(float);
+    const double st = (double)mt_optim_state_bytes(&r->opt);
+    r->mem_expected = ms.live;
+    SAY(" memory per rank (rank 0, f32): parameters %.2f MB, gradients %.2f MB, optimizer state %.2f MB, "
+        "activations and buffers %.2f MB (%d micro-batch%s in flight): %.2f MB\n", pg / mb, pg / mb,
+        st / mb, ((double)ms.live - 2 * pg - st) / mb, r->model.nslots, r->model.nslots > 1 ? "es" : "",
+        (double)ms.live / mb);
+}
+
+/* The measured peak, at the end: the backend's allocations and the process's
+ * resident set (the host's whole footprint: data, tokenizer, libraries) */
+static void memory_report(struct run *r)
+{
+    struct mt_mem_stats ms;
+    mt_backend_mem(r->be, &ms);
+    struct rusage ru;
+    double rss = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) rss = (double)ru.ru_maxrss * 1024.0; /* KiB on Linux */
+    SAY(" memory peak (rank 0): %.2f MB allocated by the %s backend (%.2f MB at start), resident set %.2f MB\n",
+        (double)ms.peak / 1e6, mt_backend_name(r->be), (double)r->mem_expected / 1e6, rss / 1e6);
 }
 
 struct interval {
@@ -803,6 +829,7 @@ static void loop(struct run *r)
     if (r->has_valid) log_eval(r, evaluate(r));
     if (a->save && last_saved != r->iteration) save_checkpoint(r);
     SAY(" training done: %ld iterations in %.1f s\n", r->iteration - it0, mt_now() - r->prog.t0);
+    memory_report(r);
 }
 
 int mt_train_run(struct mt_train_args *a)
