@@ -850,8 +850,17 @@ int mt_train_run(struct mt_train_args *a)
     r->desc.tokenizer_type = r->tok.type;
     /* the layout and --save are checked before any work */
     setup_parallel(r);
-    if (a->save && r->printer) /* parameters and two Adam moments, in f32 */
-        mt_ckpt_check_writable(a->save, 12u * (uint64_t)mt_config_param_count(&r->desc.model) + (1u << 20));
+    if (a->save && r->printer) {
+        /* parameters and the optimizer's state, in f32: Adam's two moments,
+         * SGD's momentum, Adafactor's first moment and (at most one
+         * parameter's worth of) factored moments */
+        const int kind = mt_optim_parse(a->optimizer);
+        const unsigned states = kind == MT_OPTIM_ADAM ? 2
+                                : kind == MT_OPTIM_SGD ? (a->sgd_momentum != 0.0f)
+                                                       : 1 + (a->adafactor_beta1 != 0.0f);
+        mt_ckpt_check_writable(a->save, 4u * (1 + states) * (uint64_t)mt_config_param_count(&r->desc.model) +
+                                            (1u << 20));
+    }
     load_data(r);
     build(r);
     if (a->load) load_checkpoint(r);
