@@ -657,7 +657,18 @@ void mt_cpu_ref_sgd(mt_backend *be, mt_tensor param_, mt_tensor grad_, mt_tensor
     }
 }
 
-/* x (R,C): row and column sums of (scale x)^2 + eps, each in index order */
+/* sum over n elements of x at a stride of (scale x)^2 + eps, in index order */
+static float sq_line(const float *x, int64_t stride, int64_t n, double scale, double eps)
+{
+    double s = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        double g = (double)x[k * stride] * scale;
+        s += g * g + eps;
+    }
+    return (float)s;
+}
+
+/* x (R,C): row and column sums of (scale x)^2 + eps */
 void mt_cpu_ref_sq_sums(mt_backend *be, mt_tensor rows_, mt_tensor cols_, mt_tensor x_,
                         float scale, float eps)
 {
@@ -665,22 +676,8 @@ void mt_cpu_ref_sq_sums(mt_backend *be, mt_tensor rows_, mt_tensor cols_, mt_ten
     const int64_t R = x_.rows, C = x_.cols;
     const float *x = mt_fp(x_);
     float *rows = mt_fp(rows_), *cols = mt_fp(cols_);
-    for (int64_t i = 0; i < R; i++) {
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            double g = (double)x[i * C + j] * scale;
-            s += g * g + eps;
-        }
-        rows[i] = (float)s;
-    }
-    for (int64_t j = 0; j < C; j++) {
-        double s = 0.0;
-        for (int64_t i = 0; i < R; i++) {
-            double g = (double)x[i * C + j] * scale;
-            s += g * g + eps;
-        }
-        cols[j] = (float)s;
-    }
+    for (int64_t i = 0; i < R; i++) rows[i] = sq_line(x + i * C, 1, C, scale, eps);
+    for (int64_t j = 0; j < C; j++) cols[j] = sq_line(x + j, C, R, scale, eps);
 }
 
 void mt_cpu_ref_adafactor_precond(mt_backend *be, mt_tensor grad_, mt_tensor R_, mt_tensor C_,

@@ -3,6 +3,7 @@
 #include "optim/optimizer.h"
 #include "core/error.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void mt_adafactor_defaults(struct mt_adafactor_config *c)
@@ -32,7 +33,13 @@ static void add_state(struct mt_optimizer *o, const char *name, enum mt_param_vi
     struct mt_optim_state *s = &o->state[o->nstate++];
     s->name = name;
     s->view = view;
-    mt_params_view(o->table, view, &s->table, NULL);
+    int *parent = malloc(((size_t)o->table->n + 1) * sizeof *parent);
+    s->entry = malloc(((size_t)o->table->n + 1) * sizeof *s->entry);
+    if (!parent || !s->entry) mt_die("out of memory");
+    mt_params_view(o->table, view, &s->table, parent);
+    for (int i = 0; i < o->table->n; i++) s->entry[i] = -1;
+    for (int j = 0; j < s->table.n; j++) s->entry[parent[j]] = j;
+    free(parent);
     const size_t bytes = (o->shard.dp ? o->shard.S + o->shard.tail : s->table.total) * sizeof(float);
     s->base = mt_alloc(o->be, bytes);
     mt_memset0(o->be, s->base, bytes);
@@ -91,16 +98,10 @@ void mt_optim_free(struct mt_optimizer *o)
     for (int i = 0; i < o->nstate; i++) {
         mt_dealloc(o->be, o->state[i].base);
         mt_params_free(&o->state[i].table);
+        free(o->state[i].entry);
     }
     if (o->scratch) mt_dealloc(o->be, o->scratch);
     memset(o, 0, sizeof *o);
-}
-
-const struct mt_optim_state *mt_optim_state_of(const struct mt_optimizer *o, const char *name)
-{
-    for (int i = 0; i < o->nstate; i++)
-        if (strcmp(o->state[i].name, name) == 0) return &o->state[i];
-    return NULL;
 }
 
 size_t mt_optim_state_bytes(const struct mt_optimizer *o)
@@ -202,34 +203,41 @@ static int decay_run(const struct mt_param_table *t, int i, size_t *begin, int64
     return j + 1;
 }
 
-static void adam_update(struct mt_optimizer *o, float *params, float *grads, float lr, float gs)
+/* AdamW or SGD on n elements of the flat buffers, the state at offset `at`
+ * of the state buffers (the same as the parameters' unless distributed) */
+static void update_span(struct mt_optimizer *o, float *param, float *grad, size_t at, int64_t n,
+                        float lr, float gs, float wd, int zero_grad)
 {
-    const struct mt_param_table *t = o->table;
-    float *m = o->state[0].base, *v = o->state[1].base;
-    struct mt_adamw_args a = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
-                              .eps = o->cfg.eps, .grad_scale = gs, .step = o->step};
-    for (int i = 0, next; i < t->n; i = next) {
-        size_t b;
-        int64_t n;
-        next = decay_run(t, i, &b, &n);
-        a.weight_decay = t->p[i].no_weight_decay ? 0.0f : o->cfg.weight_decay;
-        mt_adamw(o->be, mt_f32(params + b, 1, n), mt_f32(grads + b, 1, n), mt_f32(m + b, 1, n),
-                 mt_f32(v + b, 1, n), &a, /* zero_grad */ 1);
+    const mt_tensor P = mt_f32(param, 1, n), G = mt_f32(grad, 1, n);
+    if (o->cfg.kind == MT_OPTIM_ADAM) {
+        const struct mt_adamw_args a = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
+                                        .eps = o->cfg.eps, .weight_decay = wd, .grad_scale = gs,
+                                        .step = o->step};
+        mt_adamw(o->be, P, G, mt_f32(o->state[0].base + at, 1, n), mt_f32(o->state[1].base + at, 1, n),
+                 &a, zero_grad);
+    } else {
+        const struct mt_sgd_args a = {.lr = lr, .momentum = o->cfg.sgd_momentum, .weight_decay = wd,
+                                      .grad_scale = gs};
+        mt_sgd(o->be, P, G, o->nstate ? mt_f32(o->state[0].base + at, 1, n) : mt_f32(NULL, 0, 0), &a,
+               zero_grad);
     }
 }
 
-static void sgd_update(struct mt_optimizer *o, float *params, float *grads, float lr, float gs)
+static float decay_of(const struct mt_optimizer *o, const struct mt_param *p)
+{
+    return p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
+}
+
+/* AdamW or SGD over the whole table, one call per run of tensors with the
+ * same weight decay */
+static void flat_update(struct mt_optimizer *o, float *params, float *grads, float lr, float gs)
 {
     const struct mt_param_table *t = o->table;
-    float *buf = o->nstate ? o->state[0].base : NULL;
-    struct mt_sgd_args a = {.lr = lr, .momentum = o->cfg.sgd_momentum, .grad_scale = gs};
     for (int i = 0, next; i < t->n; i = next) {
         size_t b;
         int64_t n;
         next = decay_run(t, i, &b, &n);
-        a.weight_decay = t->p[i].no_weight_decay ? 0.0f : o->cfg.weight_decay;
-        mt_sgd(o->be, mt_f32(params + b, 1, n), mt_f32(grads + b, 1, n),
-               buf ? mt_f32(buf + b, 1, n) : mt_f32(NULL, 0, 0), &a, 1);
+        update_span(o, params + b, grads + b, b, n, lr, gs, decay_of(o, &t->p[i]), /* zero_grad */ 1);
     }
 }
 
@@ -242,18 +250,30 @@ static double tp_total(const struct mt_optimizer *o, const struct mt_param *p, d
     return local;
 }
 
-static float *state_at(const struct mt_optimizer *o, const char *name, const char *param)
+/* Adafactor's state buffers (NULL: not kept) */
+struct adafactor_states {
+    const struct mt_optim_state *m, *row, *col, *v;
+};
+
+static const struct mt_optim_state *state_named(const struct mt_optimizer *o, const char *name)
 {
-    const struct mt_optim_state *s = mt_optim_state_of(o, name);
-    if (!s) return NULL;
-    const int k = mt_params_find(&s->table, param);
-    return k < 0 ? NULL : s->base + s->table.p[k].offset;
+    for (int i = 0; i < o->nstate; i++)
+        if (strcmp(o->state[i].name, name) == 0) return &o->state[i];
+    return NULL;
 }
 
-/* Adafactor on one tensor (transformers' Adafactor.step, per parameter) */
-static void adafactor_tensor(struct mt_optimizer *o, const struct mt_param *p, float *param,
-                             float *grad, float lr, float gs)
+/* parameter i's part of a state buffer, NULL when it has none */
+static float *state_at(const struct mt_optim_state *s, int i)
 {
+    return s && s->entry[i] >= 0 ? s->base + s->table.p[s->entry[i]].offset : NULL;
+}
+
+/* Adafactor on tensor i (transformers' Adafactor.step, per parameter) */
+static void adafactor_tensor(struct mt_optimizer *o, const struct adafactor_states *st, int i,
+                             float *params, float *grads, float lr, float gs)
+{
+    const struct mt_param *p = &o->table->p[i];
+    float *param = params + p->offset, *grad = grads + p->offset;
     const struct mt_adafactor_config *c = &o->cfg.adafactor;
     mt_backend *be = o->be;
     const int64_t R = p->local_shape[0], C = p->local_shape[1];
@@ -263,7 +283,7 @@ static void adafactor_tensor(struct mt_optimizer *o, const struct mt_param *p, f
     const mt_tensor g = mt_f32(grad, R, C);
     const mt_tensor none = mt_f32(NULL, 0, 0);
     if (p->ndim == 2) {
-        float *row = state_at(o, "exp_avg_sq_row", p->name), *col = state_at(o, "exp_avg_sq_col", p->name);
+        float *row = state_at(st->row, i), *col = state_at(st->col, i);
         float *rs = o->scratch, *cs = o->scratch + R;
         mt_sq_sums(be, mt_f32(rs, 1, R), mt_f32(cs, 1, C), g, gs, c->eps1);
         /* a split dimension's partial sums complete over the group */
@@ -281,7 +301,7 @@ static void adafactor_tensor(struct mt_optimizer *o, const struct mt_param *p, f
         a.inv_row_mean = (float)((double)p->shape[0] / row_sum);
         mt_adafactor_precond(be, g, mt_f32(row, 1, R), mt_f32(col, 1, C), none, &a);
     } else {
-        float *v = state_at(o, "exp_avg_sq", p->name);
+        float *v = state_at(st->v, i);
         mt_adafactor_precond(be, g, none, none, mt_f32(v, R, C), &a);
     }
     const double rms_u = sqrt(tp_total(o, p, mt_sum_squares(be, g)) / n_global);
@@ -296,10 +316,18 @@ static void adafactor_tensor(struct mt_optimizer *o, const struct mt_param *p, f
         step_size *= fmax((double)c->eps2, rms_p);
     }
     a.lr = (float)step_size;
-    a.weight_decay = p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
-    float *m = state_at(o, "exp_avg", p->name);
+    a.weight_decay = decay_of(o, p);
+    float *m = state_at(st->m, i);
     mt_adafactor_apply(be, mt_f32(param, 1, (int64_t)p->numel), mt_f32(grad, 1, (int64_t)p->numel),
                        m ? mt_f32(m, 1, (int64_t)p->numel) : none, &a, 1);
+}
+
+/* The part of tensor p inside piece pc: its length (<= 0: none), from *lo */
+static int64_t overlap(const struct mt_param *p, const struct piece *pc, size_t *lo)
+{
+    *lo = p->offset > pc->lo ? p->offset : pc->lo;
+    const size_t hi = p->offset + p->numel < pc->hi ? p->offset + p->numel : pc->hi;
+    return (int64_t)hi - (int64_t)*lo;
 }
 
 /* The distributed step (struct mt_optim_shard): per tensor, the parts of
@@ -320,11 +348,9 @@ static double dist_step(struct mt_optimizer *o, float *params, float *grads, flo
     for (int k = 0; k < 2; k++) {
         if (k == 1 && d->dp_rank != 0) break;
         for (int i = 0; i < t->n; i++) {
-            const struct mt_param *p = &t->p[i];
-            const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
-            const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
-            if (hi > lo && counted(t, p))
-                sq += mt_sum_squares(be, mt_f32(grads + lo, 1, (int64_t)(hi - lo)));
+            size_t lo;
+            const int64_t n = overlap(&t->p[i], &pc[k], &lo);
+            if (n > 0 && counted(t, &t->p[i])) sq += mt_sum_squares(be, mt_f32(grads + lo, 1, n));
         }
     }
     sq = mt_all_reduce_scalar(be, d->dp, sq, MT_REDOP_SUM);
@@ -333,28 +359,13 @@ static double dist_step(struct mt_optimizer *o, float *params, float *grads, flo
     if (isfinite(norm)) {
         const float gs = grad_scale * mt_clip_coeff(norm, o->cfg.clip_grad);
         o->step++;
-        struct mt_adamw_args aa = {.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
-                                   .eps = o->cfg.eps, .grad_scale = gs, .step = o->step};
-        struct mt_sgd_args sa = {.lr = lr, .momentum = o->cfg.sgd_momentum, .grad_scale = gs};
         for (int k = 0; k < 2; k++)
             for (int i = 0; i < t->n; i++) {
-                const struct mt_param *p = &t->p[i];
-                const size_t lo = p->offset > pc[k].lo ? p->offset : pc[k].lo;
-                const size_t hi = p->offset + p->numel < pc[k].hi ? p->offset + p->numel : pc[k].hi;
-                if (hi <= lo) continue;
-                const size_t at = pc[k].at + (lo - pc[k].lo); /* in the state buffers */
-                const int64_t n = (int64_t)(hi - lo);
-                const float wd = p->no_weight_decay ? 0.0f : o->cfg.weight_decay;
-                const mt_tensor P = mt_f32(params + lo, 1, n), G = mt_f32(grads + lo, 1, n);
-                if (o->cfg.kind == MT_OPTIM_ADAM) {
-                    aa.weight_decay = wd;
-                    mt_adamw(be, P, G, mt_f32(o->state[0].base + at, 1, n),
-                             mt_f32(o->state[1].base + at, 1, n), &aa, 0);
-                } else {
-                    sa.weight_decay = wd;
-                    mt_sgd(be, P, G, o->nstate ? mt_f32(o->state[0].base + at, 1, n) : mt_f32(NULL, 0, 0),
-                           &sa, 0);
-                }
+                size_t lo;
+                const int64_t n = overlap(&t->p[i], &pc[k], &lo);
+                if (n > 0)
+                    update_span(o, params + lo, grads + lo, pc[k].at + (lo - pc[k].lo), n, lr, gs,
+                                decay_of(o, &t->p[i]), 0);
             }
         /* every rank's updated shard to every rank, in place (the tail is
          * the same everywhere) */
@@ -380,12 +391,14 @@ double mt_optim_step(struct mt_optimizer *o, float *params, float *grads, float 
     const float gs = grad_scale * mt_clip_coeff(norm, o->cfg.clip_grad);
     o->step++;
     switch (o->cfg.kind) {
-    case MT_OPTIM_ADAM: adam_update(o, params, grads, lr, gs); break;
-    case MT_OPTIM_SGD: sgd_update(o, params, grads, lr, gs); break;
-    case MT_OPTIM_ADAFACTOR:
-        for (int i = 0; i < t->n; i++)
-            adafactor_tensor(o, &t->p[i], params + t->p[i].offset, grads + t->p[i].offset, lr, gs);
+    case MT_OPTIM_ADAM:
+    case MT_OPTIM_SGD: flat_update(o, params, grads, lr, gs); break;
+    case MT_OPTIM_ADAFACTOR: {
+        const struct adafactor_states st = {state_named(o, "exp_avg"), state_named(o, "exp_avg_sq_row"),
+                                            state_named(o, "exp_avg_sq_col"), state_named(o, "exp_avg_sq")};
+        for (int i = 0; i < t->n; i++) adafactor_tensor(o, &st, i, params, grads, lr, gs);
         break;
+    }
     }
     return norm;
 }

@@ -40,6 +40,7 @@ struct mt_optim_state {
     enum mt_param_view view;
     float *base;      /* device; distributed: the rank's shard, then the tail */
     struct mt_param_table table; /* the view's (whole) layout (PARAMS: a copy of the parameters') */
+    int *entry;       /* entry[i]: the table index of parameter i; -1 where the view has none */
 };
 enum { MT_OPTIM_MAX_STATES = 4 };
 
@@ -87,8 +88,6 @@ void mt_optim_init_dist(struct mt_optimizer *o, const struct mt_optim_config *cf
 void mt_optim_gather_state(struct mt_optimizer *o, float *const *full);
 void mt_optim_scatter_state(struct mt_optimizer *o, float *const *full);
 void mt_optim_free(struct mt_optimizer *o);
-/* The state buffer of that name, or NULL */
-const struct mt_optim_state *mt_optim_state_of(const struct mt_optimizer *o, const char *name);
 /* Bytes of optimizer state on this rank */
 size_t mt_optim_state_bytes(const struct mt_optimizer *o);
 
