@@ -31,6 +31,7 @@
 #include <omp.h>
 #endif
 #include "cpu/cpu_internal.h"
+#include "core/half.h"
 #include "core/philox.h"
 #include "tap.h"
 
@@ -495,6 +496,49 @@ static void t_scale(const struct op_case *oc, const struct shape *s)
     dp_free(&x), free(hx);
 }
 
+/* values that exercise every branch of the rounding: ties (an f32 exactly
+ * between two halves, odd and even), fp16's overflow edge (65504 is its
+ * largest value, 65520 the first that rounds to inf), its subnormals and
+ * underflow, bf16's carry into the exponent, NaN and the infinities; then
+ * random values over many magnitudes */
+static float *round_inputs(size_t n)
+{
+    static const float special[] = {0.0f, -0.0f, 1.0f, 1.00390625f /* 1 + 2^-8: bf16 tie, even */,
+                                    1.01171875f /* 1 + 3 2^-8: tie, odd */, 1.00048828125f /* fp16 tie */,
+                                    65504.0f, 65519.0f, 65520.0f, -65520.0f, 1e6f, 6.0e-8f, 2.9e-8f, 3.0e-8f,
+                                    1e-9f, 3.3895314e38f /* bf16 carries to inf */, INFINITY, -INFINITY, NAN};
+    float *x = host_rand(n, 1.0f, 0.0f);
+    for (size_t i = 0; i < n; i++) x[i] *= powf(2.0f, (float)(irand(60) - 30));
+    for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++) x[i] = special[i];
+    return x;
+}
+
+/* round_half: fast vs ref bitwise, and ref against core/half.h on the host */
+static void t_round_half(const struct op_case *oc, const struct shape *s)
+{
+    const size_t n = s->n;
+    float *hx = round_inputs(n), *got = xmalloc(n * sizeof *got);
+    for (int t = 0; t < 2; t++) {
+        const enum mt_dtype to = t ? MT_DTYPE_F16 : MT_DTYPE_BF16;
+        struct dpair x = dp_floats(hx, n);
+        BOTH(be->iface->round_half(be, ON(x), to));
+        struct cmp c = cmp_init(oc->atol, oc->rtol);
+        cmp_pair(&c, "x", x, n);
+        cmp_report(&c, "%s %s n=%zu [%s]", oc->name, mt_dtype_name(to), n, s->name);
+        ref->iface->download(ref, got, x.r, n * sizeof *got);
+        long bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float want = t ? mt_round_f16(hx[i]) : mt_round_bf16(hx[i]);
+            if (memcmp(&want, &got[i], 4) != 0 && !(isnan(want) && isnan(got[i])) && bad++ == 0)
+                tap_diag("  x[%zu] = %.9g: ref %.9g, core/half.h %.9g", i, hx[i], got[i], want);
+        }
+        tap_ok(bad == 0, "%s %s n=%zu [%s]: ref equals core/half.h bit for bit (%ld differ)", oc->name,
+               mt_dtype_name(to), n, s->name, bad);
+        dp_free(&x);
+    }
+    free(hx), free(got);
+}
+
 /* dropout of x (N, C) for samples of T positions: fast vs ref exactly, the
  * kept fraction near 1 - p, kept elements x / (1 - p), and the mask a
  * function of the global coordinates: the two halves of the rows (later
@@ -952,6 +996,7 @@ static const struct op_case CASES[] = {
     {"swiglu_bwd", t_swiglu_bwd, 1e-5, 1e-5},
     {"add", t_add, 0, 0},
     {"scale", t_scale, 0, 0},
+    {"round_half", t_round_half, 0, 0}, /* bitwise: one bit manipulation everywhere */
     /* the same Philox bits and the same float multiply: exact */
     {"dropout", t_dropout, 0, 0},
     /* float rotation vs double, |x| <= 1 */
@@ -990,6 +1035,44 @@ static const struct gemm_dims GEMM_DIMS[] = {
     {5, 3, 0, 0},       /* k = 0: C = beta C */
 };
 
+/* mixed precision's GEMM (mt_backend_set_gemm_precision), through the
+ * mt_gemm wrapper that rounds: 0 in the plain tests */
+static enum mt_dtype gemm_half;
+
+static float round_to(enum mt_dtype t, float x) { return t == MT_DTYPE_BF16 ? mt_round_bf16(x) : mt_round_f16(x); }
+
+/* The half GEMM's definition, on the host, in cpu-ref's order: inputs
+ * rounded, products summed over l in double, alpha times the sum rounded to
+ * f32 and then to the half type, then beta C added in f32 (C scaled first). */
+static long gemm_half_oracle(const struct mt_gemm_args *g, const float *ha, const float *hb, float *hc,
+                             const float *got)
+{
+    long bad = 0;
+    for (int p = 0; p < g->batch; p++)
+        for (int i = 0; i < g->m; i++)
+            for (int j = 0; j < g->n; j++) {
+                double acc = 0.0;
+                for (int l = 0; l < g->k; l++) {
+                    const size_t ai = g->ta == MT_TRANS_N ? (size_t)i * g->lda + l : (size_t)l * g->lda + i;
+                    const size_t bi = g->tb == MT_TRANS_N ? (size_t)l * g->ldb + j : (size_t)j * g->ldb + l;
+                    acc += (double)round_to(gemm_half, ha[p * g->stride_a + ai]) *
+                           (double)round_to(gemm_half, hb[p * g->stride_b + bi]);
+                }
+                const float prod = round_to(gemm_half, g->alpha == 0.0f ? 0.0f : (float)((double)g->alpha * acc));
+                float *c = &hc[p * g->stride_c + (int64_t)i * g->ldc + j];
+                float want = prod;
+                if (g->beta != 0.0f) {
+                    float cb = *c;
+                    if (g->beta != 1.0f) cb *= g->beta;
+                    want = cb + prod;
+                }
+                const float have = got[p * g->stride_c + (int64_t)i * g->ldc + j];
+                if (memcmp(&want, &have, 4) != 0 && bad++ == 0)
+                    tap_diag("  C[%d][%d][%d]: cpu-ref %.9g, the definition %.9g", p, i, j, have, want);
+            }
+    return bad;
+}
+
 static void test_gemm_one(int m, int n, int k, enum mt_trans ta, enum mt_trans tb, int pad, int batch,
                           float alpha, float beta)
 {
@@ -1012,15 +1095,57 @@ static void test_gemm_one(int m, int n, int k, enum mt_trans ta, enum mt_trans t
     struct mt_gemm_args g = {ta, tb, m, n, k, batch, alpha, beta, NULL, lda, sa, NULL, ldb, sb, NULL, ldc, sc,
                              MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32};
     g.a = F(a), g.b = F(b), g.c = F(c);
-    fast->iface->gemm(fast, &g);
+    if (gemm_half) mt_gemm(fast, &g);
+    else fast->iface->gemm(fast, &g);
     g.a = R(a), g.b = R(b), g.c = R(c);
-    ref->iface->gemm(ref, &g);
-    struct cmp cm = cmp_init(GEMM_ATOL, GEMM_RTOL);
+    if (gemm_half) mt_gemm(ref, &g);
+    else ref->iface->gemm(ref, &g);
+    /* half: the fast backend's f32 sums may round to the neighbouring half
+     * value (one unit in the last place: up to 2^-7 relative for bf16, 2^-10
+     * for fp16, just above a power of two); allowed: two units */
+    struct cmp cm = !gemm_half ? cmp_init(GEMM_ATOL, GEMM_RTOL)
+                    : gemm_half == MT_DTYPE_BF16 ? cmp_init(1e-2, 1.6e-2) : cmp_init(2e-3, 2e-3);
     cmp_pair(&cm, "C", c, nc);
-    cmp_report(&cm, "gemm %c%c m=%d n=%d k=%d batch=%d ld+%d alpha=%g beta=%g%s", ta ? 'T' : 'N', tb ? 'T' : 'N',
-               m, n, k, batch, pad, alpha, beta, beta == 0.0f ? " (C was NaN)" : "");
+    const char *what = gemm_half ? mt_dtype_name(gemm_half) : "";
+    cmp_report(&cm, "gemm%s%s %c%c m=%d n=%d k=%d batch=%d ld+%d alpha=%g beta=%g%s", *what ? " " : "", what,
+               ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, batch, pad, alpha, beta, beta == 0.0f ? " (C was NaN)" : "");
+    if (gemm_half) {
+        float *got = xmalloc(nc * sizeof *got);
+        ref->iface->download(ref, got, c.r, nc * sizeof *got);
+        const long bad = gemm_half_oracle(&g, ha, hb, hc, got);
+        tap_ok(bad == 0, "gemm %s %c%c m=%d n=%d k=%d batch=%d ld+%d: cpu-ref is the definition bit for bit "
+               "(%ld differ)", what, ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, batch, pad, bad);
+        free(got);
+    }
     dp_free(&a), dp_free(&b), dp_free(&c);
     free(ha), free(hb), free(hc);
+}
+
+/* The GEMMs of --bf16 and --fp16 on a few shapes: contiguous (the
+ * product written in place), padded and batched with gaps (the product
+ * added from scratch), and fp16 overflowing to inf */
+static void test_gemm_half(void)
+{
+    static const struct gemm_dims D[] = {{7, 13, 5, 1}, {33, 17, 65, 1}, {64, 200, 768, 0}};
+    for (int t = 0; t < 2; t++) {
+        gemm_half = t ? MT_DTYPE_F16 : MT_DTYPE_BF16;
+        mt_backend_set_gemm_precision(fast, gemm_half);
+        mt_backend_set_gemm_precision(ref, gemm_half);
+        for (size_t d = 0; d < sizeof D / sizeof D[0]; d++)
+            for (int tr = 0; tr < 4; tr++) {
+                enum mt_trans ta = tr & 1 ? MT_TRANS_T : MT_TRANS_N, tb = tr & 2 ? MT_TRANS_T : MT_TRANS_N;
+                if (!D[d].full && tr) continue;
+                test_gemm_one(D[d].m, D[d].n, D[d].k, ta, tb, 0, 1, 1.0f, 0.0f);
+                if (!D[d].full) continue;
+                test_gemm_one(D[d].m, D[d].n, D[d].k, ta, tb, 3, 1, 0.5f, 1.0f);
+                test_gemm_one(D[d].m, D[d].n, D[d].k, ta, tb, 1, 3, 1.5f, -0.5f);
+            }
+        /* alpha 1e5 takes products of |x| ~ 1 past 65504: fp16 gives inf, bf16 not */
+        test_gemm_one(7, 13, 5, MT_TRANS_N, MT_TRANS_N, 0, 1, 1e5f, 0.0f);
+        mt_backend_set_gemm_precision(fast, MT_DTYPE_F32);
+        mt_backend_set_gemm_precision(ref, MT_DTYPE_F32);
+    }
+    gemm_half = MT_DTYPE_F32;
 }
 
 static void test_gemm(void)
@@ -1036,6 +1161,7 @@ static void test_gemm(void)
             test_gemm_one(gd->m, gd->n, gd->k, ta, tb, 2, 2, -1.0f, 0.0f); /* batch over NaN */
         }
     }
+    test_gemm_half();
 }
 
 /* ---- thread-count independence ------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #endif
 #include "cpu/cpu_internal.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "core/philox.h"
 #include <math.h>
 #include <stdlib.h>
@@ -739,6 +740,20 @@ void mt_cpu_scale(mt_backend *be, mt_tensor x_, float s)
     float *x = mt_fp(x_);
     OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
     for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+void mt_cpu_round_half(mt_backend *be, mt_tensor x_, enum mt_dtype to)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    float *x = mt_fp(x_);
+    if (to == MT_DTYPE_BF16) {
+        OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
+        for (size_t i = 0; i < n; i++) x[i] = mt_round_bf16(x[i]);
+    } else {
+        OMP(parallel for if (parallel : n > PAR_MIN_STREAM) schedule(static))
+        for (size_t i = 0; i < n; i++) x[i] = mt_round_f16(x[i]);
+    }
 }
 
 /* ---- dropout ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #endif
 #include "cpu/cpu_internal.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "core/philox.h"
 #include <math.h>
 #include <stdlib.h>
@@ -349,6 +350,15 @@ void mt_cpu_ref_scale(mt_backend *be, mt_tensor x_, float s)
     const size_t n = (size_t)mt_numel(x_);
     float *x = mt_fp(x_);
     for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+/* x = the nearest bf16 / fp16 value, element by element */
+void mt_cpu_ref_round_half(mt_backend *be, mt_tensor x_, enum mt_dtype to)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(x_);
+    float *x = mt_fp(x_);
+    for (size_t i = 0; i < n; i++) x[i] = to == MT_DTYPE_BF16 ? mt_round_bf16(x[i]) : mt_round_f16(x[i]);
 }
 
 /* x (N,C) in place: element (n, c) kept with coordinates (col0 + c, n % T,

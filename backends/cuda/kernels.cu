@@ -17,6 +17,7 @@
  * checks the launch configuration and, at every __syncthreads(), switches
  * the threads of a block as the device would interleave them. */
 #include "cuda/cuda_common.cuh"
+#include "core/half.h"
 #include "core/philox.h"
 #include <math.h>
 
@@ -434,6 +435,22 @@ void mt_cuda_scale(mt_backend *be, mt_tensor x, float s)
 {
     size_t n = (size_t)mt_numel(x);
     MT_LAUNCH(k_scale, grid_for(n), NT, 0, STREAM(be))(mt_fp(x), s, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* the same bit manipulation as the CPU backends (core/half.h), not the
+ * intrinsics, so that every backend rounds bitwise alike */
+__global__ static void k_round_half(float *x, int bf16, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        x[i] = bf16 ? mt_round_bf16(x[i]) : mt_round_f16(x[i]);
+}
+
+void mt_cuda_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to)
+{
+    size_t n = (size_t)mt_numel(x);
+    MT_LAUNCH(k_round_half, grid_for(n), NT, 0, STREAM(be))(mt_fp(x), to == MT_DTYPE_BF16, n);
     CUDA_CHECK_LAUNCH();
 }
 

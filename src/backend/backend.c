@@ -45,7 +45,7 @@ int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing
     REQ(name) REQ(free) REQ(alloc) REQ(dealloc) REQ(memset0) REQ(upload) REQ(download)
     REQ(copy_2d) REQ(gemm) REQ(embed_fwd) REQ(embed_bwd) REQ(layernorm_fwd) REQ(layernorm_bwd)
     REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(act_fwd) REQ(act_bwd)
-    REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(dropout) REQ(rope) REQ(attn_fwd)
+    REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(round_half) REQ(dropout) REQ(rope) REQ(attn_fwd)
     REQ(attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
     REQ(sgd) REQ(sq_sums) REQ(adafactor_precond) REQ(adafactor_apply) REQ(sum)
     REQ(sum_squares) REQ(count_nonfinite) REQ(comm_world) REQ(comm_split) REQ(comm_free)
@@ -138,6 +138,7 @@ void mt_backend_free(mt_backend *be)
 {
     if (!be) return;
     if (be->scalar) be->iface->dealloc(be, be->scalar);
+    if (be->gemm_scratch) be->iface->dealloc(be, be->gemm_scratch);
     if (be->mem) {
         free(be->mem->ptr);
         free(be->mem->size);
@@ -315,6 +316,83 @@ mt_tensor mt_reshape(mt_tensor t, int64_t rows2, int64_t cols2)
 
 /* ---- GEMM ------------------------------------------------------------------ */
 
+/* ---- GEMMs in half precision, over the f32 GEMM --------------------------------
+ * The inputs are rounded to the half type in copies (the f32 originals,
+ * master weights among them, are kept), the backend's f32 GEMM multiplies
+ * them (bf16 and fp16 products are exact in f32; the sums are f32 on cpu
+ * and cuda, f64 on cpu-ref), and the product alpha op(A) op(B) is rounded
+ * to the half type before beta C is added (in f32): the result a half
+ * GEMM with f32 accumulation stores, as cuBLAS's with a half C does. */
+
+enum mt_dtype mt_backend_set_gemm_precision(mt_backend *be, enum mt_dtype t)
+{
+    MT_ASSERT(t == MT_DTYPE_F32 || t == MT_DTYPE_BF16 || t == MT_DTYPE_F16);
+    const enum mt_dtype old = be->gemm_math;
+    be->gemm_math = t;
+    return old;
+}
+
+/* Elements from the first to one past the last a stored matrix (or batch
+ * of them) touches: rows of cols elements, ld apart, batches stride apart. */
+static size_t stored_span(int batch, int64_t stride, int rows, int cols, int ld)
+{
+    if (rows == 0 || cols == 0) return 0;
+    return (size_t)(batch - 1) * (size_t)stride + (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+}
+
+static float *gemm_scratch(mt_backend *be, size_t floats)
+{
+    if (floats > be->gemm_scratch_floats) {
+        if (be->gemm_scratch) mt_dealloc(be, be->gemm_scratch);
+        be->gemm_scratch = mt_alloc(be, floats * sizeof(float));
+        be->gemm_scratch_floats = floats;
+    }
+    return be->gemm_scratch;
+}
+
+/* a copy of n elements at src, rounded */
+static const float *rounded_copy(mt_backend *be, float *dst, const void *src, size_t n)
+{
+    mt_copy(be, dst, src, n * sizeof(float));
+    DISPATCH(be, "round_half", be->iface->round_half(be, mt_f32(dst, 1, (int64_t)n), be->gemm_math));
+    return dst;
+}
+
+static void gemm_rounded(mt_backend *be, const struct mt_gemm_args *g)
+{
+    const size_t na = stored_span(g->batch, g->stride_a, g->ta == MT_TRANS_N ? g->m : g->k,
+                                  g->ta == MT_TRANS_N ? g->k : g->m, g->lda);
+    const size_t nb = stored_span(g->batch, g->stride_b, g->tb == MT_TRANS_N ? g->k : g->n,
+                                  g->tb == MT_TRANS_N ? g->n : g->k, g->ldb);
+    const size_t mn = (size_t)g->m * (size_t)g->n, nc = mn * (size_t)g->batch;
+    /* C written whole and contiguous (beta = 0): the product goes there */
+    const int direct = g->beta == 0.0f && g->ldc == g->n && (g->batch == 1 || g->stride_c == (int64_t)mn);
+    float *s = gemm_scratch(be, na + nb + (direct ? 0 : nc));
+    struct mt_gemm_args r = *g;
+    r.a = g->k ? rounded_copy(be, s, g->a, na) : g->a;
+    r.b = g->k ? rounded_copy(be, s + na, g->b, nb) : g->b;
+    if (!direct) {
+        r.c = s + na + nb, r.ldc = g->n, r.stride_c = (int64_t)mn;
+        r.beta = 0.0f;
+    }
+    DISPATCH(be, "gemm", be->iface->gemm(be, &r));
+    DISPATCH(be, "round_half", be->iface->round_half(be, mt_f32((float *)r.c, 1, (int64_t)nc), be->gemm_math));
+    if (direct) return;
+    /* C = beta C + the rounded product, row by row (one call when contiguous) */
+    const int rows_at_once = g->ldc == g->n ? g->m : 1;
+    for (int p = 0; p < g->batch; p++)
+        for (int i = 0; i < g->m; i += rows_at_once) {
+            mt_tensor c = mt_f32((float *)g->c + (size_t)p * (size_t)g->stride_c + (size_t)i * (size_t)g->ldc,
+                                 rows_at_once, g->n);
+            mt_tensor prod = mt_f32((float *)r.c + (size_t)p * mn + (size_t)i * (size_t)g->n, rows_at_once, g->n);
+            if (g->beta == 0.0f) mt_copy(be, c.data, prod.data, (size_t)mt_numel(c) * sizeof(float));
+            else {
+                if (g->beta != 1.0f) mt_scale(be, c, g->beta);
+                mt_add(be, c, c, prod);
+            }
+        }
+}
+
 void mt_gemm(mt_backend *be, const struct mt_gemm_args *g)
 {
     MT_ASSERT(g->m >= 0 && g->n >= 0 && g->k >= 0 && g->batch >= 1);
@@ -329,6 +407,10 @@ void mt_gemm(mt_backend *be, const struct mt_gemm_args *g)
     if (g->compute_type != MT_DTYPE_F32) need_type(be, MT_OP_GEMM, g->compute_type);
     if (g->m == 0 || g->n == 0) return;
     if (gemm_hook) gemm_hook(gemm_hook_user, g);
+    if (be->gemm_math != MT_DTYPE_F32 && g->a_type == MT_DTYPE_F32) {
+        gemm_rounded(be, g);
+        return;
+    }
     DISPATCH(be, "gemm", be->iface->gemm(be, g));
 }
 
@@ -510,6 +592,13 @@ void mt_scale(mt_backend *be, mt_tensor x, float s)
 {
     need_type(be, MT_OP_SCALE, x.dtype);
     if (mt_numel(x)) DISPATCH(be, "scale", be->iface->scale(be, x, s));
+}
+
+void mt_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to)
+{
+    IS_F32(x);
+    MT_ASSERT(to == MT_DTYPE_BF16 || to == MT_DTYPE_F16);
+    if (mt_numel(x)) DISPATCH(be, "round_half", be->iface->round_half(be, x, to));
 }
 
 static void dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d, const char *nm)

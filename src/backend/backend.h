@@ -276,6 +276,11 @@ struct mt_backend_i {
     void (*add)(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b);
     /* x *= s */
     void (*scale)(mt_backend *be, mt_tensor x, float s);
+    /* In place: each element of x (f32) becomes the nearest value of type
+     * `to` (MT_DTYPE_BF16 or MT_DTYPE_F16), round to nearest even, as
+     * core/half.h rounds (fp16 overflow gives +-inf; NaN stays NaN): what
+     * a half-precision store keeps, in an f32 container */
+    void (*round_half)(mt_backend *be, mt_tensor x, enum mt_dtype to);
     /* In place: x = x * mask / (1 - p) (struct mt_dropout_args). The backward
      * of dropout is the same map on the gradient, so one member serves both. */
     void (*dropout)(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d);
@@ -387,6 +392,11 @@ struct mt_backend {
     void *context; /* private to the backend */
     double *scalar; /* one device double for the wrappers' host results (backend.c) */
     struct mt_mem_track *mem; /* the wrappers' record of live allocations (backend.c) */
+    /* mixed precision (mt_backend_set_gemm_precision): the type GEMMs round
+     * to, and the wrappers' scratch for the rounded copies */
+    enum mt_dtype gemm_math;
+    float *gemm_scratch;
+    size_t gemm_scratch_floats;
 };
 
 /* Bytes allocated through mt_alloc and not yet freed, now and at most so
@@ -411,6 +421,11 @@ const char *mt_backend_list(void);
 /* Asks for TF32 GEMMs (see set_tf32); returns 0 when the backend has no such
  * mode (the CPU backends), 1 when it was set. */
 int mt_backend_set_tf32(mt_backend *be, int on);
+/* Mixed precision's GEMMs (--bf16, --fp16; default f32): with t BF16 or
+ * F16, every GEMM on f32 tensors rounds its inputs to t, multiplies with f32
+ * (cpu-ref: f64) accumulation and rounds the product alpha op(A) op(B) to t
+ * before adding beta C; see doc/numerics.md. Returns the previous setting. */
+enum mt_dtype mt_backend_set_gemm_precision(mt_backend *be, enum mt_dtype t);
 /* Checks that every mandatory member is set (used by the registry and tests). */
 int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing);
 
@@ -478,6 +493,7 @@ void mt_swiglu_fwd(mt_backend *be, mt_tensor out, mt_tensor inp);
 void mt_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout);
 void mt_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b);
 void mt_scale(mt_backend *be, mt_tensor x, float s);
+void mt_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to);
 /* dropout_fwd on the activation, dropout_bwd on its gradient: the same map */
 void mt_dropout_fwd(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d);
 void mt_dropout_bwd(mt_backend *be, mt_tensor dx, const struct mt_dropout_args *d);

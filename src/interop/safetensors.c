@@ -14,68 +14,6 @@
 /* The reference implementation refuses headers above 100 MB. */
 #define MAX_HEADER ((uint64_t)100 << 20)
 
-/* ---- 16-bit floats ------------------------------------------------------------------ */
-
-static uint32_t bits_of(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-uint16_t mt_f32_to_bf16(float x)
-{
-    uint32_t u = bits_of(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
-float mt_bf16_to_f32(uint16_t h) { return float_of((uint32_t)h << 16); }
-
-uint16_t mt_f32_to_f16(float f)
-{
-    const uint32_t x = bits_of(f), sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu;
-    uint32_t mant = x & 0x7fffffu;
-    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0));
-    const int e = (int)exp - 127 + 15;
-    if (e >= 0x1f) return (uint16_t)(sign | 0x7c00u); /* overflow: infinity */
-    uint32_t half, rem, mid;
-    if (e <= 0) { /* a subnormal half, or zero */
-        if (e < -10) return (uint16_t)sign;
-        mant |= 0x800000u;
-        const int shift = 14 - e;
-        half = mant >> shift;
-        rem = mant & ((1u << shift) - 1);
-        mid = 1u << (shift - 1);
-    } else {
-        half = ((uint32_t)e << 10) | (mant >> 13);
-        rem = mant & 0x1fffu;
-        mid = 0x1000u;
-    }
-    if (rem > mid || (rem == mid && (half & 1u))) half++; /* a carry may reach infinity: right */
-    return (uint16_t)(sign | half);
-}
-
-float mt_f16_to_f32(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    if (exp == 0x1f) return float_of(sign | 0x7f800000u | (mant << 13));
-    if (exp != 0) return float_of(sign | ((exp + 112) << 23) | (mant << 13));
-    if (mant == 0) return float_of(sign);
-    int k = 0; /* a subnormal: normalise */
-    while (!(mant & 0x400u)) mant <<= 1, k++;
-    return float_of(sign | ((uint32_t)(113 - k) << 23) | ((mant & 0x3ffu) << 13));
-}
-
 static const char *const DTYPES[] = {"F32", "F16", "BF16", "F64", "I64", "I32"};
 
 enum mt_st_dtype mt_st_dtype_parse(const char *s)

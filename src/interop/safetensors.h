@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "core/half.h" /* the 16-bit float conversions its users round with */
 
 enum mt_st_dtype { MT_ST_F32, MT_ST_F16, MT_ST_BF16, MT_ST_F64, MT_ST_I64, MT_ST_I32, MT_ST_OTHER };
 
@@ -75,11 +76,6 @@ void mt_st_writer_data(struct mt_st_writer *w, const char *name, const float *da
 /* Writes the remaining parts and closes; exits with a message on I/O errors. */
 void mt_st_writer_close(struct mt_st_writer *w);
 
-/* Rounding to and from the 16-bit floats (round to nearest even; NaN stays NaN). */
-uint16_t mt_f32_to_bf16(float x);
-uint16_t mt_f32_to_f16(float x);
-float mt_bf16_to_f32(uint16_t h);
-float mt_f16_to_f32(uint16_t h);
 /* "F32" | "F16" | "BF16" -> dtype (MT_ST_OTHER if none) and back */
 enum mt_st_dtype mt_st_dtype_parse(const char *s);
 const char *mt_st_dtype_name(enum mt_st_dtype t);
