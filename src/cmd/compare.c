@@ -13,7 +13,8 @@
  *
  * The reader is deliberately small: one flat JSON object per line, whose
  * values are numbers (including the nan, -nan, inf, -inf that printf writes
- * for non-finite values), strings, true/false/null; nested values are
+ * for non-finite values; null, which the training log writes for them, is
+ * read as NaN), strings, true/false/null; nested values are
  * skipped. Blank lines are ignored. Every other line must be such an object
  * with a non-negative integer "iteration". When an iteration appears more than
  * once in a trace (a resumed run appends to the same file), the last
@@ -238,7 +239,11 @@ static void parse_line(struct cursor *c, const char *key, long *iter, int *has_v
                     snprintf(msg, sizeof msg, "the value of \"%s\" is not a number: '%s'", name, tok);
                     malformed(c, msg);
                 }
-                if ((is_iter || is_key) && word) {
+                /* null is how a trace writes a non-finite value (a
+                 * skipped iteration's grad norm, a NaN loss) */
+                const int null_key = is_key && strcmp(tok, "null") == 0;
+                if (null_key) x = NAN;
+                if ((is_iter || is_key) && word && !null_key) {
                     snprintf(msg, sizeof msg, "the value of \"%s\" is not a number: '%s'", name, tok);
                     malformed(c, msg);
                 }

@@ -9,8 +9,10 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "model/config.h"
+#include "optim/loss_scale.h"
 #include "optim/optimizer.h"
 #include "train/trainer.h"
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +110,13 @@ static const struct mt_arg_spec SPECS[] = {
      "end the job when a communication call waits longer (10; fractions allowed)"},
     {"use-distributed-optimizer", MT_ARG_BOOL, F(use_distributed_optimizer), NULL,
      "shard the optimizer state over the data-parallel group (ZeRO-1; adam and sgd)"},
+    {"bf16", MT_ARG_BOOL, F(bf16), NULL, "mixed precision: bf16 GEMMs over fp32 master weights and gradients (no loss scaling unless --loss-scale)"},
+    {"fp16", MT_ARG_BOOL, F(fp16), NULL, "mixed precision: fp16 GEMMs over fp32 master weights and gradients, with dynamic loss scaling"},
+    {"loss-scale", MT_ARG_DOUBLE, F(loss_scale), "X", "a constant loss scale instead of the dynamic one (--fp16, --bf16)"},
+    {"initial-loss-scale", MT_ARG_DOUBLE, F(initial_loss_scale), "X", "dynamic loss scaling: the first scale (2^32)"},
+    {"min-loss-scale", MT_ARG_DOUBLE, F(min_loss_scale), "X", "dynamic loss scaling: the lowest scale (1.0)"},
+    {"loss-scale-window", MT_ARG_INT, F(loss_scale_window), "N", "dynamic loss scaling: clean iterations before the scale doubles (1000)"},
+    {"hysteresis", MT_ARG_INT, F(hysteresis), "N", "dynamic loss scaling: overflowing iterations before the scale halves (2)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
@@ -116,7 +125,7 @@ static const struct mt_arg_spec SPECS[] = {
     K("no-masked-softmax-fusion"), K("no-bias-gelu-fusion"), K("no-bias-swiglu-fusion"),
     K("no-bias-dropout-fusion"), K("no-rope-fusion"), K("no-gradient-accumulation-fusion"),
     K("cross-entropy-loss-fusion"), K("no-persist-layer-norm"), K("overlap-grad-reduce"),
-    K("overlap-param-gather"), K("no-async-tensor-model-parallel-allreduce"), K("manual-gc"),
+    K("overlap-param-gather"), K("accumulate-allreduce-grads-in-fp32"), K("fp32-residual-connection"), K("no-async-tensor-model-parallel-allreduce"), K("manual-gc"),
     KV("transformer-impl"), KV("attention-backend"), KV("num-workers"),
 };
 #undef F
@@ -182,6 +191,10 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->distributed_timeout_minutes = 10.0f;
     a->sample_tokens = 200;
     a->sample_temperature = 0.8f;
+    a->initial_loss_scale = MT_LOSS_SCALE_INITIAL;
+    a->min_loss_scale = 1.0;
+    a->loss_scale_window = 1000;
+    a->hysteresis = 2;
 }
 
 /* The teaching preset, applied to every flag the user did not give. */
@@ -218,6 +231,25 @@ static void require(const unsigned char *given)
             mt_user_error("with --data-path the model and run are described by flags, as in Megatron-LM; "
                           "without --data-path the teaching default fills them in",
                           "--%s is required with --data-path", req[i]);
+}
+
+/* --bf16, --fp16 and the loss scaler's flags (Megatron's checks) */
+static void validate_precision(const struct mt_train_args *a, const unsigned char *given)
+{
+    if (a->bf16 && a->fp16) mt_user_error("choose one", "--bf16 and --fp16 exclude each other");
+    if (given[mt_args_find(SPECS, NSPECS, "loss-scale")] && !(a->loss_scale > 0 && isfinite(a->loss_scale)))
+        mt_user_error("a power of two such as 65536", "--loss-scale must be a positive number (got %g)",
+                      a->loss_scale);
+    if (!(a->initial_loss_scale > 0 && isfinite(a->initial_loss_scale)) ||
+        !(a->min_loss_scale > 0 && a->min_loss_scale <= a->initial_loss_scale))
+        mt_user_error("Megatron's defaults are 2^32 and 1", "--initial-loss-scale (%g) must be positive and "
+                      "finite, --min-loss-scale (%g) positive and at most it", a->initial_loss_scale,
+                      a->min_loss_scale);
+    if (a->loss_scale_window < 1 || a->hysteresis < 1)
+        mt_user_error("Megatron's defaults are 1000 and 2", "--loss-scale-window (%d) and --hysteresis (%d) "
+                      "must be positive", a->loss_scale_window, a->hysteresis);
+    if (a->loss_scale > 0 && !a->bf16 && !a->fp16)
+        mt_warn("--loss-scale has no effect without --fp16 or --bf16 (fp32 training is not scaled)");
 }
 
 static void validate(struct mt_train_args *a, const unsigned char *given)
@@ -327,6 +359,7 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
         mt_user_error("Megatron's default is 10", "--distributed-timeout-minutes must be positive (got %g)",
                       a->distributed_timeout_minutes);
     if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
+    validate_precision(a, given);
     if (strcmp(a->model, "gpt") != 0 && strcmp(a->model, "bert") != 0)
         mt_user_error("use gpt or bert", "unknown --model '%s'", a->model);
     const int bert = strcmp(a->model, "bert") == 0;

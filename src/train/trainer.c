@@ -11,6 +11,7 @@
 #include "data/tokenizer.h"
 #include "infer/generate.h"
 #include "model/model.h"
+#include "optim/loss_scale.h"
 #include "optim/optimizer.h"
 #include "parallel/grads.h"
 #include "parallel/grid.h"
@@ -127,6 +128,10 @@ struct run {
     struct mt_model model;
     struct mt_optimizer opt;
     struct mt_lr_schedule sched;
+    enum mt_dtype precision;  /* of the GEMMs: f32, or bf16 / f16 (--bf16, --fp16) */
+    int scaled;               /* a loss scaler is in use (--fp16, or --loss-scale) */
+    struct mt_loss_scaler scaler;
+    long skipped;             /* iterations skipped for inf/NaN gradients: the lr schedule counts the others */
     struct mt_pp_action *sched_actions, *eval_actions;
     int n_actions, n_eval_actions;
     long iteration;
@@ -308,6 +313,13 @@ static void save_checkpoint(struct run *r)
     mt_kv_set(&kv, "optimizer_step", "%d", r->opt.step);
     mt_kv_set(&kv, "has_optimizer", "1");
     mt_kv_set(&kv, "optimizer", "%s", mt_optim_name(r->opt.cfg.kind));
+    mt_kv_set(&kv, "precision", "%s", mt_dtype_name(r->precision));
+    mt_kv_set(&kv, "skipped_iterations", "%ld", r->skipped);
+    if (r->scaled) { /* Megatron's grad_scaler state */
+        mt_kv_set(&kv, "grad_scaler.scale", "%.17g", r->scaler.scale);
+        mt_kv_set(&kv, "grad_scaler.growth_tracker", "%d", r->scaler.growth);
+        mt_kv_set(&kv, "grad_scaler.hysteresis_tracker", "%d", r->scaler.hysteresis_left);
+    }
     mt_kv_set(&kv, "seed", "%ld", a->seed);
     /* dropout masks are a function of this seed and the sample counter */
     mt_kv_set(&kv, "rng_seed", "%llu", (unsigned long long)r->dropout_seed);
@@ -374,6 +386,25 @@ static int optional_state(const struct run *r, const struct mt_optim_state *st)
            (r->opt.cfg.kind == MT_OPTIM_ADAFACTOR && strcmp(st->name, "exp_avg") == 0);
 }
 
+/* A dynamic loss scaler resumes where it was (with the optimizer's state,
+ * as in Megatron); a checkpoint without one (fp32, bf16) leaves it at its
+ * initial scale. */
+static void load_scaler(struct run *r, const struct mt_kv *kv, const char *path)
+{
+    const char *s = mt_kv_get(kv, "grad_scaler.scale");
+    long growth, hyst;
+    if (!r->scaled || !r->scaler.dynamic || !s) return;
+    char *end;
+    const double scale = strtod(s, &end);
+    if (*end || !(scale > 0 && isfinite(scale)) || !kv_long(kv, "grad_scaler.growth_tracker", &growth) ||
+        !kv_long(kv, "grad_scaler.hysteresis_tracker", &hyst))
+        mt_user_error("the checkpoint is damaged; --no-load-optim starts the scaler afresh",
+                      "%s: the loss scaler's state (grad_scaler.*) is incomplete or malformed", path);
+    r->scaler.scale = scale;
+    r->scaler.growth = (int)growth;
+    r->scaler.hysteresis_left = (int)hyst;
+}
+
 /* Every rank reads the (shared) checkpoint file itself and keeps its shards. */
 static void load_checkpoint(struct run *r)
 {
@@ -435,6 +466,10 @@ static void load_checkpoint(struct run *r)
         r->iteration = iter;
         r->consumed = (uint64_t)consumed;
         if (with_optim) r->opt.step = (int)step;
+        long skipped = 0;
+        kv_long(&kv, "skipped_iterations", &skipped);
+        r->skipped = skipped;
+        if (with_optim) load_scaler(r, &kv, path);
         const char *rs = mt_kv_get(&kv, "rng_seed");
         if (rs && !a->no_load_rng) r->dropout_seed = strtoull(rs, NULL, 10);
         long gbs;
@@ -478,6 +513,9 @@ static void bert_batch(struct run *r, uint64_t at, struct mt_batch *b)
                            r->a->bert_no_binary_head ? NULL : r->labels};
 }
 
+/* what the loss is multiplied by before the backward pass */
+static double loss_scale_of(const struct run *r) { return r->scaled ? r->scaler.scale : 1.0; }
+
 static double pp_forward(void *u, int slot, int micro)
 {
     struct run *r = u;
@@ -502,7 +540,7 @@ static void pp_backward(void *u, int slot, int micro)
 {
     struct run *r = u;
     (void)micro;
-    mt_model_stage_backward(&r->model, slot, 1.0f / (float)r->n_micro);
+    mt_model_stage_backward(&r->model, slot, (float)(loss_scale_of(r) / r->n_micro));
 }
 
 static mt_tensor pp_input(void *u, int slot)
@@ -611,6 +649,24 @@ static void setup_parallel(struct run *r)
         mt_user_error("choose sizes that divide evenly", "%s", err);
 }
 
+/* Mixed precision: the GEMMs' type and the loss scaler (Megatron: a
+ * dynamic scaler for fp16, a constant one when --loss-scale is given, none
+ * for bf16 otherwise). */
+static void setup_precision(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    r->precision = a->bf16 ? MT_DTYPE_BF16 : a->fp16 ? MT_DTYPE_F16 : MT_DTYPE_F32;
+    mt_backend_set_gemm_precision(r->be, r->precision);
+    if (r->precision != MT_DTYPE_F32 && a->loss_scale > 0) {
+        mt_loss_scaler_constant(&r->scaler, a->loss_scale);
+        r->scaled = 1;
+    } else if (a->fp16) {
+        mt_loss_scaler_dynamic(&r->scaler, a->initial_loss_scale, a->min_loss_scale, a->loss_scale_window,
+                               a->hysteresis);
+        r->scaled = 1;
+    }
+}
+
 /* The model, the optimizer, the schedules. */
 static void build(struct run *r)
 {
@@ -647,6 +703,7 @@ static void build(struct run *r)
     r->n_eval_actions = mt_pp_schedule_forward(r->eval_actions, cap, G->pp_size, G->pp_rank, n_micro);
     MT_ASSERT(r->n_actions > 0 && r->n_eval_actions > 0);
     mt_model_init_weights(&r->model, (uint64_t)a->seed);
+    setup_precision(r);
 }
 
 static void banner(struct run *r)
@@ -680,6 +737,14 @@ static void banner(struct run *r)
         mt_backend_name(r->be), a->tf32 ? " (TF32 GEMMs)" : "", G->world_size, G->world_size > 1 ? "es" : "",
         G->tp_size, G->pp_size, G->dp_size, a->micro_batch_size, r->n_micro, G->dp_size,
         a->global_batch_size, a->train_iters);
+    if (r->precision != MT_DTYPE_F32)
+        SAY(" mixed precision: %s GEMMs (inputs and products rounded to %s, f32 accumulation), f32 master "
+            "weights, gradients and optimizer state\n", mt_dtype_name(r->precision), mt_dtype_name(r->precision));
+    if (r->scaled && r->scaler.dynamic)
+        SAY(" loss scale: dynamic from %.1f (min %.1f, window %d, hysteresis %d)\n", r->scaler.scale,
+            r->scaler.min_scale, r->scaler.window, r->scaler.hysteresis);
+    else if (r->scaled)
+        SAY(" loss scale: constant %.1f\n", r->scaler.scale);
     SAY(" optimizer: %s, state %.2f MB per rank%s\n", mt_optim_name(r->opt.cfg.kind),
         (double)mt_optim_state_bytes(&r->opt) / 1e6,
         r->opt.shard.dp ? " (distributed over the data-parallel group)" : "");
@@ -709,13 +774,33 @@ static void memory_report(struct run *r)
         (double)ms.peak / 1e6, mt_backend_name(r->be), (double)r->mem_expected / 1e6, rss / 1e6);
 }
 
+/* The log interval's sums. The losses are averaged over the iterations
+ * that updated the weights (Megatron's "advanced" ones); an interval
+ * whose iterations were all skipped shows theirs instead (Megatron would
+ * print 0). */
 struct interval {
-    double loss_sum, lm_sum, sop_sum, t0, comm_s0;
+    double sum[3], skipped_sum[3]; /* loss, BERT's lm and sop parts */
+    double t0, comm_s0;
     uint64_t comm_b0;
-    long n;
+    long n, skipped, nan;
+    double last_norm;
 };
 
-static void log_iteration(struct run *r, struct interval *iv, float lr, double norm)
+static void interval_add(struct interval *iv, const double part[3], int skipped, int nan)
+{
+    for (int i = 0; i < 3; i++) (skipped ? iv->skipped_sum : iv->sum)[i] += part[i];
+    iv->n++;
+    iv->skipped += skipped;
+    iv->nan += nan;
+}
+
+static double interval_mean(const struct interval *iv, int i)
+{
+    const long adv = iv->n - iv->skipped;
+    return adv > 0 ? iv->sum[i] / (double)adv : iv->skipped_sum[i] / (double)iv->n;
+}
+
+static void log_iteration(struct run *r, struct interval *iv, float lr)
 {
     const struct mt_train_args *a = r->a;
     double dt = mt_now() - iv->t0, comm_s;
@@ -723,30 +808,48 @@ static void log_iteration(struct run *r, struct interval *iv, float lr, double n
     mt_comm_stats(&comm_b, &comm_s);
     double ms = 1000.0 * dt / (double)iv->n;
     double tps = (double)iv->n * a->global_batch_size * a->seq_length / dt;
-    double avg = (r->bert ? iv->lm_sum : iv->loss_sum) / (double)iv->n;
+    const double avg = interval_mean(iv, r->bert ? 1 : 0), norm = iv->last_norm;
     char sop[64] = "", sop_json[64] = "";
     if (r->bert && !a->bert_no_binary_head) {
-        snprintf(sop, sizeof sop, " sop loss: %.6E |", iv->sop_sum / (double)iv->n);
-        snprintf(sop_json, sizeof sop_json, ", \"sop_loss\": %.9g", iv->sop_sum / (double)iv->n);
+        snprintf(sop, sizeof sop, " sop loss: %.6E |", interval_mean(iv, 2));
+        snprintf(sop_json, sizeof sop_json, ", \"sop_loss\": %.9g", interval_mean(iv, 2));
     }
+    /* Megatron's fields: the scale after this iteration's update, no grad
+     * norm for a skipped iteration, and the interval's skip counts */
+    char scale[48] = "", gnorm[40] = "", skips[96] = "", scale_json[128] = "", norm_json[40] = "null";
+    if (r->scaled) {
+        snprintf(scale, sizeof scale, " loss scale: %.1f |", r->scaler.scale);
+        snprintf(skips, sizeof skips, " number of skipped iterations: %3ld | number of nan iterations: %3ld |",
+                 iv->skipped, iv->nan);
+        snprintf(scale_json, sizeof scale_json, ", \"loss_scale\": %.17g, \"skipped_iterations\": %ld, "
+                 "\"nan_iterations\": %ld", r->scaler.scale, iv->skipped, iv->nan);
+    }
+    if (isfinite(norm)) {
+        snprintf(gnorm, sizeof gnorm, " grad norm: %.3f |", norm);
+        snprintf(norm_json, sizeof norm_json, "%.9g", norm);
+    }
+    /* JSON has no NaN: a non-finite loss (a skipped fp16 iteration) is null */
+    char loss_json[40] = "null";
+    if (isfinite(avg)) snprintf(loss_json, sizeof loss_json, "%.9g", avg);
     double comm_ms = 1000.0 * (comm_s - iv->comm_s0) / (double)iv->n;
     double comm_mb = (double)(comm_b - iv->comm_b0) / (double)iv->n / 1e6;
     char comm[96] = "";
     if (r->grp.world_size > 1)
         snprintf(comm, sizeof comm, " comm (ms): %.1f | comm sent (MB): %.2f |", comm_ms, comm_mb);
     SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
-        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E |%s "
-        "grad norm: %.3f |%s\n", r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tps,
-        lr, a->global_batch_size, avg, sop, norm, comm);
+        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E |%s%s%s%s%s\n",
+        r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tps, lr, a->global_batch_size,
+        avg, sop, scale, gnorm, skips, comm);
     if (r->json) {
-        fprintf(r->json, "{\"iteration\": %ld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %.9g, "
+        fprintf(r->json, "{\"iteration\": %ld, \"loss\": %s%s, \"lr\": %.9g, \"grad_norm\": %s%s, "
                 "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
-                "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, avg, sop_json, lr, norm, tps, ms,
-                (unsigned long long)r->consumed, comm_ms, comm_mb);
+                "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, loss_json, sop_json, lr, norm_json,
+                scale_json, tps, ms, (unsigned long long)r->consumed, comm_ms, comm_mb);
         mt_log_flush(r->json, r->a->log_json);
     }
-    iv->loss_sum = iv->lm_sum = iv->sop_sum = 0;
-    iv->n = 0;
+    memset(iv->sum, 0, sizeof iv->sum);
+    memset(iv->skipped_sum, 0, sizeof iv->skipped_sum);
+    iv->n = iv->skipped = iv->nan = 0;
     iv->t0 = mt_now();
     iv->comm_s0 = comm_s;
     iv->comm_b0 = comm_b;
@@ -781,36 +884,49 @@ static void loop(struct run *r)
 {
     const struct mt_train_args *a = r->a;
     const long it0 = r->iteration;
-    struct interval iv = {0, 0, 0, mt_now(), 0, 0, 0};
+    struct interval iv;
+    memset(&iv, 0, sizeof iv);
+    iv.t0 = mt_now();
     mt_comm_stats(&iv.comm_b0, &iv.comm_s0);
     long last_saved = -1;
     mt_model_set_training(&r->model, 1, r->dropout_seed);
     const int shared = r->grp.embd ? mt_model_tied_index(&r->model) : -1;
     while (r->iteration < a->train_iters) {
-        const float lr = mt_lr_at(&r->sched, r->iteration); /* Megatron: lr of step k-1 */
+        /* Megatron: the lr of the updates so far (skipped iterations do not
+         * advance the schedule) */
+        const float lr = mt_lr_at(&r->sched, r->iteration - r->skipped);
         double loss = run_schedule(r, &r->train_loader, r->consumed, 1, r->sched_actions, r->n_actions);
         mt_finalize_grads(r->be, &r->grp, &r->model.table, r->model.grads, shared,
                           (size_t)a->ddp_bucket_size, /* dp reduction */ !r->opt.shard.dp);
-        loss = reduce_loss(r, loss);
+        double part[3] = {reduce_loss(r, loss), 0, 0};
+        loss = part[0];
         if (r->bert) {
-            iv.lm_sum += reduce_loss(r, r->lm_sum);
-            iv.sop_sum += reduce_loss(r, r->sop_sum);
+            part[1] = reduce_loss(r, r->lm_sum);
+            part[2] = reduce_loss(r, r->sop_sum);
         }
-        /* a non-finite loss or gradient stops the run before any update
-         * (the step skips itself on a non-finite norm) */
-        const double norm = isfinite(loss) ? mt_optim_step(&r->opt, r->model.params, r->model.grads, lr, 1.0f)
-                                           : NAN;
-        if (!isfinite(loss) || !isfinite(norm)) {
+        /* the step skips itself on a non-finite gradient norm (every rank
+         * agrees on it and on the loss) and zeroes the gradients */
+        double norm = NAN;
+        if (isfinite(loss))
+            norm = mt_optim_step(&r->opt, r->model.params, r->model.grads, lr, (float)(1.0 / loss_scale_of(r)));
+        else
+            mt_memset0(r->be, r->model.grads, r->model.table.total * sizeof(float));
+        const int found_inf = !isfinite(norm);
+        if (found_inf && !r->scaled) {
+            /* unscaled, inf/NaN means divergence: stop before any update */
             progress_clear(&r->prog);
             mt_user_error(resume_hint(r), "iteration %ld: the loss (%g) or the gradient norm (%g) is not "
                           "finite; stopped before updating the weights", r->iteration + 1, fabs(loss), fabs(norm));
         }
+        /* scaled: the iteration is skipped and the scale lowered (Megatron) */
+        if (r->scaled) mt_loss_scaler_update(&r->scaler, found_inf);
+        r->skipped += found_inf;
         r->iteration++;
         r->consumed += (uint64_t)a->global_batch_size;
-        iv.loss_sum += loss;
-        iv.n++;
+        interval_add(&iv, part, found_inf, !isfinite(loss));
+        iv.last_norm = norm;
         if (r->iteration % a->log_interval == 0 || r->iteration == a->train_iters)
-            log_iteration(r, &iv, lr, norm);
+            log_iteration(r, &iv, lr);
         if (r->has_valid && a->eval_interval > 0 && r->iteration % a->eval_interval == 0 &&
             r->iteration != a->train_iters) {
             double t = mt_now();

@@ -55,6 +55,11 @@ struct mt_train_args {
     const char *backend;
     int tp, pp;
     int tf32;
+    /* mixed precision: --bf16 / --fp16, and the loss scaler (optim/loss_scale.h) */
+    int bf16, fp16;
+    double loss_scale; /* > 0: constant; 0: dynamic under --fp16, none under --bf16 */
+    double initial_loss_scale, min_loss_scale;
+    int loss_scale_window, hysteresis;
     long ddp_bucket_size;
     float distributed_timeout_minutes; /* the watchdog (backend.h mt_comm_set_timeout) */
     int sample_tokens;
