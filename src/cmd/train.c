@@ -9,6 +9,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "model/config.h"
+#include "model/model.h"
 #include "optim/loss_scale.h"
 #include "optim/optimizer.h"
 #include "train/trainer.h"
@@ -117,6 +118,11 @@ static const struct mt_arg_spec SPECS[] = {
     {"min-loss-scale", MT_ARG_DOUBLE, F(min_loss_scale), "X", "dynamic loss scaling: the lowest scale (1.0)"},
     {"loss-scale-window", MT_ARG_INT, F(loss_scale_window), "N", "dynamic loss scaling: clean iterations before the scale doubles (1000)"},
     {"hysteresis", MT_ARG_INT, F(hysteresis), "N", "dynamic loss scaling: overflowing iterations before the scale halves (2)"},
+    {"recompute-granularity", MT_ARG_STRING, F(recompute_granularity), "S", "activation recompute: full (whole layers) | selective (the attention probabilities) (none)"},
+    {"recompute-method", MT_ARG_STRING, F(recompute_method), "S", "full recompute: uniform (chunks of --recompute-num-layers) | block (the first --recompute-num-layers layers of each stage)"},
+    {"recompute-num-layers", MT_ARG_INT, F(recompute_num_layers), "N", "full recompute: layers per chunk (uniform) or per stage (block)"},
+    {"recompute-activations", MT_ARG_BOOL, F(recompute_activations), NULL, "the older spelling of --recompute-granularity selective"},
+    {"recompute-modules", MT_ARG_WORDS, F(recompute_modules), "M", "selective recompute: what is recomputed; core_attn only (core_attn)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
@@ -195,6 +201,7 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->min_loss_scale = 1.0;
     a->loss_scale_window = 1000;
     a->hysteresis = 2;
+    a->recompute_num_layers = -1;
 }
 
 /* The teaching preset, applied to every flag the user did not give. */
@@ -231,6 +238,57 @@ static void require(const unsigned char *given)
             mt_user_error("with --data-path the model and run are described by flags, as in Megatron-LM; "
                           "without --data-path the teaching default fills them in",
                           "--%s is required with --data-path", req[i]);
+}
+
+/* Activation recompute, with Megatron's checks (TransformerConfig): full
+ * needs a method and a layer count, selective takes neither. */
+static void validate_recompute(struct mt_train_args *a)
+{
+    if (a->recompute_activations) {
+        if (a->recompute_granularity && strcmp(a->recompute_granularity, "selective") != 0)
+            mt_user_error("give one of them", "--recompute-activations (selective) contradicts "
+                          "--recompute-granularity %s", a->recompute_granularity);
+        a->recompute_granularity = "selective";
+    }
+    const char *g = a->recompute_granularity;
+    if (!g) {
+        if (a->recompute_method || a->recompute_num_layers >= 0 || a->recompute_modules.n)
+            mt_user_error("add --recompute-granularity full (or selective)",
+                          "--recompute-method, --recompute-num-layers and --recompute-modules need "
+                          "--recompute-granularity");
+        return;
+    }
+    const int gran = mt_recompute_granularity_parse(g);
+    if (gran < 0) mt_user_error("use full or selective", "unknown --recompute-granularity '%s'", g);
+    if (gran == MT_RECOMPUTE_SELECTIVE) {
+        if (a->recompute_method || a->recompute_num_layers >= 0)
+            mt_user_error("drop them, or use --recompute-granularity full",
+                          "--recompute-method and --recompute-num-layers are for --recompute-granularity full");
+        for (int i = 0; i < a->recompute_modules.n; i++)
+            if (strcmp(a->recompute_modules.v[i], "core_attn") != 0)
+                mt_user_error("megatron-c recomputes the core attention (core_attn) only",
+                              "--recompute-modules %s is not supported", a->recompute_modules.v[i]);
+        return;
+    }
+    if (a->recompute_modules.n)
+        mt_user_error("drop it, or use --recompute-granularity selective",
+                      "--recompute-modules is for --recompute-granularity selective");
+    if (!a->recompute_method || mt_recompute_method_parse(a->recompute_method) < 0)
+        mt_user_error("add --recompute-method uniform (chunks of layers) or block (the first layers of each stage)",
+                      "--recompute-granularity full needs --recompute-method uniform or block%s%s%s",
+                      a->recompute_method ? " (got '" : "", a->recompute_method ? a->recompute_method : "",
+                      a->recompute_method ? "')" : "");
+    const int per_stage = a->num_layers / (a->pp > 0 ? a->pp : 1);
+    const int block = mt_recompute_method_parse(a->recompute_method) == MT_RECOMPUTE_BLOCK;
+    if (a->recompute_num_layers < 0)
+        mt_user_error(block ? "e.g. --recompute-num-layers 1: the first layer of each stage"
+                            : "e.g. --recompute-num-layers 1: every layer rerun from its own input",
+                      "--recompute-granularity full needs --recompute-num-layers");
+    if (block ? a->recompute_num_layers > per_stage
+              : (a->recompute_num_layers < 1 || a->recompute_num_layers > per_stage))
+        mt_user_error(NULL, "--recompute-num-layers %d must lie in [%d, %d] (the layers of a pipeline stage) "
+                      "with --recompute-method %s", a->recompute_num_layers, block ? 0 : 1, per_stage,
+                      a->recompute_method);
 }
 
 /* --bf16, --fp16 and the loss scaler's flags (Megatron's checks) */
@@ -360,6 +418,7 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
                       a->distributed_timeout_minutes);
     if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
     validate_precision(a, given);
+    validate_recompute(a);
     if (strcmp(a->model, "gpt") != 0 && strcmp(a->model, "bert") != 0)
         mt_user_error("use gpt or bert", "unknown --model '%s'", a->model);
     const int bert = strcmp(a->model, "bert") == 0;

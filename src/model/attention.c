@@ -52,6 +52,9 @@ void mt_attention_bwd(const struct mt_fwd *f, const struct mt_layer_view *w,
     mt_tensor all = mt_rows(a->qkv, 0, N), dqkv = mt_rows(gb->dqkv, 0, N);
     mt_tensor att = mt_prefix(a->att, (int64_t)f->B * f->heads * f->T, f->T);
     mt_tensor datt = mt_prefix(gb->datt, att.rows, att.cols);
+    /* selective recompute: the probabilities (one buffer for all layers)
+     * again from the kept q, k, v; out is rewritten with the same values */
+    if (f->recompute_attn) mt_attn_fwd(f->be, out, att, all, &args);
     mt_row_linear_bwd(f->tp, &proj, dout, dy, out);
     mt_attn_bwd(f->be, dqkv, datt, dout, all, att, &args);
     if (f->rope.data) mt_rope_bwd(f->be, dqkv, f->rope, &args);

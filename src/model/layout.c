@@ -2,6 +2,7 @@
 #include "model/layout.h"
 #include "core/error.h"
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,15 +296,38 @@ static int act_present(const struct mt_transformer_config *c, enum act_when w)
     return 0;
 }
 
-static void alloc_set(mt_backend *be, const struct mt_transformer_config *c,
-                      const struct mt_act_dims *d, const struct act_spec *specs, int n, void *set)
+/* keep(offset): whether the member at that offset is allocated (NULL: all) */
+static void alloc_set_if(mt_backend *be, const struct mt_transformer_config *c, const struct mt_act_dims *d,
+                         const struct act_spec *specs, int n, void *set, int (*keep)(size_t, size_t),
+                         size_t arg)
 {
     memset(set, 0, (size_t)n * sizeof(mt_tensor));
     for (int k = 0; k < n; k++) {
         mt_tensor *t = (mt_tensor *)((char *)set + specs[k].offset);
-        if (!act_present(c, specs[k].when)) continue;
+        if (!act_present(c, specs[k].when) || (keep && !keep(specs[k].offset, arg))) continue;
         *t = mt_tensor_alloc(be, MT_DTYPE_F32, act_dim(d, specs[k].rows), act_dim(d, specs[k].cols));
     }
+}
+
+static void alloc_set(mt_backend *be, const struct mt_transformer_config *c,
+                      const struct mt_act_dims *d, const struct act_spec *specs, int n, void *set)
+{
+    alloc_set_if(be, c, d, specs, n, set, NULL, 0);
+}
+
+static int is_member(size_t offset, size_t which) { return offset == which; }
+static int not_member(size_t offset, size_t which) { return offset != which; }
+
+void mt_layout_alloc_layer_part(mt_backend *be, const struct mt_transformer_config *c,
+                                const struct mt_act_dims *d, struct mt_layer_acts *a,
+                                enum mt_layer_part part)
+{
+    const size_t out = c->post_layernorm ? offsetof(struct mt_layer_acts, ln2)
+                                         : offsetof(struct mt_layer_acts, resid3);
+    if (part == MT_LAYER_OUTPUT)
+        alloc_set_if(be, c, d, LAYER_ACTS, COUNT(LAYER_ACTS), a, is_member, out);
+    else
+        alloc_set_if(be, c, d, LAYER_ACTS, COUNT(LAYER_ACTS), a, not_member, offsetof(struct mt_layer_acts, att));
 }
 
 static void free_set(mt_backend *be, const struct act_spec *specs, int n, void *set)

@@ -205,6 +205,13 @@ void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_ra
 void mt_layout_alloc_layer_acts(mt_backend *be, const struct mt_transformer_config *c,
                                 const struct mt_act_dims *d, struct mt_layer_acts *a);
 void mt_layout_free_layer_acts(mt_backend *be, struct mt_layer_acts *a);
+/* Part of a layer's set, for activation recompute (model/model.h): only
+ * its output (resid3; ln2 in the post-norm layout), or all but the
+ * attention probabilities; the rest stay NULL. Freed as the whole set. */
+enum mt_layer_part { MT_LAYER_OUTPUT, MT_LAYER_ALL_BUT_ATT };
+void mt_layout_alloc_layer_part(mt_backend *be, const struct mt_transformer_config *c,
+                                const struct mt_act_dims *d, struct mt_layer_acts *a,
+                                enum mt_layer_part part);
 void mt_layout_alloc_head_acts(mt_backend *be, const struct mt_transformer_config *c,
                                const struct mt_act_dims *d, struct mt_head_acts *a);
 void mt_layout_free_head_acts(mt_backend *be, struct mt_head_acts *a);

@@ -39,6 +39,7 @@ static struct mt_fwd fwd_of(const struct mt_model *m, const struct mt_model_slot
     f.dropout = s->dropout;
     f.seed = m->dropout_seed;
     f.sample0 = s->sample0;
+    f.recompute_attn = m->rc.granularity == MT_RECOMPUTE_SELECTIVE;
     return f;
 }
 
@@ -85,15 +86,14 @@ static void slot_alloc(struct mt_model *m, struct mt_model_slot *s)
     if (m->stage.first) mt_layout_alloc_embed_acts(be, &m->cfg, &m->dims, &s->emb);
     s->acts = calloc((size_t)(m->stage.nlayers > 0 ? m->stage.nlayers : 1), sizeof *s->acts);
     if (!s->acts) mt_die("out of memory");
-    for (int l = 0; l < m->stage.nlayers; l++)
-        mt_layout_alloc_layer_acts(be, &m->cfg, &m->dims, &s->acts[l]);
+    mt_recompute_alloc_slot(m, s);
     if (m->stage.last) mt_layout_alloc_head_acts(be, &m->cfg, &m->dims, &s->head);
 }
 
 static void slot_free(struct mt_model *m, struct mt_model_slot *s)
 {
     mt_backend *be = m->be;
-    for (int l = 0; l < m->stage.nlayers; l++) mt_layout_free_layer_acts(be, &s->acts[l]);
+    mt_recompute_free_slot(m, s);
     if (m->stage.last) mt_layout_free_head_acts(be, &s->head);
     if (m->stage.first) mt_layout_free_embed_acts(be, &s->emb);
     mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->types, &s->lengths,
@@ -106,8 +106,16 @@ static void slot_free(struct mt_model *m, struct mt_model_slot *s)
 void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
                    int B, int T, const struct mt_model_par *par, int nslots)
 {
+    mt_model_init_recompute(m, cfg, be, B, T, par, nslots, NULL);
+}
+
+void mt_model_init_recompute(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
+                             int B, int T, const struct mt_model_par *par, int nslots,
+                             const struct mt_recompute *rc)
+{
     char err[256];
     memset(m, 0, sizeof *m);
+    if (rc) m->rc = *rc;
     m->cfg = *cfg;
     m->be = be;
     if (!par) {
@@ -141,6 +149,7 @@ void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, 
     m->nslots = nslots;
     m->slots = calloc((size_t)nslots, sizeof *m->slots);
     if (!m->slots) mt_die("out of memory");
+    mt_recompute_alloc(m); /* before the slots: selective's shared buffer */
     for (int k = 0; k < nslots; k++) slot_alloc(m, &m->slots[k]);
     mt_layout_alloc_grad_bufs(be, cfg, &m->dims, &m->gb);
     m->rope = rope_table(be, cfg);
@@ -155,6 +164,7 @@ void mt_model_free(struct mt_model *m)
     mt_backend *be = m->be;
     if (!be) return;
     for (int k = 0; k < m->nslots; k++) slot_free(m, &m->slots[k]);
+    mt_recompute_free(m);
     mt_layout_free_grad_bufs(be, &m->gb);
     mt_tensor_free(be, &m->rope);
     mt_dealloc(be, m->params);
@@ -401,8 +411,9 @@ float mt_model_stage_forward_batch(struct mt_model *m, int slot, const struct mt
         mt_embedding_fwd(&f, &m->w, &s->emb, x, &ids);
     }
     for (int l = 0; l < m->stage.nlayers; l++) {
-        mt_layer_fwd(&f, &m->w.layers[l], &s->acts[l], m->stage.layer0 + l, x);
-        x = mt_layer_output(&m->cfg, &s->acts[l], 0, N);
+        struct mt_layer_acts tmp, *a = mt_recompute_acts(m, s, l, &tmp);
+        mt_layer_fwd(&f, &m->w.layers[l], a, m->stage.layer0 + l, x);
+        x = mt_layer_output(&m->cfg, a, 0, N);
     }
     s->has_targets = s->has_labels = 0;
     if (!m->stage.last) return 0.0f;
@@ -505,9 +516,11 @@ void mt_model_stage_backward(struct mt_model *m, int slot, float dloss_scale)
     if (m->stage.last) heads_backward(m, s, &f, dloss_scale);
     /* else: the caller received d(stage output) into the stage's dinput */
     for (int l = m->stage.nlayers - 1; l >= 0; l--) {
-        mt_tensor x = l > 0 ? mt_layer_output(&m->cfg, &s->acts[l - 1], 0, N) : mt_rows(s->input, 0, N);
-        mt_layer_bwd(&f, &m->w.layers[l], &m->g.layers[l], &s->acts[l], m->stage.layer0 + l,
-                     &m->gb, x);
+        mt_recompute_chunk(m, s, &f, l);
+        struct mt_layer_acts tmp, prev, *a = mt_recompute_acts(m, s, l, &tmp);
+        mt_tensor x = l > 0 ? mt_layer_output(&m->cfg, mt_recompute_acts(m, s, l - 1, &prev), 0, N)
+                            : mt_rows(s->input, 0, N);
+        mt_layer_bwd(&f, &m->w.layers[l], &m->g.layers[l], a, m->stage.layer0 + l, &m->gb, x);
     }
     if (m->stage.first) {
         const struct mt_embed_ids ids = embed_ids(s, N);
@@ -540,6 +553,7 @@ void mt_model_backward(struct mt_model *m, float dloss_scale)
 mt_tensor mt_model_decode_prefill(struct mt_model *m, const int32_t *tokens, int n)
 {
     MT_ASSERT(m->B == 1 && n >= 1 && n <= m->T);
+    MT_ASSERT(m->rc.granularity == MT_RECOMPUTE_NONE); /* the KV cache is each layer's qkv */
     const int training = m->training;
     m->training = 0;
     mt_model_forward(m, tokens, NULL, 1, n, 0);

@@ -34,6 +34,26 @@
 #include "parallel/mappings.h"
 #include <stdint.h>
 
+/* Activation recompute (Megatron's --recompute-granularity, --recompute-
+ * method, --recompute-num-layers): what a training forward keeps for the
+ * backward, which recomputes the rest from it, bitwise as first computed.
+ *   full, uniform N: the stage's layers in chunks of N (the last may be
+ *     shorter); only each chunk's output is kept (the next chunk's input),
+ *     the chunk is rerun in the backward into N layers of scratch shared by
+ *     the micro-batches in flight;
+ *   full, block N: the stage's first N layers one by one (chunks of 1), the
+ *     others kept whole;
+ *   selective: the attention probabilities (B x heads x T x T per layer,
+ *     Megatron's core_attn) are one buffer for all layers, recomputed from
+ *     the kept q, k, v in each layer's backward. */
+enum mt_recompute_granularity { MT_RECOMPUTE_NONE, MT_RECOMPUTE_FULL, MT_RECOMPUTE_SELECTIVE };
+enum mt_recompute_method { MT_RECOMPUTE_UNIFORM, MT_RECOMPUTE_BLOCK };
+struct mt_recompute {
+    enum mt_recompute_granularity granularity;
+    enum mt_recompute_method method; /* full only */
+    int num_layers;                  /* full only: N above */
+};
+
 /* Where this model instance sits in the parallel layout. Serial: all 1, 0. */
 struct mt_model_par {
     mt_comm *tp_comm; /* tensor-parallel group (size tp) */
@@ -100,6 +120,12 @@ struct mt_model {
     mt_tensor logits;          /* (N, real vocabulary columns of this shard) */
     float *losses_host;        /* (N) host copy of its per-token losses */
     int32_t *ids_host;         /* (N) host staging of position ids */
+    /* activation recompute (struct mt_recompute): full's scratch layers
+     * (rc_n of them), selective's shared attention probabilities */
+    struct mt_recompute rc;
+    struct mt_layer_acts *rc_acts;
+    int rc_n;
+    mt_tensor rc_att;
 };
 
 /* Builds the parameter table, allocates parameters, gradients and the
@@ -109,6 +135,13 @@ struct mt_model {
  * message when the sizes do not divide (mt_config_check_parallel). */
 void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
                    int B, int T, const struct mt_model_par *par, int nslots);
+/* The same, training with activation recompute (rc NULL: none). */
+void mt_model_init_recompute(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
+                             int B, int T, const struct mt_model_par *par, int nslots,
+                             const struct mt_recompute *rc);
+/* "full" | "selective" and "uniform" | "block" -> the enums, or -1 */
+int mt_recompute_granularity_parse(const char *s);
+int mt_recompute_method_parse(const char *s);
 void mt_model_free(struct mt_model *m);
 /* Megatron init (model/layout.h: init column): drawn on the host as whole
  * tensors in global table order from the seed, then each rank keeps its

@@ -18,6 +18,7 @@ struct mt_fwd {
     int dropout;             /* training forward with dropout */
     uint64_t seed;
     int64_t sample0;         /* the first sample's index in the training stream */
+    int recompute_attn;      /* selective recompute: attention's backward recomputes its probabilities */
 };
 
 /* the configured GELU as the backend's activation */
@@ -113,5 +114,21 @@ void mt_seq_loss_fwd(const struct mt_fwd *f, struct mt_head_acts *h, mt_tensor l
 void mt_seq_head_bwd(const struct mt_fwd *f, const struct mt_model_view *w,
                      const struct mt_model_view *g, struct mt_head_acts *h, struct mt_grad_bufs *gb,
                      mt_tensor dhidden, mt_tensor rows, mt_tensor labels, mt_tensor dlosses);
+
+/* recompute.c (struct mt_recompute): the activations layer l of slot s
+ * reads and writes: its own, or in a fully recomputed chunk the chunk's
+ * scratch layer, whose output is the slot's kept one at the chunk's end
+ * (tmp holds the combination). */
+struct mt_layer_acts *mt_recompute_acts(struct mt_model *m, struct mt_model_slot *s, int l,
+                                        struct mt_layer_acts *tmp);
+/* Backward, before layer l: when l ends a fully recomputed chunk, reruns
+ * the chunk's forward from its kept input. */
+void mt_recompute_chunk(struct mt_model *m, struct mt_model_slot *s, const struct mt_fwd *f, int l);
+/* Allocation: the slot's layer activations and the model's scratch as the
+ * recompute setting (m->rc) needs them, and their release. */
+void mt_recompute_alloc_slot(struct mt_model *m, struct mt_model_slot *s);
+void mt_recompute_free_slot(struct mt_model *m, struct mt_model_slot *s);
+void mt_recompute_alloc(struct mt_model *m);
+void mt_recompute_free(struct mt_model *m);
 
 #endif /* MT_MODEL_INTERNAL_H */

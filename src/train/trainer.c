@@ -676,7 +676,14 @@ static void build(struct run *r)
     struct mt_model_par par = {G->tp, G->tp_size, G->tp_rank, G->pp_size, G->pp_rank};
     /* 1F1B keeps at most (stages - stage) micro-batches in flight */
     int nslots = G->pp_size - G->pp_rank < n_micro ? G->pp_size - G->pp_rank : n_micro;
-    mt_model_init(&r->model, &r->desc.model, r->be, mbs, T, &par, nslots);
+    struct mt_recompute rc = {MT_RECOMPUTE_NONE, MT_RECOMPUTE_UNIFORM, 0};
+    if (a->recompute_granularity) {
+        rc.granularity = (enum mt_recompute_granularity)mt_recompute_granularity_parse(a->recompute_granularity);
+        if (a->recompute_method)
+            rc.method = (enum mt_recompute_method)mt_recompute_method_parse(a->recompute_method);
+        rc.num_layers = a->recompute_num_layers;
+    }
+    mt_model_init_recompute(&r->model, &r->desc.model, r->be, mbs, T, &par, nslots, &rc);
     r->dropout_seed = (uint64_t)a->seed;
     const struct mt_optim_config oc = {
         .beta1 = a->adam_beta1, .beta2 = a->adam_beta2, .eps = a->adam_eps,
@@ -737,6 +744,14 @@ static void banner(struct run *r)
         mt_backend_name(r->be), a->tf32 ? " (TF32 GEMMs)" : "", G->world_size, G->world_size > 1 ? "es" : "",
         G->tp_size, G->pp_size, G->dp_size, a->micro_batch_size, r->n_micro, G->dp_size,
         a->global_batch_size, a->train_iters);
+    const struct mt_recompute *rc = &r->model.rc;
+    if (rc->granularity == MT_RECOMPUTE_SELECTIVE)
+        SAY(" activation recompute: selective (the attention probabilities, recomputed in each layer's "
+            "backward)\n");
+    else if (rc->granularity == MT_RECOMPUTE_FULL)
+        SAY(" activation recompute: full, %s %d (%s)\n", rc->method == MT_RECOMPUTE_BLOCK ? "block" : "uniform",
+            rc->num_layers, rc->method == MT_RECOMPUTE_BLOCK ? "the first layers of each stage, one by one"
+                                                             : "chunks of layers, each rerun from its input");
     if (r->precision != MT_DTYPE_F32)
         SAY(" mixed precision: %s GEMMs (inputs and products rounded to %s, f32 accumulation), f32 master "
             "weights, gradients and optimizer state\n", mt_dtype_name(r->precision), mt_dtype_name(r->precision));

@@ -60,6 +60,10 @@ struct mt_train_args {
     double loss_scale; /* > 0: constant; 0: dynamic under --fp16, none under --bf16 */
     double initial_loss_scale, min_loss_scale;
     int loss_scale_window, hysteresis;
+    /* activation recompute (model/model.h struct mt_recompute) */
+    const char *recompute_granularity, *recompute_method;
+    struct mt_words recompute_modules; /* selective: only core_attn here */
+    int recompute_activations, recompute_num_layers; /* -1: not given */
     long ddp_bucket_size;
     float distributed_timeout_minutes; /* the watchdog (backend.h mt_comm_set_timeout) */
     int sample_tokens;
