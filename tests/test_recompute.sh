@@ -6,7 +6,8 @@
 #    every method (uniform chunks of 1 and 3 of 4 layers, a shorter last
 #    chunk; block 2 and 0), selective, and under --bf16;
 #  - saves bitwise the same checkpoint (weights and optimizer state);
-#  - allocates less: the measured peak is lower, least with full uniform 1;
+#  - allocates less: the measured peak is lower, least with full uniform 1,
+#    and the startup report's "without recompute" total is the plain run's;
 #  - in post-norm BERT (the layer output is the second norm's);
 #  - under MPI: pp=2 (1F1B, several micro-batches in flight) and tp=2 with
 #    recompute equal the same layouts without it, bitwise;
@@ -51,6 +52,13 @@ pb=$(peak "$TMP/block0.log")
 awk -v n="$p0" -v a="$p1" -v c="$p3" -v s="$ps" -v b="$pb" 'BEGIN { exit !(a < c && c < n && s < n && b == n) }' \
   && pass "peak memory: full uniform 1 $p1 < uniform 3 $p3 < none $p0 MB; selective $ps MB; block 0 = none" \
   || fail "peak memory: none $p0, uniform 1 $p1, uniform 3 $p3, selective $ps, block 0 $pb MB"
+
+# the startup report's "without recompute" total is what the run without it allocates
+total() { sed -n 's/.*memory per rank.*: \([0-9.]*\) MB$/\1/p; s/.*memory per rank.*without recompute [0-9.]* MB more: \([0-9.]*\) MB$/\1/p' "$1" | tail -n 1; }
+t0=$(total "$TMP/none.log"); tw=$(total "$TMP/uniform1.log"); ts=$(total "$TMP/selective.log")
+[ -n "$t0" ] && [ "$tw" = "$t0" ] && [ "$ts" = "$t0" ] \
+  && pass "the memory report's total without recompute ($tw, $ts MB) is the run without it ($t0 MB)" \
+  || fail "memory report without recompute: $tw / $ts MB, the run without it $t0 MB"
 
 # post-norm BERT: the layer's output is ln2
 $B preprocess --input "$MT_DATA_DIR/tinyshakespeare/input.txt" --output-prefix "$TMP/ts" \

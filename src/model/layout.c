@@ -315,6 +315,15 @@ static void alloc_set(mt_backend *be, const struct mt_transformer_config *c,
     alloc_set_if(be, c, d, specs, n, set, NULL, 0);
 }
 
+size_t mt_layout_layer_acts_bytes(const struct mt_transformer_config *c, const struct mt_act_dims *d)
+{
+    size_t n = 0;
+    for (int k = 0; k < COUNT(LAYER_ACTS); k++)
+        if (act_present(c, LAYER_ACTS[k].when))
+            n += (size_t)(act_dim(d, LAYER_ACTS[k].rows) * act_dim(d, LAYER_ACTS[k].cols));
+    return n * sizeof(float);
+}
+
 static int is_member(size_t offset, size_t which) { return offset == which; }
 static int not_member(size_t offset, size_t which) { return offset != which; }
 

@@ -209,6 +209,8 @@ void mt_layout_free_layer_acts(mt_backend *be, struct mt_layer_acts *a);
  * its output (resid3; ln2 in the post-norm layout), or all but the
  * attention probabilities; the rest stay NULL. Freed as the whole set. */
 enum mt_layer_part { MT_LAYER_OUTPUT, MT_LAYER_ALL_BUT_ATT };
+/* Bytes of one layer's whole set. */
+size_t mt_layout_layer_acts_bytes(const struct mt_transformer_config *c, const struct mt_act_dims *d);
 void mt_layout_alloc_layer_part(mt_backend *be, const struct mt_transformer_config *c,
                                 const struct mt_act_dims *d, struct mt_layer_acts *a,
                                 enum mt_layer_part part);

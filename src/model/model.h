@@ -139,6 +139,8 @@ void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, 
 void mt_model_init_recompute(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
                              int B, int T, const struct mt_model_par *par, int nslots,
                              const struct mt_recompute *rc);
+/* The layer activations recompute saves on this rank (bytes; 0 without). */
+size_t mt_model_recompute_saving(const struct mt_model *m);
 /* "full" | "selective" and "uniform" | "block" -> the enums, or -1 */
 int mt_recompute_granularity_parse(const char *s);
 int mt_recompute_method_parse(const char *s);

@@ -113,6 +113,31 @@ void mt_recompute_alloc(struct mt_model *m)
     for (int k = 0; k < m->rc_n; k++) mt_layout_alloc_layer_acts(m->be, &m->cfg, &m->dims, &m->rc_acts[k]);
 }
 
+static size_t set_bytes(const struct mt_layer_acts *a)
+{
+    const mt_tensor *t = (const mt_tensor *)a;
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof *a / sizeof *t; k++)
+        if (t[k].data) n += (size_t)mt_numel(t[k]) * mt_dtype_size(t[k].dtype);
+    return n;
+}
+
+size_t mt_model_recompute_saving(const struct mt_model *m)
+{
+    const size_t whole = mt_layout_layer_acts_bytes(&m->cfg, &m->dims);
+    size_t have = 0;
+    for (int k = 0; k < m->rc_n; k++) have += set_bytes(&m->rc_acts[k]);
+    if (m->rc_att.data) have += (size_t)mt_numel(m->rc_att) * sizeof(float);
+    for (int s = 0; s < m->nslots; s++)
+        for (int l = 0; l < m->stage.nlayers; l++) {
+            struct mt_layer_acts a = m->slots[s].acts[l];
+            if (m->rc_att.data) a.att.data = NULL; /* counted once above */
+            have += set_bytes(&a);
+        }
+    const size_t without = whole * (size_t)m->nslots * (size_t)m->stage.nlayers;
+    return without > have ? without - have : 0;
+}
+
 void mt_recompute_free(struct mt_model *m)
 {
     for (int k = 0; k < m->rc_n; k++) mt_layout_free_layer_acts(m->be, &m->rc_acts[k]);

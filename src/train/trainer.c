@@ -770,10 +770,15 @@ static void banner(struct run *r)
     const double mb = 1e6, pg = (double)r->model.table.total * sizeof(float);
     const double st = (double)mt_optim_state_bytes(&r->opt);
     r->mem_expected = ms.live;
+    const size_t saved = mt_model_recompute_saving(&r->model);
+    char without[96] = "";
+    if (r->model.rc.granularity != MT_RECOMPUTE_NONE)
+        snprintf(without, sizeof without, "; without recompute %.2f MB more: %.2f MB", (double)saved / mb,
+                 ((double)ms.live + (double)saved) / mb);
     SAY(" memory per rank (rank 0, f32): parameters %.2f MB, gradients %.2f MB, optimizer state %.2f MB, "
-        "activations and buffers %.2f MB (%d micro-batch%s in flight): %.2f MB\n", pg / mb, pg / mb,
+        "activations and buffers %.2f MB (%d micro-batch%s in flight): %.2f MB%s\n", pg / mb, pg / mb,
         st / mb, ((double)ms.live - 2 * pg - st) / mb, r->model.nslots, r->model.nslots > 1 ? "es" : "",
-        (double)ms.live / mb);
+        (double)ms.live / mb, without);
 }
 
 /* The measured peak, at the end: the backend's allocations and the process's
