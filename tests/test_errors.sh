@@ -3,8 +3,21 @@
 . "$(dirname "$0")/common.sh"
 B=$MT_BIN
 
-expect_error "unknown flag" "unknown flag '--num-layer'" $B train --num-layer 2
+expect_error "unknown flag" "unknown flag for 'megatron-c train': --num-layer" $B train --num-layer 2
 expect_error "unknown flag suggests" "did you mean --num-layers" $B train --num-layer 2
+# a Megatron script's unknown flags, all in one message; values skipped;
+# a suggestion only when close (none for --tf17 from --bf16's neighbours)
+expect_error "all unknown flags at once" \
+  "unknown flags for 'megatron-c train': --num-layer (did you mean --num-layers?), --foo-bar, --xyzzy$" \
+  $B train --num-layer 2 --foo-bar 1 2 --seq-length 32 --xyzzy
+expect_error "no far-fetched suggestion" "unknown flag for 'megatron-c train': --tf17$" $B train --tf17
+for cmd in train generate eval tokenize preprocess compare convert forward finetune; do
+  [ "$($B $cmd --version)" = "$($B --version)" ] || fail "$cmd --version: $($B $cmd --version 2>&1 | head -n 1)"
+done
+pass "--version on every subcommand"
+$B help train | head -n 1 | grep -q "usage: megatron-c train" && pass "megatron-c help train is train --help" \
+  || fail "megatron-c help train: $($B help train 2>&1 | head -n 1)"
+expect_error "help for an unknown command" "unknown command 'nope'" $B help nope
 expect_error "unknown command" "unknown command 'trian'" $B trian
 expect_error "malformed number" "--lr expects a finite number, got 'fast'" $B train --lr fast
 expect_error "missing value" "'--seq-length' needs a value" $B train --seq-length
@@ -52,7 +65,18 @@ expect_error "config mismatch names every field" "--hidden-size: 64 in this run,
   $B train $TINY --num-layers 3 --hidden-size 64 --train-iters 4 --load "$TMP/ck"
 expect_error "tokenizer mismatch on --load" "--tokenizer-type: GPT2BPETokenizer in this run, CharLevel in the checkpoint" \
   $B train $TINY --tokenizer-type GPT2BPETokenizer --train-iters 4 --load "$TMP/ck"
-expect_error "load missing dir" "does not exist" $B train $TINY --train-iters 4 --load "$TMP/none"
+# Megatron: --save D --load D on a first run starts from scratch
+# (--save makes D first, so --load then finds it empty)
+if $B train $TINY --train-iters 2 --load "$TMP/none" --save "$TMP/none" > "$TMP/out" 2> "$TMP/err" &&
+   grep -q "starting from scratch" "$TMP/err" && [ -d "$TMP/none/iter_0000002" ]; then
+  pass "--save D --load D on a first run: starts from scratch with a warning"
+else fail "--save D --load D on a first run"; cat "$TMP/err"; fi
+if $B train $TINY --train-iters 2 --load "$TMP/none3" > "$TMP/out" 2> "$TMP/err" &&
+   grep -q "directory $TMP/none3 does not exist: starting from scratch" "$TMP/err"; then
+  pass "--load of a directory that does not exist: starts from scratch with a warning"
+else fail "--load missing dir"; cat "$TMP/err"; fi
+expect_error "load missing dir with a step" "does not exist" \
+  $B train $TINY --train-iters 4 --load "$TMP/none2" --ckpt-step 3
 expect_error "generate without checkpoint" "no checkpoint in $TMP" $B generate --load "$TMP"
 expect_error "bad tracker" "cannot parse" sh -c "mkdir -p '$TMP/bt' && echo garbage > '$TMP/bt/latest_checkpointed_iteration.txt' && $B generate --load '$TMP/bt'"
 finish

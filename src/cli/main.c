@@ -60,6 +60,12 @@ static int dispatch(int argc, char **argv)
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "help") == 0 && argc >= 3 && strcmp(argv[2], "help") != 0) {
+        /* megatron-c help CMD is megatron-c CMD --help */
+        char help[] = "--help";
+        char *args[] = {argv[0], argv[2], help, NULL};
+        return dispatch(3, args);
+    }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -695,6 +695,11 @@ int mt_cmd_preprocess(int argc, char **argv)
                   "(one object per line; --json-keys picks the fields) or plain text (the\n"
                   "whole file is one document; with --split-sentences, one per paragraph).");
     const char *hint = "see 'megatron-c preprocess --help'";
+    {   /* the tokenizer the vocabulary files describe, or a mismatch */
+        const int typed = given[mt_args_find(SPECS, NSPECS, "tokenizer-type")];
+        const char *inferred = mt_tokenizer_infer(typed ? a.tokenizer_type : NULL, a.vocab_file, a.merge_file);
+        if (!typed && inferred) a.tokenizer_type = inferred;
+    }
     if (!a.input) mt_user_error("write --input FILE (JSON lines or plain text)", "--input is required");
     if (!a.output_prefix)
         mt_user_error("write --output-prefix PREFIX: the output is PREFIX_text_document.bin/.idx",

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "data/tokenizer.h"
 #include "optim/loss_scale.h"
 #include "optim/optimizer.h"
 #include "train/trainer.h"
@@ -26,6 +27,8 @@ struct train_cli {
     struct mt_train_args a;
     int kernel_choice;
     const char *kernel_choice_value;
+    int logging_choice;
+    const char *logging_choice_value;
 };
 
 #define F(field) offsetof(struct train_cli, a.field)
@@ -33,6 +36,10 @@ struct train_cli {
                  "accepted for Megatron scripts; no effect here (a kernel choice)"}
 #define KV(flag) {flag, MT_ARG_STRING, offsetof(struct train_cli, kernel_choice_value), "S", \
                   "accepted for Megatron scripts; no effect here (a kernel choice)"}
+#define L(flag) {flag, MT_ARG_BOOL, offsetof(struct train_cli, logging_choice), NULL, \
+                 "accepted for Megatron scripts; not written here (a TensorBoard or W&B option)"}
+#define LV(flag) {flag, MT_ARG_STRING, offsetof(struct train_cli, logging_choice_value), "S", \
+                  "accepted for Megatron scripts; not written here (a TensorBoard or W&B option)"}
 static const struct mt_arg_spec SPECS[] = {
     {"model", MT_ARG_STRING, F(model), "S", "gpt | bert: what is trained, as Megatron's pretrain_gpt.py and pretrain_bert.py (gpt)"},
     {"bert-no-binary-head", MT_ARG_BOOL, F(bert_no_binary_head), NULL, "BERT without the sentence-order head (its loss is the masked LM's alone)"},
@@ -71,6 +78,15 @@ static const struct mt_arg_spec SPECS[] = {
     {"min-lr", MT_ARG_FLOAT, F(min_lr), "X", "final learning rate (0)"},
     {"lr-warmup-iters", MT_ARG_LONG, F(lr_warmup_iters), "N", "linear warmup steps (0)"},
     {"lr-decay-iters", MT_ARG_LONG, F(lr_decay_iters), "N", "decay horizon (default --train-iters)"},
+    {"lr-warmup-fraction", MT_ARG_FLOAT, F(lr_warmup_fraction), "X", "warmup over this share of the decay horizon (instead of --lr-warmup-iters)"},
+    {"train-samples", MT_ARG_LONG, F(train_samples), "N", "samples to train for, instead of --train-iters (iterations = N / global batch)"},
+    {"lr-decay-samples", MT_ARG_LONG, F(lr_decay_samples), "N", "with --train-samples: the decay horizon in samples (default --train-samples)"},
+    {"lr-warmup-samples", MT_ARG_LONG, F(lr_warmup_samples), "N", "with --train-samples: the warmup in samples (0)"},
+    {"exit-interval", MT_ARG_LONG, F(exit_interval), "N", "stop (saving first, with --save) at the first iteration divisible by N"},
+    {"exit-duration-in-mins", MT_ARG_FLOAT, F(exit_duration_in_mins), "M", "stop (saving first, with --save) once training has run M minutes"},
+    {"log-params-norm", MT_ARG_BOOL, F(log_params_norm), NULL, "add the parameters' L2 norm to the log line"},
+    {"log-throughput", MT_ARG_BOOL, F(log_throughput), NULL, "add Megatron's throughput per rank (TFLOP/s, its FLOPs formula) to the log line"},
+    {"eod-mask-loss", MT_ARG_BOOL, F(eod_mask_loss), NULL, "no loss at positions whose input token is the end of document"},
     {"lr-decay-style", MT_ARG_STRING, F(lr_decay_style), "S", "constant | linear | cosine (linear)"},
     {"optimizer", MT_ARG_STRING, F(optimizer), "S", "adam (AdamW, decoupled weight decay) | sgd | adafactor (adam)"},
     {"adam-beta1", MT_ARG_FLOAT, F(adam_beta1), "X", "(0.9)"},
@@ -132,12 +148,22 @@ static const struct mt_arg_spec SPECS[] = {
     K("no-bias-dropout-fusion"), K("no-rope-fusion"), K("no-gradient-accumulation-fusion"),
     K("cross-entropy-loss-fusion"), K("no-persist-layer-norm"), K("overlap-grad-reduce"),
     K("overlap-param-gather"), K("accumulate-allreduce-grads-in-fp32"), K("fp32-residual-connection"), K("no-async-tensor-model-parallel-allreduce"), K("manual-gc"),
-    KV("transformer-impl"), KV("attention-backend"), KV("num-workers"),
+    KV("transformer-impl"), KV("attention-backend"), KV("num-workers"), KV("distributed-backend"),
+    KV("data-cache-path"), KV("timing-log-level"),
+    /* logging destinations (after the kernel choices: their own note) */
+    LV("tensorboard-dir"), LV("tensorboard-log-interval"), LV("tensorboard-queue-size"),
+    L("log-timers-to-tensorboard"), L("log-validation-ppl-to-tensorboard"), L("log-memory-to-tensorboard"),
+    L("log-batch-size-to-tensorboard"), L("log-world-size-to-tensorboard"), L("log-loss-scale-to-tensorboard"),
+    L("no-log-loss-scale-to-tensorboard"), L("log-learning-rate-to-tensorboard"),
+    LV("wandb-project"), LV("wandb-exp-name"), LV("wandb-save-dir"),
 };
 #undef F
 #undef K
 #undef KV
+#undef L
+#undef LV
 #define FIRST_KERNEL_CHOICE mt_args_find(SPECS, NSPECS, "use-mcore-models")
+#define FIRST_LOGGING_CHOICE mt_args_find(SPECS, NSPECS, "tensorboard-dir")
 #define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
 
 static const char *SYNOPSIS =
@@ -202,6 +228,7 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->loss_scale_window = 1000;
     a->hysteresis = 2;
     a->recompute_num_layers = -1;
+    a->lr_warmup_fraction = -1.0f; /* not given */
 }
 
 /* The teaching preset, applied to every flag the user did not give. */
@@ -234,7 +261,8 @@ static void require(const unsigned char *given)
     const char *req[] = {"num-layers", "hidden-size", "num-attention-heads", "seq-length",
                          "micro-batch-size", "train-iters", "lr"};
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
-        if (!given[mt_args_find(SPECS, NSPECS, req[i])])
+        if (!given[mt_args_find(SPECS, NSPECS, req[i])] &&
+            !(strcmp(req[i], "train-iters") == 0 && given[mt_args_find(SPECS, NSPECS, "train-samples")]))
             mt_user_error("with --data-path the model and run are described by flags, as in Megatron-LM; "
                           "without --data-path the teaching default fills them in",
                           "--%s is required with --data-path", req[i]);
@@ -291,6 +319,62 @@ static void validate_recompute(struct mt_train_args *a)
                       a->recompute_method);
 }
 
+/* The learning-rate schedule in iterations (fractional where Megatron's
+ * sample-based one falls between iterations): iteration-based flags, or
+ * sample-based ones with --train-samples (divided by the global batch),
+ * and the warmup as a fraction of the decay horizon; Megatron's rules on
+ * which combine. */
+static void validate_schedule(struct mt_train_args *a, const unsigned char *given)
+{
+    char hint[256];
+#define GIVEN(flag) given[mt_args_find(SPECS, NSPECS, flag)]
+    const int by_samples = GIVEN("train-samples"), fraction = GIVEN("lr-warmup-fraction");
+    if (by_samples && GIVEN("train-iters"))
+        mt_user_error("give one of them", "--train-iters and --train-samples exclude each other");
+    if (by_samples && (GIVEN("lr-decay-iters") || GIVEN("lr-warmup-iters")))
+        mt_user_error("with --train-samples use --lr-decay-samples and --lr-warmup-samples (or --lr-warmup-fraction)",
+                      "--lr-decay-iters and --lr-warmup-iters are iteration-based; this run counts samples");
+    if (!by_samples && (GIVEN("lr-decay-samples") || GIVEN("lr-warmup-samples")))
+        mt_user_error("add --train-samples, or use --lr-decay-iters and --lr-warmup-iters",
+                      "--lr-decay-samples and --lr-warmup-samples need --train-samples");
+    if (fraction && (GIVEN("lr-warmup-iters") || GIVEN("lr-warmup-samples")))
+        mt_user_error("give one of them", "--lr-warmup-fraction excludes --lr-warmup-iters and --lr-warmup-samples");
+    if (fraction && !(a->lr_warmup_fraction >= 0 && a->lr_warmup_fraction < 1))
+        mt_user_error(NULL, "--lr-warmup-fraction must lie in [0, 1) (got %g)", a->lr_warmup_fraction);
+    if (a->train_samples < 0 || a->lr_decay_samples < 0 || a->lr_warmup_samples < 0 || a->lr_warmup_iters < 0 ||
+        a->lr_decay_iters < 0)
+        mt_user_error(NULL, "--train-samples, --lr-*-samples and --lr-*-iters must not be negative");
+    const double gbs = (double)a->global_batch_size;
+    if (by_samples) {
+        if (a->lr_decay_samples == 0) a->lr_decay_samples = a->train_samples;
+        a->sched_decay = (double)a->lr_decay_samples / gbs;
+        a->sched_warmup = (double)a->lr_warmup_samples / gbs;
+    } else {
+        if (a->lr_decay_iters == 0) a->lr_decay_iters = a->train_iters;
+        a->sched_decay = (double)a->lr_decay_iters;
+        a->sched_warmup = (double)a->lr_warmup_iters;
+    }
+    if (fraction) a->sched_warmup = a->lr_warmup_fraction * a->sched_decay; /* replaces the preset's warmup */
+    if ((GIVEN("lr-warmup-iters") || GIVEN("lr-warmup-samples")) && a->sched_warmup > 0 &&
+        a->sched_warmup >= a->sched_decay) {
+        /* Megatron asserts lr_warmup_steps < lr_decay_steps; the teaching
+         * preset's 100 may exceed a short run's iterations (it then warms
+         * up for the whole run) */
+        if (by_samples)
+            mt_user_error("use fewer --lr-warmup-samples than --lr-decay-samples (default --train-samples)",
+                          "--lr-warmup-samples (%ld) is not below --lr-decay-samples (%ld)", a->lr_warmup_samples,
+                          a->lr_decay_samples);
+        snprintf(hint, sizeof hint, "use fewer warmup iterations than %ld (--lr-decay-iters, default "
+                 "--train-iters)", a->lr_decay_iters);
+        mt_user_error(hint, "--lr-warmup-iters (%ld) is not below --lr-decay-iters (%ld)", a->lr_warmup_iters,
+                      a->lr_decay_iters);
+    }
+    if (GIVEN("exit-duration-in-mins") && !(a->exit_duration_in_mins > 0))
+        mt_user_error(NULL, "--exit-duration-in-mins must be positive (got %g)", a->exit_duration_in_mins);
+    if (a->exit_interval < 0) mt_user_error(NULL, "--exit-interval must not be negative");
+#undef GIVEN
+}
+
 /* --bf16, --fp16 and the loss scaler's flags (Megatron's checks) */
 static void validate_precision(const struct mt_train_args *a, const unsigned char *given)
 {
@@ -320,6 +404,10 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
     POS("num-attention-heads", a->num_heads);
     POS("seq-length", a->seq_length);
     POS("micro-batch-size", a->micro_batch_size);
+    if (a->train_samples > 0) { /* Megatron: train_samples // global batch */
+        const long gbs = a->global_batch_size > 0 ? a->global_batch_size : a->micro_batch_size > 0 ? a->micro_batch_size : 1;
+        a->train_iters = a->train_samples / gbs;
+    }
     POS("train-iters", a->train_iters);
     POS("make-vocab-size-divisible-by", a->make_vocab_divisible_by);
     POS("log-interval", a->log_interval);
@@ -360,19 +448,7 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
     if (mt_lr_decay_parse(a->lr_decay_style) < 0)
         mt_user_error("use constant, linear or cosine", "unknown --lr-decay-style '%s'",
                       a->lr_decay_style);
-    if (a->lr_decay_iters == 0) a->lr_decay_iters = a->train_iters;
-    if (a->lr_warmup_iters < 0 || a->lr_decay_iters < 0)
-        mt_user_error(NULL, "--lr-warmup-iters and --lr-decay-iters must not be negative");
-    if (given[mt_args_find(SPECS, NSPECS, "lr-warmup-iters")] && a->lr_warmup_iters > 0 &&
-        a->lr_warmup_iters >= a->lr_decay_iters) {
-        /* Megatron asserts lr_warmup_steps < lr_decay_steps; the teaching
-         * preset's 100 may exceed a short run's iterations (it then warms
-         * up for the whole run) */
-        snprintf(hint, sizeof hint, "use fewer warmup iterations than %ld (--lr-decay-iters, default "
-                 "--train-iters)", a->lr_decay_iters);
-        mt_user_error(hint, "--lr-warmup-iters (%ld) is not below --lr-decay-iters (%ld)", a->lr_warmup_iters,
-                      a->lr_decay_iters);
-    }
+    validate_schedule(a, given);
     if (a->weight_decay < 0) mt_user_error("0 disables it", "--weight-decay must not be negative (got %g)",
                                            a->weight_decay);
     if (a->clip_grad < 0) mt_user_error("0 disables clipping", "--clip-grad must not be negative (got %g)",
@@ -438,17 +514,62 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
         mt_user_error(NULL, "--hidden-dropout and --attention-dropout must lie in [0, 1)");
 }
 
-/* One note naming the kernel-choice flags given. */
+/* The given flags of SPECS[from, to) as "--a, --b" into list (empty if none). */
+static size_t given_list(const unsigned char *given, int from, int to, char *list, size_t size)
+{
+    size_t len = 0;
+    list[0] = 0;
+    for (int i = from; i < to; i++)
+        if (given[i] && len < size - 64)
+            len += (size_t)snprintf(list + len, size - len, "%s--%s", len ? ", " : "", SPECS[i].name);
+    return len;
+}
+
+/* One note naming the kernel-choice flags given, one the logging ones. */
 static void note_kernel_choices(const unsigned char *given)
 {
-    char list[512] = "";
+    char list[768];
+    if (given_list(given, FIRST_KERNEL_CHOICE, FIRST_LOGGING_CHOICE, list, sizeof list))
+        mt_warn("%s: Megatron kernel, fusion, overlap or backend choices; megatron-c has one implementation "
+                "of each and ignores them (the result is the same)", list);
+    if (given_list(given, FIRST_LOGGING_CHOICE, NSPECS, list, sizeof list))
+        mt_warn("%s: megatron-c writes no TensorBoard or Weights & Biases logs yet; the log is on standard "
+                "output and, with --log-json FILE, in JSON lines", list);
+}
+
+/* Megatron flags that change what is computed and are not implemented:
+ * refused, each with its reason, before the parser would call them
+ * unknown. */
+static const struct {
+    const char *flag, *reason;
+} REFUSED[] = {
+    {"rampup-batch-size", "a batch-size ramp-up is not implemented; give the final --global-batch-size"},
+    {"step-batch-size-schedule", "a batch-size schedule is not implemented; give the final --global-batch-size"},
+    {"reset-attention-mask", "attention across document boundaries is not masked here (one causal mask per sequence)"},
+    {"reset-position-ids", "position ids are not restarted at document boundaries here"},
+    {"fp8-format", "fp8 is not implemented; --bf16 is the closest"},
+    {"apply-layernorm-1p", "the zero-centred LayerNorm weight (1 + w) is not implemented"},
+    {"num-experts", "mixture-of-experts layers are not implemented"},
+    {"context-parallel-size", "context parallelism is not implemented; tensor, pipeline and data parallelism are"},
+    {"num-layers-per-virtual-pipeline-stage", "the interleaved pipeline schedule is not implemented (1F1B is)"},
+};
+
+static void refuse_unimplemented(int argc, char **argv)
+{
+    char list[1024] = "";
     size_t len = 0;
-    for (int i = FIRST_KERNEL_CHOICE; i < NSPECS; i++)
-        if (given[i] && len < sizeof list - 64)
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s--%s", len ? ", " : "", SPECS[i].name);
+    for (int i = 2; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) continue;
+        const size_t n = strcspn(argv[i] + 2, "=");
+        for (size_t k = 0; k < sizeof REFUSED / sizeof REFUSED[0]; k++)
+            if (strlen(REFUSED[k].flag) == n && strncmp(argv[i] + 2, REFUSED[k].flag, n) == 0 &&
+                len < sizeof list - 200)
+                len += (size_t)snprintf(list + len, sizeof list - len, "\n  --%s: %s", REFUSED[k].flag,
+                                        REFUSED[k].reason);
+    }
     if (len)
-        mt_warn("%s: Megatron kernel, fusion or overlap choices; megatron-c has one implementation of "
-                "each and ignores them (the result is the same)", list);
+        mt_user_error("drop these flags; the rest of a Megatron script runs as it is",
+                      "Megatron flags that megatron-c does not implement:%s", list);
 }
 
 int mt_cmd_train(int argc, char **argv)
@@ -459,9 +580,14 @@ int mt_cmd_train(int argc, char **argv)
     memset(given, 0, sizeof given);
     memset(&cli, 0, sizeof cli);
     set_megatron_defaults(a);
+    refuse_unimplemented(argc, argv);
     mt_args_parse(SPECS, NSPECS, &cli, given, argc, argv, 2, "train", SYNOPSIS);
     if (!a->data_path.n) apply_teaching_preset(a, given);
     else require(given);
+    /* the tokenizer the vocabulary files describe, or a mismatch, before any work */
+    const int typed = given[mt_args_find(SPECS, NSPECS, "tokenizer-type")];
+    const char *inferred = mt_tokenizer_infer(typed ? a->tokenizer_type : NULL, a->vocab_file, a->merge_file);
+    if (!typed && inferred) a->tokenizer_type = inferred;
     validate(a, given);
     note_kernel_choices(given);
     return mt_train_run(a);

@@ -1,7 +1,14 @@
 /* args.c: see args.h */
 #include "core/args.h"
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
 #include "core/error.h"
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,14 +81,53 @@ static void set_value(const struct mt_arg_spec *s, void *dst, const char *v, con
     }
 }
 
+/* The closest flag when it is close: one edit, or at most one per four
+ * letters (--num-layer for --num-layers, --rtl for --rtol; not --tf32 for
+ * --bf16), or -1. */
+static int suggestion(const struct mt_arg_spec *specs, int nspecs, const char *name)
+{
+    int best = -1, bestd = 99;
+    for (int j = 0; j < nspecs; j++) {
+        int d = edit_distance(name, specs[j].name);
+        if (d < bestd) bestd = d, best = j;
+    }
+    const int len = (int)strlen(name);
+    return best >= 0 && len >= 3 && (bestd == 1 || (bestd <= 3 && 4 * bestd <= len)) ? best : -1;
+}
+
+/* Unknown flags, collected so that one message names them all. */
+struct unknown {
+    char text[1024];
+    size_t len;
+    int n, suggested;
+};
+
+static void unknown_add(struct unknown *u, const struct mt_arg_spec *specs, int nspecs, const char *name)
+{
+    const int s = suggestion(specs, nspecs, name);
+    if (u->len < sizeof u->text - 160) {
+        u->len += (size_t)snprintf(u->text + u->len, sizeof u->text - u->len, "%s--%s", u->n ? ", " : "", name);
+        if (s >= 0)
+            u->len += (size_t)snprintf(u->text + u->len, sizeof u->text - u->len, " (did you mean --%s?)",
+                                       specs[s].name);
+    }
+    u->n++;
+    u->suggested += s >= 0;
+}
+
 void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsigned char *given,
                    int argc, char **argv, int first, const char *cmd, const char *synopsis)
 {
     char hint[200];
+    struct unknown unk = {"", 0, 0, 0};
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             mt_args_usage(stdout, specs, nspecs, cmd, synopsis);
+            exit(0);
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("megatron-c %s\n", PACKAGE_VERSION); /* every subcommand answers it */
             exit(0);
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
@@ -99,17 +145,10 @@ void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsig
             if (*p == '_') *p = '-';
         int k = mt_args_find(specs, nspecs, name);
         if (k < 0) {
-            int best = -1, bestd = 4;
-            for (int j = 0; j < nspecs; j++) {
-                int d = edit_distance(name, specs[j].name);
-                if (d < bestd) bestd = d, best = j;
-            }
-            if (best >= 0)
-                snprintf(hint, sizeof hint, "did you mean --%s? see 'megatron-c %s --help'",
-                         specs[best].name, cmd);
-            else
-                snprintf(hint, sizeof hint, "see 'megatron-c %s --help' for the flags", cmd);
-            mt_user_error(hint, "unknown flag '--%s' for 'megatron-c %s'", name, cmd);
+            /* its values, if any, are the words up to the next flag */
+            unknown_add(&unk, specs, nspecs, name);
+            while (!eq && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) i++;
+            continue;
         }
         const struct mt_arg_spec *s = &specs[k];
         if (given) given[k] = 1;
@@ -145,6 +184,10 @@ void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsig
             mt_user_error(hint, "flag '--%s' needs a value", s->name);
         }
         set_value(s, dst, v, cmd);
+    }
+    if (unk.n) {
+        snprintf(hint, sizeof hint, "see 'megatron-c %s --help' for the flags", cmd);
+        mt_user_error(hint, "unknown flag%s for 'megatron-c %s': %s", unk.n > 1 ? "s" : "", cmd, unk.text);
     }
 }
 

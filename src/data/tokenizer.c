@@ -81,6 +81,53 @@ const char *mt_tokenizer_types(void)
     return "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase, CharLevel, NullTokenizer";
 }
 
+/* What a vocabulary file looks like: 'j' JSON (an object), 'w' one
+ * token per line with capitals among its tokens, 'u' without. */
+static int vocab_kind(const char *path)
+{
+    size_t len;
+    char *text = mt_read_file(path, &len, "--vocab-file");
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) i++;
+    int kind = i < len && text[i] == '{' ? 'j' : 'u';
+    /* cased WordPiece vocabularies hold words with capitals (bert-base-cased:
+     * thousands); uncased ones only the [CLS]-style specials */
+    for (size_t k = 0, caps = 0, in_special = 0; kind == 'u' && k < len; k++) {
+        const char c = text[k];
+        if (c == '[') in_special = 1;
+        else if (c == ']' || c == '\n') in_special = 0;
+        else if (c >= 'A' && c <= 'Z' && !in_special && ++caps > 100) kind = 'w';
+    }
+    free(text);
+    return kind;
+}
+
+const char *mt_tokenizer_infer(const char *given, const char *vocab_file, const char *merge_file)
+{
+    if (!vocab_file && !merge_file) return given;
+    const int kind = vocab_file ? vocab_kind(vocab_file) : 'j';
+    const char *inferred = merge_file || kind == 'j' ? "GPT2BPETokenizer"
+                           : kind == 'w'             ? "BertWordPieceCase"
+                                                     : "BertWordPieceLowerCase";
+    if (!given) return inferred;
+    const int bpe_given = strcmp(given, "GPT2BPETokenizer") == 0;
+    const int wp_given = strncmp(given, "BertWordPiece", 13) == 0;
+    if (bpe_given && vocab_file && kind != 'j')
+        mt_user_error("GPT2BPETokenizer reads GPT-2's encoder.json (a JSON object) with --merge-file; "
+                      "a vocab.txt of one token per line is BERT's (--tokenizer-type BertWordPieceLowerCase)",
+                      "--vocab-file %s is not a BPE vocabulary for --tokenizer-type %s", vocab_file, given);
+    if (wp_given && (merge_file || kind == 'j'))
+        mt_user_error("BERT's WordPiece reads a vocab.txt of one token per line and no --merge-file; "
+                      "encoder.json and merges are GPT-2's (--tokenizer-type GPT2BPETokenizer)",
+                      "%s %s does not fit --tokenizer-type %s", merge_file ? "--merge-file" : "--vocab-file",
+                      merge_file ? merge_file : vocab_file, given);
+    if (!bpe_given && !wp_given)
+        mt_user_error("drop --vocab-file and --merge-file, or choose the tokenizer they belong to",
+                      "--tokenizer-type %s reads no vocabulary files (given %s)", given,
+                      vocab_file ? vocab_file : merge_file);
+    return given;
+}
+
 void mt_tokenizer_open(struct mt_tokenizer *t, const char *type, const char *vocab_file,
                        const char *merge_file, int vocab_size)
 {

@@ -48,6 +48,14 @@ int32_t *mt_tokenizer_encode_all(const struct mt_tokenizer *t, const char *text,
  * newline under NullTokenizer), the end-of-document id alone, from which
  * Megatron starts unconditional generation; *n_out 0 if there is neither. */
 int32_t *mt_tokenizer_encode_prompt(const struct mt_tokenizer *t, const char *text, size_t *n_out);
+/* The tokenizer type vocabulary files describe, for a command given
+ * --vocab-file / --merge-file without --tokenizer-type (Megatron's older
+ * scripts pass none): a merge file or a JSON vocabulary is GPT-2's BPE, a
+ * vocabulary of one token per line BERT's WordPiece (cased when its tokens
+ * hold capitals). With `given` (the --tokenizer-type of the command line),
+ * checks instead that the files fit it. Exits with a user error naming the
+ * file when they fit no type, or not the given one. */
+const char *mt_tokenizer_infer(const char *given, const char *vocab_file, const char *merge_file);
 /* Known type names, comma separated, for messages. */
 const char *mt_tokenizer_types(void);
 

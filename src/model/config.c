@@ -138,6 +138,15 @@ int mt_config_padded_vocab(int vocab_size, int divisible_by)
     return (vocab_size + divisible_by - 1) / divisible_by * divisible_by;
 }
 
+double mt_config_flops(const struct mt_transformer_config *c, int global_batch, int seq)
+{
+    const double h = c->hidden_size, L = c->num_layers, s = seq, n = c->num_attention_heads;
+    const double q = (double)c->kv_channels * n, g = c->num_query_groups;
+    const double glu = c->gated_linear_unit ? 1.5 : 1.0;
+    return 12.0 * global_batch * s * L * h * h *
+           ((1.0 + g / n + s / h) * (q / h) + (c->ffn_hidden_size / h) * glu + c->padded_vocab_size / (2.0 * L * h));
+}
+
 size_t mt_config_param_count(const struct mt_transformer_config *c)
 {
     struct mt_param_table t;

@@ -102,6 +102,13 @@ int mt_config_padded_vocab(int vocab_size, int divisible_by);
 int mt_config_seq_classes(const struct mt_transformer_config *c);
 /* Number of parameters of the whole model (tied output counted once). */
 size_t mt_config_param_count(const struct mt_transformer_config *c);
+/* Megatron's num_floating_point_operations (training.py): the FLOPs of one
+ * training iteration (forward and backward) over global_batch sequences of
+ * seq tokens, the formula Megatron's --log-throughput divides by time:
+ * 12 B s L h^2 [(1 + g/n + s/h) q/h + (ffn/h)(3/2 with SwiGLU) + V/(2 L h)],
+ * g key/value groups, n heads, q the query projection width, V the padded
+ * vocabulary. */
+double mt_config_flops(const struct mt_transformer_config *c, int global_batch, int seq);
 /* "LayerNorm" | "RMSNorm"; "learned_absolute" | "rope" | "none". */
 const char *mt_normalization_name(enum mt_normalization n);
 const char *mt_position_embedding_name(enum mt_position_embedding p);

@@ -117,7 +117,9 @@ enum mt_lr_decay { MT_LR_CONSTANT, MT_LR_LINEAR, MT_LR_COSINE };
 
 struct mt_lr_schedule {
     float max_lr, min_lr;
-    int warmup_iters, decay_iters; /* decay_iters counts from 0, includes warmup */
+    /* in iterations, counted from 0 (decay includes warmup); fractional
+     * when Megatron's sample-based schedule ends between iterations */
+    double warmup_iters, decay_iters;
     enum mt_lr_decay style;
 };
 

@@ -132,6 +132,7 @@ struct run {
     int scaled;               /* a loss scaler is in use (--fp16, or --loss-scale) */
     struct mt_loss_scaler scaler;
     long skipped;             /* iterations skipped for inf/NaN gradients: the lr schedule counts the others */
+    int exited;               /* stopped by --exit-interval or --exit-duration-in-mins */
     struct mt_pp_action *sched_actions, *eval_actions;
     int n_actions, n_eval_actions;
     long iteration;
@@ -193,6 +194,24 @@ static void load_bert_data(struct run *r)
     if (r->printer) mt_bert_data_describe(&r->bdata, stdout);
 }
 
+/* A --data-path naming a .bin or .idx file: Megatron's prefix given with its
+ * extension, or a token file of nanoGPT or llm.c, which would otherwise be
+ * read as text. */
+static void refuse_token_file(const char *path)
+{
+    const size_t n = strlen(path);
+    if (n < 4 || (strcmp(path + n - 4, ".bin") != 0 && strcmp(path + n - 4, ".idx") != 0)) return;
+    char other[4200];
+    snprintf(other, sizeof other, "%.*s%s", (int)(n - 4), path, strcmp(path + n - 4, ".bin") == 0 ? ".idx" : ".bin");
+    if (mt_file_exists(other))
+        mt_user_error("give the prefix without the extension, as Megatron does: --data-path PREFIX",
+                      "--data-path %s names one file of the dataset %.*s (.bin/.idx)", path, (int)(n - 4), path);
+    mt_user_error("megatron-c reads text files and Megatron's .bin/.idx pairs; token files of nanoGPT or llm.c "
+                  "are not read: run `megatron-c preprocess` on the text they came from",
+                  "--data-path %s is a %s file without its %s partner", path, path + n - 3,
+                  strcmp(path + n - 4, ".bin") == 0 ? ".idx" : ".bin");
+}
+
 /* --data-path is a text file (tokenized here, split by --split) or, as in
  * Megatron, one or more .bin/.idx prefixes with optional weights. */
 static void load_data(struct run *r)
@@ -220,7 +239,10 @@ static void load_data(struct run *r)
         if (r->has_valid) r->valid_ds = r->gdata.split[1];
         r->data_name = path;
         r->ntok = 0;
-        if (r->printer) mt_gpt_data_describe(&r->gdata, stdout);
+        if (r->printer) {
+            mt_gpt_data_describe(&r->gdata, stdout);
+            printf(" tokenizer: %s, vocabulary %d\n", r->tok.type, r->tok.vocab_size);
+        }
         /* the datasets are already shuffled (Megatron's shuffle_index) */
         mt_loader_init(&r->train_loader, &r->train_ds, (uint64_t)a->seed, 0);
         if (r->has_valid) mt_loader_init(&r->valid_loader, &r->valid_ds, (uint64_t)a->seed, 0);
@@ -230,11 +252,17 @@ static void load_data(struct run *r)
         snprintf(def, sizeof def, "%s/tinyshakespeare/input.txt", mt_data_dir());
         path = def;
     }
+    refuse_token_file(path);
     r->data_name = path;
     size_t len;
     char *text = mt_read_file(path, &len, "--data-path");
     if (len == 0)
         mt_user_error("give a file with training text", "data file %s is empty", path);
+    /* text has no NUL bytes; token files and other binaries do */
+    if (memchr(text, 0, len < 65536 ? len : 65536))
+        mt_user_error("--data-path takes a text file or the PREFIX of a .bin/.idx pair written by "
+                      "`megatron-c preprocess` (or Megatron's preprocess_data.py)",
+                      "data file %s is not text (it holds NUL bytes)", path);
     r->all_tokens = mt_tokenizer_encode_all(&r->tok, text, len, &r->ntok);
     free(text);
     size_t b[3], e[3];
@@ -327,8 +355,8 @@ static void save_checkpoint(struct run *r)
     mt_kv_set(&kv, "lr", "%.9g", a->lr);
     mt_kv_set(&kv, "min_lr", "%.9g", a->min_lr);
     mt_kv_set(&kv, "lr_decay_style", "%s", a->lr_decay_style);
-    mt_kv_set(&kv, "lr_warmup_iters", "%ld", a->lr_warmup_iters);
-    mt_kv_set(&kv, "lr_decay_iters", "%ld", a->lr_decay_iters);
+    mt_kv_set(&kv, "lr_warmup_iters", "%.17g", r->sched.warmup_iters);
+    mt_kv_set(&kv, "lr_decay_iters", "%.17g", r->sched.decay_iters);
     mt_kv_set(&kv, "data_path", "%s", r->data_name);
     mt_kv_set(&kv, "backend", "%s", mt_backend_name(r->be));
     mt_kv_set(&kv, "saved_layout", "tp=%d pp=%d dp=%d", G->tp_size, G->pp_size, G->dp_size);
@@ -411,9 +439,18 @@ static void load_checkpoint(struct run *r)
     const struct mt_train_args *a = r->a;
     char path[4200];
     const int found = mt_ckpt_resolve(a->load, a->ckpt_step, path, sizeof path);
-    if (found == -2)
-        mt_user_error("check the path, or drop --load to start from scratch",
-                      "--load directory %s does not exist", a->load);
+    if (found == -2) {
+        /* Megatron: a --load directory that does not exist starts from
+         * scratch (the usual --save DIR --load DIR launch script on its
+         * first run); a --ckpt-step there is an error: it asks for a step */
+        if (a->ckpt_step >= 0)
+            mt_user_error("check the path", "--load directory %s does not exist (asked for --ckpt-step %ld)",
+                          a->load, a->ckpt_step);
+        if (r->printer)
+            mt_warn("--load directory %s does not exist: starting from scratch (check the path if this run "
+                    "was to resume)", a->load);
+        return;
+    }
     if (found != 0) {
         /* Megatron: a --load directory without a tracker starts from scratch
          * (the usual --save DIR --load DIR launch script on its first run) */
@@ -530,10 +567,16 @@ static double pp_forward(void *u, int slot, int micro)
         return loss;
     }
     /* the first stage needs the tokens, the last the targets; middle stages neither */
-    if (m->stage.first || m->stage.last)
-        mt_loader_batch(r->loader, at, r->a->micro_batch_size, r->tokens, r->targets);
-    return mt_model_stage_forward(m, slot, r->tokens, r->targets, r->a->micro_batch_size,
-                                  r->a->seq_length, (int64_t)at);
+    const int B = r->a->micro_batch_size, T = r->a->seq_length;
+    if (m->stage.first || m->stage.last) mt_loader_batch(r->loader, at, B, r->tokens, r->targets);
+    if (r->a->eod_mask_loss && m->stage.last) {
+        /* Megatron's get_ltor_masks_and_position_ids: no loss where the
+         * input token is the end of document */
+        for (size_t i = 0; i < (size_t)B * T; i++) r->loss_mask[i] = r->tokens[i] == r->tok.eod ? 0.0f : 1.0f;
+        const struct mt_batch b = {B, T, r->tokens, NULL, NULL, r->targets, r->loss_mask, NULL};
+        return mt_model_stage_forward_batch(m, slot, &b, (int64_t)at);
+    }
+    return mt_model_stage_forward(m, slot, r->tokens, r->targets, B, T, (int64_t)at);
 }
 
 static void pp_backward(void *u, int slot, int micro)
@@ -699,8 +742,7 @@ static void build(struct run *r)
                        a->use_distributed_optimizer ? G->dp : NULL);
     r->opt.norm_comm = G->mp;
     r->opt.tp_comm = G->tp_size > 1 ? G->tp : NULL;
-    r->sched = (struct mt_lr_schedule){a->lr, a->min_lr, (int)a->lr_warmup_iters,
-                                       (int)a->lr_decay_iters,
+    r->sched = (struct mt_lr_schedule){a->lr, a->min_lr, a->sched_warmup, a->sched_decay,
                                        (enum mt_lr_decay)mt_lr_decay_parse(a->lr_decay_style)};
     int cap = MT_PP_MAX_ACTIONS(n_micro);
     r->sched_actions = malloc((size_t)cap * sizeof *r->sched_actions);
@@ -837,6 +879,20 @@ static void log_iteration(struct run *r, struct interval *iv, float lr)
     /* Megatron's fields: the scale after this iteration's update, no grad
      * norm for a skipped iteration, and the interval's skip counts */
     char scale[48] = "", gnorm[40] = "", skips[96] = "", scale_json[128] = "", norm_json[40] = "null";
+    char extra[64] = "", extra_json[64] = "", tput[64] = "", tput_json[64] = "";
+    if (a->log_params_norm) {
+        /* summed over the model-parallel group: every rank agrees */
+        const double pn = mt_grad_norm(r->be, &r->model.table, r->model.params, r->opt.norm_comm);
+        snprintf(extra, sizeof extra, " params norm: %.3f |", pn);
+        snprintf(extra_json, sizeof extra_json, ", \"params_norm\": %.9g", pn);
+    }
+    if (a->log_throughput) {
+        /* Megatron's num_floating_point_operations per second and rank */
+        const double tf = mt_config_flops(&r->desc.model, a->global_batch_size, a->seq_length) /
+                          (ms / 1000.0) / 1e12 / (double)r->grp.world_size;
+        snprintf(tput, sizeof tput, " throughput per GPU (TFLOP/s/GPU): %.1f |", tf);
+        snprintf(tput_json, sizeof tput_json, ", \"tflops_per_rank\": %.9g", tf);
+    }
     if (r->scaled) {
         snprintf(scale, sizeof scale, " loss scale: %.1f |", r->scaler.scale);
         snprintf(skips, sizeof skips, " number of skipped iterations: %3ld | number of nan iterations: %3ld |",
@@ -856,15 +912,15 @@ static void log_iteration(struct run *r, struct interval *iv, float lr)
     char comm[96] = "";
     if (r->grp.world_size > 1)
         snprintf(comm, sizeof comm, " comm (ms): %.1f | comm sent (MB): %.2f |", comm_ms, comm_mb);
-    SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f | "
-        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E |%s%s%s%s%s\n",
-        r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tps, lr, a->global_batch_size,
-        avg, sop, scale, gnorm, skips, comm);
+    SAY(" iteration %8ld/%8ld | consumed samples: %10llu | elapsed time per iteration (ms): %.1f |%s "
+        "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E |%s%s%s%s%s%s\n",
+        r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tput, tps, lr, a->global_batch_size,
+        avg, sop, scale, gnorm, extra, skips, comm);
     if (r->json) {
         fprintf(r->json, "{\"iteration\": %ld, \"loss\": %s%s, \"lr\": %.9g, \"grad_norm\": %s%s, "
                 "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
-                "\"comm_ms\": %.3f, \"comm_mb\": %.4f}\n", r->iteration, loss_json, sop_json, lr, norm_json,
-                scale_json, tps, ms, (unsigned long long)r->consumed, comm_ms, comm_mb);
+                "\"comm_ms\": %.3f, \"comm_mb\": %.4f%s%s}\n", r->iteration, loss_json, sop_json, lr, norm_json,
+                scale_json, tps, ms, (unsigned long long)r->consumed, comm_ms, comm_mb, extra_json, tput_json);
         mt_log_flush(r->json, r->a->log_json);
     }
     memset(iv->sum, 0, sizeof iv->sum);
@@ -898,6 +954,18 @@ static void sample(struct run *r)
     printf("\n");
     free(prompt);
     mt_model_free(&gen);
+}
+
+/* --exit-interval and --exit-duration-in-mins (every rank agrees: the
+ * clocks of ranks differ, so rank 0's decides) */
+static int exit_now(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    if (r->iteration >= a->train_iters) return 0;
+    if (a->exit_interval > 0 && r->iteration % a->exit_interval == 0) return 1;
+    if (a->exit_duration_in_mins <= 0) return 0;
+    double late = r->printer && (mt_now() - r->prog.t0) / 60.0 > a->exit_duration_in_mins;
+    return mt_all_reduce_scalar(r->be, r->grp.world, late, MT_REDOP_MAX) > 0;
 }
 
 static void loop(struct run *r)
@@ -960,6 +1028,17 @@ static void loop(struct run *r)
             iv.t0 += mt_now() - t;
         }
         progress_show(&r->prog, r->iteration, a->train_iters, it0, (float)loss);
+        if (exit_now(r)) {
+            /* Megatron: save (when --save), then exit, without the final validation */
+            progress_clear(&r->prog);
+            if (a->save && last_saved != r->iteration) save_checkpoint(r);
+            SAY(" exiting program at iteration %ld (%s)\n", r->iteration,
+                a->exit_interval > 0 && r->iteration % a->exit_interval == 0 ? "--exit-interval"
+                                                                              : "--exit-duration-in-mins");
+            r->exited = 1;
+            memory_report(r);
+            return;
+        }
     }
     progress_clear(&r->prog);
     if (r->has_valid) log_eval(r, evaluate(r));
@@ -1020,7 +1099,7 @@ int mt_train_run(struct mt_train_args *a)
                  strcmp(getenv("TERM"), "dumb") != 0;
     r->prog.t0 = mt_now();
     loop(r);
-    if (a->sample_tokens > 0 && r->grp.world_size == 1 && !r->bert) sample(r);
+    if (a->sample_tokens > 0 && r->grp.world_size == 1 && !r->bert && !r->exited) sample(r);
 
     if (r->json) mt_log_close(r->json, a->log_json);
     free(r->tokens);

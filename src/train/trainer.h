@@ -31,6 +31,12 @@ struct mt_train_args {
     long train_iters;
     float lr, min_lr;
     long lr_warmup_iters, lr_decay_iters;
+    float lr_warmup_fraction;          /* < 0: not given */
+    long train_samples, lr_decay_samples, lr_warmup_samples; /* 0: not given */
+    double sched_warmup, sched_decay;  /* the schedule in iterations (fractional after samples), set by train.c */
+    long exit_interval;
+    float exit_duration_in_mins;       /* 0: none */
+    int log_params_norm, log_throughput, eod_mask_loss;
     const char *lr_decay_style;
     /* optimizer */
     float adam_beta1, adam_beta2, adam_eps, weight_decay, clip_grad;
