@@ -18,6 +18,16 @@ pass "--version on every subcommand"
 $B help train | head -n 1 | grep -q "usage: megatron-c train" && pass "megatron-c help train is train --help" \
   || fail "megatron-c help train: $($B help train 2>&1 | head -n 1)"
 expect_error "help for an unknown command" "unknown command 'nope'" $B help nope
+# train --help: Megatron's argument groups, wrapped to the terminal
+COLUMNS=80 $B train --help > "$TMP/help" 2>&1
+long=$(awk 'length($0) > 80' "$TMP/help" | wc -l)
+groups=$(grep -c -E '^(model|training|learning rate|checkpointing|mixed precision|distributed|validation|data|logging):$' "$TMP/help")
+# a flag without its description beside it has it on the next line
+bare=$(awk 'prev && !/^                                     [^ ]/ { n++ } { prev = /^  --[^ ]+( [A-Z.,]+)? *$/ } END { print n+0 }' "$TMP/help")
+[ "$long" = 0 ] && [ "$groups" = 9 ] && [ "$bare" = 0 ] \
+  && pass "train --help: 9 groups, no line over 80 columns, every flag described" \
+  || fail "train --help: $long lines over 80, $groups groups, $bare flags without a description"
+
 expect_error "unknown command" "unknown command 'trian'" $B trian
 expect_error "malformed number" "--lr expects a finite number, got 'fast'" $B train --lr fast
 expect_error "missing value" "'--seq-length' needs a value" $B train --seq-length

@@ -6,7 +6,7 @@
 #    sizes shrunk, 2 iterations on the shipped text preprocessed into a
 #    .bin/.idx dataset, with --save D --load D on a first run, no
 #    --tokenizer-type (inferred from --vocab-file / --merge-file), and the
-#    GPU-only and logging flags accepted with one note each;
+#    GPU-only and W&B flags accepted with one note each, TensorBoard written;
 #  - the compatibility behaviours one by one: all unknown flags in one
 #    message (tests/test_errors.sh), the tokenizer inferred (BPE, WordPiece
 #    lower-case and cased) and a mismatch refused, a .bin / .idx / binary
@@ -57,8 +57,9 @@ script_run gpt3_175b.sh --num-layers 2 --hidden-size 96 --num-attention-heads 4 
   --eval-interval 1000 --eval-iters 1 --save "$TMP/ck175" --load "$TMP/ck175" --tensorboard-dir "$TMP/tb" \
   --distributed-backend nccl --use-mcore-models --transformer-impl local --use-flash-attn \
   --overlap-grad-reduce --overlap-param-gather --wandb-project p --wandb-exp-name e
-grep -q "attention-backend.*ignores them" "$TMP/gpt3_175b.sh.err" && grep -q "tensorboard-dir.*JSON lines" "$TMP/gpt3_175b.sh.err" \
-  && pass "gpt3_175b.sh: one note for the kernel and backend choices, one for the logging destinations" \
+grep -q "attention-backend.*ignores them" "$TMP/gpt3_175b.sh.err" && grep -q "wandb-project.*Weights & Biases" "$TMP/gpt3_175b.sh.err" \
+  && ls "$TMP/tb"/events.out.tfevents.* > /dev/null 2>&1 \
+  && pass "gpt3_175b.sh: one note for the kernel and backend choices, one for W&B; --tensorboard-dir written" \
   || { fail "gpt3_175b.sh: notes"; cat "$TMP/gpt3_175b.sh.err"; }
 expect_error "the 175B script's batch-size ramp: refused with its reason" \
   "--rampup-batch-size: a batch-size ramp-up is not implemented" $B train --rampup-batch-size 16 16 5859375 --num-layers 2

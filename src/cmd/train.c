@@ -41,12 +41,11 @@ struct train_cli {
 #define LV(flag) {flag, MT_ARG_STRING, offsetof(struct train_cli, logging_choice_value), "S", \
                   "accepted for Megatron scripts; not written here (a TensorBoard or W&B option)"}
 static const struct mt_arg_spec SPECS[] = {
+    MT_ARG_GROUP_("model"),
     {"model", MT_ARG_STRING, F(model), "S", "gpt | bert: what is trained, as Megatron's pretrain_gpt.py and pretrain_bert.py (gpt)"},
     {"bert-no-binary-head", MT_ARG_BOOL, F(bert_no_binary_head), NULL, "BERT without the sentence-order head (its loss is the masked LM's alone)"},
     {"post-layernorm", MT_ARG_BOOL, F(post_layernorm), NULL, "the original post-norm layout, x = norm(x + sublayer(x)), of Google's and Hugging Face's BERT (default: pre-norm, Megatron's)"},
     {"openai-gelu", MT_ARG_BOOL, F(openai_gelu), NULL, "the tanh GELU (GPT-2's, and the GPT default here); BERT's default is the exact one"},
-    {"mask-prob", MT_ARG_DOUBLE, F(mask_prob), "P", "BERT: share of the tokens masked (0.15)"},
-    {"short-seq-prob", MT_ARG_DOUBLE, F(short_seq_prob), "P", "BERT: probability of a shorter sample (0.1)"},
     {"num-layers", MT_ARG_INT, F(num_layers), "N", "transformer layers"},
     {"hidden-size", MT_ARG_INT, F(hidden_size), "N", "model width"},
     {"num-attention-heads", MT_ARG_INT, F(num_heads), "N", "attention heads (divides --hidden-size)"},
@@ -65,29 +64,18 @@ static const struct mt_arg_spec SPECS[] = {
     {"untie-embeddings-and-output-weights", MT_ARG_BOOL, F(untie_embeddings), NULL, "an output layer of its own instead of the word embedding"},
     {"disable-bias-linear", MT_ARG_BOOL, F(disable_bias_linear), NULL, "no biases in the linear layers"},
     {"add-qkv-bias", MT_ARG_BOOL, F(add_qkv_bias), NULL, "keep the QKV bias under --disable-bias-linear"},
-    {"hidden-dropout", MT_ARG_FLOAT, F(hidden_dropout), "P", "dropout of the embedding and of each sublayer output (0.1; teaching default 0)"},
-    {"attention-dropout", MT_ARG_FLOAT, F(attention_dropout), "P", "dropout of the attention probabilities (0.1; teaching default 0)"},
-    {"seq-length", MT_ARG_INT, F(seq_length), "N", "training sequence length"},
     {"max-position-embeddings", MT_ARG_INT, F(max_pos), "N", "position table size (>= --seq-length; default --seq-length)"},
     {"make-vocab-size-divisible-by", MT_ARG_INT, F(make_vocab_divisible_by), "N", "pad the vocabulary to a multiple of N (128)"},
     {"init-method-std", MT_ARG_FLOAT, F(init_method_std), "X", "weight init std (0.02)"},
+    {"hidden-dropout", MT_ARG_FLOAT, F(hidden_dropout), "P", "dropout of the embedding and of each sublayer output (0.1; teaching default 0)"},
+    {"attention-dropout", MT_ARG_FLOAT, F(attention_dropout), "P", "dropout of the attention probabilities (0.1; teaching default 0)"},
+    MT_ARG_GROUP_("training"),
     {"micro-batch-size", MT_ARG_INT, F(micro_batch_size), "N", "sequences per forward/backward"},
     {"global-batch-size", MT_ARG_INT, F(global_batch_size), "N", "sequences per optimizer step (default micro batch; a multiple gives gradient accumulation)"},
     {"train-iters", MT_ARG_LONG, F(train_iters), "N", "optimizer steps to train for"},
-    {"lr", MT_ARG_FLOAT, F(lr), "X", "peak learning rate"},
-    {"min-lr", MT_ARG_FLOAT, F(min_lr), "X", "final learning rate (0)"},
-    {"lr-warmup-iters", MT_ARG_LONG, F(lr_warmup_iters), "N", "linear warmup steps (0)"},
-    {"lr-decay-iters", MT_ARG_LONG, F(lr_decay_iters), "N", "decay horizon (default --train-iters)"},
-    {"lr-warmup-fraction", MT_ARG_FLOAT, F(lr_warmup_fraction), "X", "warmup over this share of the decay horizon (instead of --lr-warmup-iters)"},
     {"train-samples", MT_ARG_LONG, F(train_samples), "N", "samples to train for, instead of --train-iters (iterations = N / global batch)"},
-    {"lr-decay-samples", MT_ARG_LONG, F(lr_decay_samples), "N", "with --train-samples: the decay horizon in samples (default --train-samples)"},
-    {"lr-warmup-samples", MT_ARG_LONG, F(lr_warmup_samples), "N", "with --train-samples: the warmup in samples (0)"},
     {"exit-interval", MT_ARG_LONG, F(exit_interval), "N", "stop (saving first, with --save) at the first iteration divisible by N"},
     {"exit-duration-in-mins", MT_ARG_FLOAT, F(exit_duration_in_mins), "M", "stop (saving first, with --save) once training has run M minutes"},
-    {"log-params-norm", MT_ARG_BOOL, F(log_params_norm), NULL, "add the parameters' L2 norm to the log line"},
-    {"log-throughput", MT_ARG_BOOL, F(log_throughput), NULL, "add Megatron's throughput per rank (TFLOP/s, its FLOPs formula) to the log line"},
-    {"eod-mask-loss", MT_ARG_BOOL, F(eod_mask_loss), NULL, "no loss at positions whose input token is the end of document"},
-    {"lr-decay-style", MT_ARG_STRING, F(lr_decay_style), "S", "constant | linear | cosine (linear)"},
     {"optimizer", MT_ARG_STRING, F(optimizer), "S", "adam (AdamW, decoupled weight decay) | sgd | adafactor (adam)"},
     {"adam-beta1", MT_ARG_FLOAT, F(adam_beta1), "X", "(0.9)"},
     {"adam-beta2", MT_ARG_FLOAT, F(adam_beta2), "X", "(0.999)"},
@@ -104,10 +92,22 @@ static const struct mt_arg_spec SPECS[] = {
     {"weight-decay", MT_ARG_FLOAT, F(weight_decay), "X", "(0.01; none on biases and norms)"},
     {"clip-grad", MT_ARG_FLOAT, F(clip_grad), "X", "global gradient-norm clip (1.0; 0 disables)"},
     {"seed", MT_ARG_LONG, F(seed), "N", "random seed for weights and data order (1234)"},
-    {"log-interval", MT_ARG_LONG, F(log_interval), "N", "iterations per log line (100)"},
-    {"eval-interval", MT_ARG_LONG, F(eval_interval), "N", "iterations between validations (1000; 0 = only at the end)"},
-    {"eval-iters", MT_ARG_LONG, F(eval_iters), "N", "global batches per validation (100; 0 disables)"},
-    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the log as JSON lines"},
+    {"recompute-granularity", MT_ARG_STRING, F(recompute_granularity), "S", "activation recompute: full (whole layers) | selective (the attention probabilities) (none)"},
+    {"recompute-method", MT_ARG_STRING, F(recompute_method), "S", "full recompute: uniform (chunks of --recompute-num-layers) | block (the first --recompute-num-layers layers of each stage)"},
+    {"recompute-num-layers", MT_ARG_INT, F(recompute_num_layers), "N", "full recompute: layers per chunk (uniform) or per stage (block)"},
+    {"recompute-activations", MT_ARG_BOOL, F(recompute_activations), NULL, "the older spelling of --recompute-granularity selective"},
+    {"recompute-modules", MT_ARG_WORDS, F(recompute_modules), "M", "selective recompute: what is recomputed; core_attn only (core_attn)"},
+    {"eod-mask-loss", MT_ARG_BOOL, F(eod_mask_loss), NULL, "no loss at positions whose input token is the end of document"},
+    MT_ARG_GROUP_("learning rate"),
+    {"lr", MT_ARG_FLOAT, F(lr), "X", "peak learning rate"},
+    {"min-lr", MT_ARG_FLOAT, F(min_lr), "X", "final learning rate (0)"},
+    {"lr-decay-style", MT_ARG_STRING, F(lr_decay_style), "S", "constant | linear | cosine (linear)"},
+    {"lr-warmup-iters", MT_ARG_LONG, F(lr_warmup_iters), "N", "linear warmup steps (0)"},
+    {"lr-decay-iters", MT_ARG_LONG, F(lr_decay_iters), "N", "decay horizon (default --train-iters)"},
+    {"lr-warmup-fraction", MT_ARG_FLOAT, F(lr_warmup_fraction), "X", "warmup over this share of the decay horizon (instead of --lr-warmup-iters)"},
+    {"lr-decay-samples", MT_ARG_LONG, F(lr_decay_samples), "N", "with --train-samples: the decay horizon in samples (default --train-samples)"},
+    {"lr-warmup-samples", MT_ARG_LONG, F(lr_warmup_samples), "N", "with --train-samples: the warmup in samples (0)"},
+    MT_ARG_GROUP_("checkpointing"),
     {"save", MT_ARG_STRING, F(save), "DIR", "checkpoint directory to write"},
     {"save-interval", MT_ARG_LONG, F(save_interval), "N", "iterations between checkpoints (also saved at the end)"},
     {"load", MT_ARG_STRING, F(load), "DIR", "checkpoint directory to resume from"},
@@ -115,18 +115,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"no-load-optim", MT_ARG_BOOL, F(no_load_optim), NULL, "do not load the optimizer state"},
     {"no-load-rng", MT_ARG_BOOL, F(no_load_rng), NULL, "do not load the RNG state"},
     {"finetune", MT_ARG_BOOL, F(finetune), NULL, "load weights only; start at iteration 0"},
-    {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
-    {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
-    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", MT_TOKENIZER_TYPES_HELP " (CharLevel)"},
-    MT_SPECS_BPE_FILES,
-    MT_SPECS_VOCAB_SIZE,
-    MT_SPECS_BACKEND,
-    {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
-    {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
-    {"distributed-timeout-minutes", MT_ARG_FLOAT, F(distributed_timeout_minutes), "M",
-     "end the job when a communication call waits longer (10; fractions allowed)"},
-    {"use-distributed-optimizer", MT_ARG_BOOL, F(use_distributed_optimizer), NULL,
-     "shard the optimizer state over the data-parallel group (ZeRO-1; adam and sgd)"},
+    MT_ARG_GROUP_("mixed precision"),
     {"bf16", MT_ARG_BOOL, F(bf16), NULL, "mixed precision: bf16 GEMMs over fp32 master weights and gradients (no loss scaling unless --loss-scale)"},
     {"fp16", MT_ARG_BOOL, F(fp16), NULL, "mixed precision: fp16 GEMMs over fp32 master weights and gradients, with dynamic loss scaling"},
     {"loss-scale", MT_ARG_DOUBLE, F(loss_scale), "X", "a constant loss scale instead of the dynamic one (--fp16, --bf16)"},
@@ -134,15 +123,43 @@ static const struct mt_arg_spec SPECS[] = {
     {"min-loss-scale", MT_ARG_DOUBLE, F(min_loss_scale), "X", "dynamic loss scaling: the lowest scale (1.0)"},
     {"loss-scale-window", MT_ARG_INT, F(loss_scale_window), "N", "dynamic loss scaling: clean iterations before the scale doubles (1000)"},
     {"hysteresis", MT_ARG_INT, F(hysteresis), "N", "dynamic loss scaling: overflowing iterations before the scale halves (2)"},
-    {"recompute-granularity", MT_ARG_STRING, F(recompute_granularity), "S", "activation recompute: full (whole layers) | selective (the attention probabilities) (none)"},
-    {"recompute-method", MT_ARG_STRING, F(recompute_method), "S", "full recompute: uniform (chunks of --recompute-num-layers) | block (the first --recompute-num-layers layers of each stage)"},
-    {"recompute-num-layers", MT_ARG_INT, F(recompute_num_layers), "N", "full recompute: layers per chunk (uniform) or per stage (block)"},
-    {"recompute-activations", MT_ARG_BOOL, F(recompute_activations), NULL, "the older spelling of --recompute-granularity selective"},
-    {"recompute-modules", MT_ARG_WORDS, F(recompute_modules), "M", "selective recompute: what is recomputed; core_attn only (core_attn)"},
+    MT_ARG_GROUP_("distributed"),
+    {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
+    {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
+    {"use-distributed-optimizer", MT_ARG_BOOL, F(use_distributed_optimizer), NULL,
+     "shard the optimizer state over the data-parallel group (ZeRO-1; adam and sgd)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
+    {"distributed-timeout-minutes", MT_ARG_FLOAT, F(distributed_timeout_minutes), "M",
+     "end the job when a communication call waits longer (10; fractions allowed)"},
+    MT_SPECS_BACKEND,
+    MT_ARG_GROUP_("validation"),
+    {"eval-interval", MT_ARG_LONG, F(eval_interval), "N", "iterations between validations (1000; 0 = only at the end)"},
+    {"eval-iters", MT_ARG_LONG, F(eval_iters), "N", "global batches per validation (100; 0 disables)"},
+    MT_ARG_GROUP_("data"),
+    {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
+    {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
+    {"seq-length", MT_ARG_INT, F(seq_length), "N", "training sequence length"},
+    {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", MT_TOKENIZER_TYPES_HELP " (CharLevel)"},
+    MT_SPECS_BPE_FILES,
+    MT_SPECS_VOCAB_SIZE,
+    {"mask-prob", MT_ARG_DOUBLE, F(mask_prob), "P", "BERT: share of the tokens masked (0.15)"},
+    {"short-seq-prob", MT_ARG_DOUBLE, F(short_seq_prob), "P", "BERT: probability of a shorter sample (0.1)"},
+    MT_ARG_GROUP_("logging"),
+    {"log-interval", MT_ARG_LONG, F(log_interval), "N", "iterations per log line (100)"},
+    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the log as JSON lines"},
+    {"log-params-norm", MT_ARG_BOOL, F(log_params_norm), NULL, "add the parameters' L2 norm to the log line"},
+    {"log-throughput", MT_ARG_BOOL, F(log_throughput), NULL, "add Megatron's throughput per rank (TFLOP/s, its FLOPs formula) to the log line"},
+    {"tensorboard-dir", MT_ARG_STRING, F(tensorboard_dir), "DIR", "also write TensorBoard event files with Megatron's scalar tags"},
+    {"tensorboard-log-interval", MT_ARG_LONG, F(tensorboard_log_interval), "N", "iterations between TensorBoard scalars (1)"},
+    {"log-validation-ppl-to-tensorboard", MT_ARG_BOOL, F(log_validation_ppl_to_tensorboard), NULL, "also the validation perplexity"},
+    {"no-log-loss-scale-to-tensorboard", MT_ARG_BOOL, F(no_log_loss_scale_to_tensorboard), NULL, "leave the loss scale out"},
+    {"log-batch-size-to-tensorboard", MT_ARG_BOOL, F(log_batch_size_to_tensorboard), NULL, "also the global batch size"},
+    {"log-learning-rate-to-tensorboard", MT_ARG_BOOL, F(log_learning_rate_to_tensorboard), NULL, "the learning rate (always written here)"},
+    {"log-loss-scale-to-tensorboard", MT_ARG_BOOL, F(log_loss_scale_to_tensorboard), NULL, "the loss scale (written by default)"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
     {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
+    MT_ARG_GROUP_("accepted for Megatron scripts, without effect here"),
     K("use-mcore-models"), K("use-flash-attn"), K("attention-softmax-in-fp32"),
     K("no-masked-softmax-fusion"), K("no-bias-gelu-fusion"), K("no-bias-swiglu-fusion"),
     K("no-bias-dropout-fusion"), K("no-rope-fusion"), K("no-gradient-accumulation-fusion"),
@@ -151,11 +168,8 @@ static const struct mt_arg_spec SPECS[] = {
     KV("transformer-impl"), KV("attention-backend"), KV("num-workers"), KV("distributed-backend"),
     KV("data-cache-path"), KV("timing-log-level"),
     /* logging destinations (after the kernel choices: their own note) */
-    LV("tensorboard-dir"), LV("tensorboard-log-interval"), LV("tensorboard-queue-size"),
-    L("log-timers-to-tensorboard"), L("log-validation-ppl-to-tensorboard"), L("log-memory-to-tensorboard"),
-    L("log-batch-size-to-tensorboard"), L("log-world-size-to-tensorboard"), L("log-loss-scale-to-tensorboard"),
-    L("no-log-loss-scale-to-tensorboard"), L("log-learning-rate-to-tensorboard"),
-    LV("wandb-project"), LV("wandb-exp-name"), LV("wandb-save-dir"),
+    LV("tensorboard-queue-size"), L("log-timers-to-tensorboard"), L("log-memory-to-tensorboard"),
+    L("log-world-size-to-tensorboard"), LV("wandb-project"), LV("wandb-exp-name"), LV("wandb-save-dir"),
 };
 #undef F
 #undef K
@@ -163,18 +177,20 @@ static const struct mt_arg_spec SPECS[] = {
 #undef L
 #undef LV
 #define FIRST_KERNEL_CHOICE mt_args_find(SPECS, NSPECS, "use-mcore-models")
-#define FIRST_LOGGING_CHOICE mt_args_find(SPECS, NSPECS, "tensorboard-dir")
+#define FIRST_LOGGING_CHOICE mt_args_find(SPECS, NSPECS, "tensorboard-queue-size")
 #define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
 
 static const char *SYNOPSIS =
-    "Trains a GPT or a Llama-style model (--position-embedding-type rope\n"
-    "--normalization RMSNorm --swiglu --group-query-attention ...). Without --data-path: the teaching default, a character-level\n"
-    "model on the shipped tiny Shakespeare (4 layers, 4 heads, hidden 128,\n"
-    "sequence 64, micro-batch 12, 2000 iterations, lr 1e-3 with 100 warmup\n"
-    "iterations and cosine decay to 1e-4, AdamW beta2 0.99); any flag given\n"
-    "overrides that setting. With --data-path, defaults are Megatron-LM's and\n"
-    "--num-layers, --hidden-size, --num-attention-heads, --seq-length,\n"
-    "--micro-batch-size, --train-iters and --lr are required.";
+    "Trains a GPT, a Llama-style model (--position-embedding-type rope\n"
+    "--normalization RMSNorm --swiglu --group-query-attention ...) or BERT\n"
+    "(--model bert) with Megatron-LM's flags. Without --data-path: the teaching\n"
+    "default, a character-level model on the shipped tiny Shakespeare (4 layers,\n"
+    "4 heads, hidden 128, sequence 64, micro-batch 12, 2000 iterations, lr 1e-3\n"
+    "with 100 warmup iterations and cosine decay to 1e-4, AdamW beta2 0.99); any\n"
+    "flag given overrides that setting. With --data-path, defaults are\n"
+    "Megatron-LM's and --num-layers, --hidden-size, --num-attention-heads,\n"
+    "--seq-length, --micro-batch-size, --train-iters (or --train-samples) and\n"
+    "--lr are required. `megatron-c help train` prints this.";
 
 static void set_megatron_defaults(struct mt_train_args *a)
 {
@@ -229,6 +245,7 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->hysteresis = 2;
     a->recompute_num_layers = -1;
     a->lr_warmup_fraction = -1.0f; /* not given */
+    a->tensorboard_log_interval = 1;
 }
 
 /* The teaching preset, applied to every flag the user did not give. */
@@ -372,6 +389,7 @@ static void validate_schedule(struct mt_train_args *a, const unsigned char *give
     if (GIVEN("exit-duration-in-mins") && !(a->exit_duration_in_mins > 0))
         mt_user_error(NULL, "--exit-duration-in-mins must be positive (got %g)", a->exit_duration_in_mins);
     if (a->exit_interval < 0) mt_user_error(NULL, "--exit-interval must not be negative");
+    if (a->tensorboard_log_interval < 1) mt_user_error(NULL, "--tensorboard-log-interval must be positive");
 #undef GIVEN
 }
 
@@ -533,8 +551,9 @@ static void note_kernel_choices(const unsigned char *given)
         mt_warn("%s: Megatron kernel, fusion, overlap or backend choices; megatron-c has one implementation "
                 "of each and ignores them (the result is the same)", list);
     if (given_list(given, FIRST_LOGGING_CHOICE, NSPECS, list, sizeof list))
-        mt_warn("%s: megatron-c writes no TensorBoard or Weights & Biases logs yet; the log is on standard "
-                "output and, with --log-json FILE, in JSON lines", list);
+        mt_warn("%s: megatron-c writes no Weights & Biases logs and no TensorBoard timers, memory or world "
+                "size yet; --tensorboard-dir gets the losses, learning rate, batch size, norms and loss scale, "
+                "and the log is on standard output and, with --log-json FILE, in JSON lines", list);
 }
 
 /* Megatron flags that change what is computed and are not implemented:

@@ -8,6 +8,7 @@
 #endif
 #include "core/error.h"
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 int mt_args_find(const struct mt_arg_spec *specs, int nspecs, const char *name)
 {
     for (int i = 0; i < nspecs; i++)
-        if (strcmp(specs[i].name, name) == 0) return i;
+        if (specs[i].type != MT_ARG_GROUP && strcmp(specs[i].name, name) == 0) return i;
     return -1;
 }
 
@@ -72,7 +73,8 @@ static void set_value(const struct mt_arg_spec *s, void *dst, const char *v, con
         break;
     }
     case MT_ARG_STRING: *(const char **)base = v; break;
-    case MT_ARG_WORDS: break; /* handled by the caller */
+    case MT_ARG_WORDS: /* handled by the caller */
+    case MT_ARG_GROUP: break;
     case MT_ARG_BOOL:
         if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) *(int *)base = 1;
         else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) *(int *)base = 0;
@@ -88,6 +90,7 @@ static int suggestion(const struct mt_arg_spec *specs, int nspecs, const char *n
 {
     int best = -1, bestd = 99;
     for (int j = 0; j < nspecs; j++) {
+        if (specs[j].type == MT_ARG_GROUP) continue;
         int d = edit_distance(name, specs[j].name);
         if (d < bestd) bestd = d, best = j;
     }
@@ -191,17 +194,60 @@ void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsig
     }
 }
 
+static int terminal_columns(FILE *f)
+{
+    const char *c = getenv("COLUMNS");
+    int w = c ? atoi(c) : 0;
+#ifdef TIOCGWINSZ
+    struct winsize ws;
+    if (w <= 0 && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0) w = ws.ws_col;
+#else
+    (void)f;
+#endif
+    if (w <= 0) w = 100;
+    return w < 60 ? 60 : w > 200 ? 200 : w;
+}
+
+enum { LEFT = 34 }; /* the width of the flag column */
+
+/* text wrapped at spaces into lines of at most width - LEFT - 3 columns,
+ * the first after the flag column, the others indented to it */
+static void wrapped(FILE *f, const char *text, int width)
+{
+    const int room = width - LEFT - 3;
+    int first = 1;
+    while (*text) {
+        int n = (int)strlen(text);
+        if (n > room) {
+            n = room;
+            while (n > 0 && text[n] != ' ') n--;
+            if (n == 0) n = room; /* one long word */
+        }
+        fprintf(f, "%*s%.*s\n", first ? 0 : LEFT + 3, "", n, text);
+        first = 0;
+        text += n;
+        while (*text == ' ') text++;
+    }
+    if (first) fputc('\n', f);
+}
+
 void mt_args_usage(FILE *f, const struct mt_arg_spec *specs, int nspecs, const char *cmd,
                    const char *synopsis)
 {
+    const int width = terminal_columns(f);
     fprintf(f, "usage: megatron-c %s [flags]\n", cmd);
     if (synopsis) fprintf(f, "%s\n", synopsis);
-    fprintf(f, "\nflags:\n");
+    if (nspecs == 0 || specs[0].type != MT_ARG_GROUP) fprintf(f, "\nflags:\n");
     for (int i = 0; i < nspecs; i++) {
+        if (specs[i].type == MT_ARG_GROUP) {
+            fprintf(f, "\n%s:\n", specs[i].name);
+            continue;
+        }
         char left[96];
         if (specs[i].type == MT_ARG_BOOL) snprintf(left, sizeof left, "--%s", specs[i].name);
         else snprintf(left, sizeof left, "--%s %s", specs[i].name, specs[i].metavar);
-        if (strlen(left) > 34) fprintf(f, "  %s\n  %-34s %s\n", left, "", specs[i].help);
-        else fprintf(f, "  %-34s %s\n", left, specs[i].help);
+        if (strlen(left) > LEFT) fprintf(f, "  %s\n  %-*s ", left, LEFT, "");
+        else fprintf(f, "  %-*s ", LEFT, left);
+        wrapped(f, specs[i].help ? specs[i].help : "", width);
     }
 }

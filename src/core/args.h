@@ -8,7 +8,10 @@
 #include <stdio.h>
 
 enum mt_arg_type { MT_ARG_INT, MT_ARG_LONG, MT_ARG_FLOAT, MT_ARG_DOUBLE, MT_ARG_STRING, MT_ARG_BOOL,
-                   MT_ARG_WORDS /* one or more words up to the next --flag: struct mt_words */ };
+                   MT_ARG_WORDS, /* one or more words up to the next --flag: struct mt_words */
+                   MT_ARG_GROUP  /* not a flag: the heading of the flags after it in --help */ };
+/* A heading in a table: MT_ARG_GROUP_("learning rate") */
+#define MT_ARG_GROUP_(title) {title, MT_ARG_GROUP, 0, NULL, NULL}
 
 /* The value of an MT_ARG_WORDS flag, e.g. --data-path 0.7 A 0.3 B.
  * Points into argv. */
@@ -30,6 +33,8 @@ struct mt_arg_spec {
  * with a message on error. --help prints usage and exits 0. */
 void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsigned char *given,
                    int argc, char **argv, int first, const char *cmd, const char *synopsis);
+/* --help: the flags (under their group headings), each help text wrapped
+ * to the terminal ($COLUMNS, else the window of f, else 100 columns). */
 void mt_args_usage(FILE *f, const struct mt_arg_spec *specs, int nspecs, const char *cmd,
                    const char *synopsis);
 /* Index of the spec with this name, or -1. */

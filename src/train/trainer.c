@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/rng.h"
+#include "core/tensorboard.h"
 #include "data/bert_dataset.h"
 #include "data/dataset.h"
 #include "data/gpt_dataset.h"
@@ -143,6 +144,7 @@ struct run {
     uint64_t dropout_seed;
     int32_t *tokens, *targets;
     FILE *json;
+    struct mt_tb *tb;         /* --tensorboard-dir, rank 0 */
     struct progress prog;
     const char *data_name;
     /* the step being scheduled (pp_ops) */
@@ -649,6 +651,32 @@ static struct val evaluate(struct run *r)
     return v;
 }
 
+/* TensorBoard: Megatron's tag, against the iteration and, as "TAG vs
+ * samples", against the consumed samples */
+static void tb_scalar(struct run *r, const char *tag, double v)
+{
+    char vs[128];
+    mt_tb_scalar(r->tb, tag, v, r->iteration);
+    snprintf(vs, sizeof vs, "%s vs samples", tag);
+    mt_tb_scalar(r->tb, vs, v, (int64_t)r->consumed);
+}
+
+/* Megatron's training_log scalars of one iteration */
+static void tb_iteration(struct run *r, const double part[3], float lr, double norm)
+{
+    const struct mt_train_args *a = r->a;
+    if (!r->tb || r->iteration % a->tensorboard_log_interval != 0) return;
+    tb_scalar(r, "learning-rate", lr);
+    if (a->log_batch_size_to_tensorboard) tb_scalar(r, "batch-size", a->global_batch_size);
+    tb_scalar(r, "lm loss", r->bert ? part[1] : part[0]);
+    if (r->bert && !a->bert_no_binary_head) tb_scalar(r, "sop loss", part[2]);
+    if (r->scaled && !a->no_log_loss_scale_to_tensorboard) tb_scalar(r, "loss-scale", r->scaler.scale);
+    if (isfinite(norm)) tb_scalar(r, "grad-norm", norm);
+    if (a->log_params_norm)
+        tb_scalar(r, "params-norm", mt_grad_norm(r->be, &r->model.table, r->model.params, r->opt.norm_comm));
+    mt_tb_flush(r->tb);
+}
+
 static void log_eval(struct run *r, struct val v)
 {
     /* BERT: Megatron's lm loss is the masked LM's alone, then the sop loss */
@@ -658,6 +686,12 @@ static void log_eval(struct run *r, struct val v)
         snprintf(sop, sizeof sop, " sop loss value: %.6E |", v.sop);
     SAY(" validation loss at iteration %ld | lm loss value: %.6E | lm loss PPL: %.6E |%s\n",
         r->iteration, lm, exp(fmin(20.0, lm)), sop);
+    if (r->tb) {
+        tb_scalar(r, "lm loss validation", lm);
+        if (r->a->log_validation_ppl_to_tensorboard) tb_scalar(r, "lm loss validation ppl", exp(fmin(20.0, lm)));
+        if (*sop) tb_scalar(r, "sop loss validation", v.sop);
+        mt_tb_flush(r->tb);
+    }
     if (r->json) {
         fprintf(r->json, "{\"iteration\": %ld, \"val_loss\": %.9g, \"val_ppl\": %.9g", r->iteration, lm,
                 exp(fmin(20.0, lm)));
@@ -1013,6 +1047,7 @@ static void loop(struct run *r)
         r->consumed += (uint64_t)a->global_batch_size;
         interval_add(&iv, part, found_inf, !isfinite(loss));
         iv.last_norm = norm;
+        tb_iteration(r, part, lr, norm);
         if (r->iteration % a->log_interval == 0 || r->iteration == a->train_iters)
             log_iteration(r, &iv, lr);
         if (r->has_valid && a->eval_interval > 0 && r->iteration % a->eval_interval == 0 &&
@@ -1076,6 +1111,7 @@ int mt_train_run(struct mt_train_args *a)
         mt_ckpt_check_writable(a->save, 4u * (1 + states) * (uint64_t)mt_config_param_count(&r->desc.model) +
                                             (1u << 20));
     }
+    if (a->tensorboard_dir && r->printer) r->tb = mt_tb_open(a->tensorboard_dir); /* before any work, too */
     load_data(r);
     build(r);
     if (a->load) load_checkpoint(r);
@@ -1102,6 +1138,7 @@ int mt_train_run(struct mt_train_args *a)
     if (a->sample_tokens > 0 && r->grp.world_size == 1 && !r->bert && !r->exited) sample(r);
 
     if (r->json) mt_log_close(r->json, a->log_json);
+    mt_tb_close(r->tb);
     free(r->tokens);
     free(r->targets);
     free(r->types);

@@ -37,6 +37,10 @@ struct mt_train_args {
     long exit_interval;
     float exit_duration_in_mins;       /* 0: none */
     int log_params_norm, log_throughput, eod_mask_loss;
+    const char *tensorboard_dir;
+    long tensorboard_log_interval;
+    int log_validation_ppl_to_tensorboard, no_log_loss_scale_to_tensorboard, log_batch_size_to_tensorboard;
+    int log_learning_rate_to_tensorboard, log_loss_scale_to_tensorboard; /* accepted: the defaults here */
     const char *lr_decay_style;
     /* optimizer */
     float adam_beta1, adam_beta2, adam_eps, weight_decay, clip_grad;
