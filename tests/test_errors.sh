@@ -85,6 +85,14 @@ if $B train $TINY --train-iters 2 --load "$TMP/none3" > "$TMP/out" 2> "$TMP/err"
    grep -q "directory $TMP/none3 does not exist: starting from scratch" "$TMP/err"; then
   pass "--load of a directory that does not exist: starts from scratch with a warning"
 else fail "--load missing dir"; cat "$TMP/err"; fi
+# a run that does not resume from --save's own checkpoints would overwrite them
+$B train $TINY --train-iters 2 --save "$TMP/own" > /dev/null 2>&1 || fail "a first --save run"
+expect_error "--save over another run's checkpoints" "already holds 1 checkpoint (newest iter_0000002) that this run would overwrite" \
+  $B train $TINY --train-iters 2 --save "$TMP/own"
+expect_error "--finetune into its own --load" "(--finetune: from iteration 0)" \
+  $B train $TINY --train-iters 2 --save "$TMP/own" --load "$TMP/own" --finetune
+$B train $TINY --train-iters 4 --save "$TMP/own" --load "$TMP/own" > "$TMP/out" 2>&1 && [ -d "$TMP/own/iter_0000004" ] \
+  && pass "--save D --load D resumes and saves on" || { fail "--save D --load D resume"; cat "$TMP/out"; }
 expect_error "load missing dir with a step" "does not exist" \
   $B train $TINY --train-iters 4 --load "$TMP/none2" --ckpt-step 3
 expect_error "generate without checkpoint" "no checkpoint in $TMP" $B generate --load "$TMP"

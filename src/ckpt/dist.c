@@ -120,6 +120,13 @@ static long newest_iter_dir(const char *dir, int *count)
     return best;
 }
 
+int mt_ckpt_count(const char *dir, long *newest)
+{
+    int count;
+    *newest = newest_iter_dir(dir, &count);
+    return count;
+}
+
 int mt_ckpt_resolve(const char *dir, long step, char *path, size_t n)
 {
     long it = step >= 0 ? step : mt_ckpt_latest(dir);

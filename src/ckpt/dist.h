@@ -34,5 +34,8 @@ void mt_ckpt_save_dist(const char *dir, long iteration, const struct mt_kv *meta
  * tracker file (for training, a first run: start from scratch); -2 when DIR
  * does not exist. Exits with a message when the iteration's file is missing. */
 int mt_ckpt_resolve(const char *dir, long step, char *path, size_t n);
+/* The complete checkpoints (iter_N directories) in dir, and the newest N
+ * (-1: none). */
+int mt_ckpt_count(const char *dir, long *newest);
 
 #endif /* MT_CKPT_DIST_H */

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #ifdef HAVE_CONFIG_H
@@ -1082,6 +1083,21 @@ static void loop(struct run *r)
     memory_report(r);
 }
 
+/* A run that does not resume from --save's own checkpoints would write
+ * its iterations over them (and move the tracker back): refused. */
+static void refuse_foreign_checkpoints(const struct mt_train_args *a)
+{
+    char s[PATH_MAX], l[PATH_MAX];
+    long newest;
+    const int n = mt_ckpt_count(a->save, &newest);
+    if (n == 0) return;
+    const int resumes = a->load && realpath(a->save, s) && realpath(a->load, l) && strcmp(s, l) == 0;
+    if (resumes && !a->finetune) return;
+    mt_user_error("resume them with --load (the same directory), choose another --save, or move them away",
+                  "--save %s already holds %d checkpoint%s (newest iter_%07ld) that this run%s would overwrite",
+                  a->save, n, n == 1 ? "" : "s", newest, resumes ? " (--finetune: from iteration 0)" : "");
+}
+
 int mt_train_run(struct mt_train_args *a)
 {
     struct run R, *r = &R;
@@ -1110,6 +1126,7 @@ int mt_train_run(struct mt_train_args *a)
                                                        : 1 + (a->adafactor_beta1 != 0.0f);
         mt_ckpt_check_writable(a->save, 4u * (1 + states) * (uint64_t)mt_config_param_count(&r->desc.model) +
                                             (1u << 20));
+        refuse_foreign_checkpoints(a);
     }
     if (a->tensorboard_dir && r->printer) r->tb = mt_tb_open(a->tensorboard_dir); /* before any work, too */
     load_data(r);
