@@ -354,7 +354,7 @@ static float *gemm_scratch(mt_backend *be, size_t floats)
 static const float *rounded_copy(mt_backend *be, float *dst, const void *src, size_t n)
 {
     mt_copy(be, dst, src, n * sizeof(float));
-    DISPATCH(be, "round_half", be->iface->round_half(be, mt_f32(dst, 1, (int64_t)n), be->gemm_math));
+    mt_round_half(be, mt_f32(dst, 1, (int64_t)n), be->gemm_math);
     return dst;
 }
 
@@ -376,7 +376,7 @@ static void gemm_rounded(mt_backend *be, const struct mt_gemm_args *g)
         r.beta = 0.0f;
     }
     DISPATCH(be, "gemm", be->iface->gemm(be, &r));
-    DISPATCH(be, "round_half", be->iface->round_half(be, mt_f32((float *)r.c, 1, (int64_t)nc), be->gemm_math));
+    mt_round_half(be, mt_f32((float *)r.c, 1, (int64_t)nc), be->gemm_math);
     if (direct) return;
     /* C = beta C + the rounded product, row by row (one call when contiguous) */
     const int rows_at_once = g->ldc == g->n ? g->m : 1;

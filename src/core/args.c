@@ -102,7 +102,7 @@ static int suggestion(const struct mt_arg_spec *specs, int nspecs, const char *n
 struct unknown {
     char text[1024];
     size_t len;
-    int n, suggested;
+    int n;
 };
 
 static void unknown_add(struct unknown *u, const struct mt_arg_spec *specs, int nspecs, const char *name)
@@ -115,14 +115,13 @@ static void unknown_add(struct unknown *u, const struct mt_arg_spec *specs, int 
                                        specs[s].name);
     }
     u->n++;
-    u->suggested += s >= 0;
 }
 
 void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsigned char *given,
                    int argc, char **argv, int first, const char *cmd, const char *synopsis)
 {
     char hint[200];
-    struct unknown unk = {"", 0, 0, 0};
+    struct unknown unk = {"", 0, 0};
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -115,22 +115,37 @@ int mt_log_status(void)
     return log_failures > 0;
 }
 
-uint32_t mt_crc32(uint32_t crc, const void *p, size_t n)
+/* A reflected CRC-32 of the (reversed) polynomial poly, with its table
+ * (ready once filled) */
+static uint32_t crc_reflected(uint32_t table[256], int *ready, uint32_t poly, uint32_t crc, const void *p,
+                              size_t n)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) {
+    if (!*ready) {
         for (uint32_t i = 0; i < 256; i++) {
             uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            for (int k = 0; k < 8; k++) c = c & 1 ? poly ^ (c >> 1) : c >> 1;
             table[i] = c;
         }
-        ready = 1;
+        *ready = 1;
     }
     const unsigned char *b = p;
     crc = ~crc;
     for (size_t i = 0; i < n; i++) crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
     return ~crc;
+}
+
+uint32_t mt_crc32(uint32_t crc, const void *p, size_t n)
+{
+    static uint32_t table[256];
+    static int ready;
+    return crc_reflected(table, &ready, 0xEDB88320u, crc, p, n);
+}
+
+uint32_t mt_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    static uint32_t table[256];
+    static int ready;
+    return crc_reflected(table, &ready, 0x82F63B78u, crc, p, n);
 }
 
 double mt_now(void)

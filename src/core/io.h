@@ -22,8 +22,10 @@ void mt_log_flush(FILE *f, const char *path);
 void mt_log_close(FILE *f, const char *path);
 /* 1 once any log write failed (standard output is checked here too) */
 int mt_log_status(void);
-/* CRC-32 (IEEE, as zlib) for checkpoint payloads */
+/* CRC-32 (IEEE, as zlib) for checkpoint payloads; CRC-32C (Castagnoli),
+ * TensorBoard's TFRecord checksum */
 uint32_t mt_crc32(uint32_t crc, const void *p, size_t n);
+uint32_t mt_crc32c(uint32_t crc, const void *p, size_t n);
 /* Directory of the data shipped with megatron-c (tiny Shakespeare, GPT-2
  * vocabulary): $MT_DATA_DIR, else the source tree's data/ (build tree), else
  * the installed pkgdatadir. Exits with a hint when none exists. */

@@ -25,7 +25,5 @@ struct mt_tb *mt_tb_open(const char *dir);
 void mt_tb_scalar(struct mt_tb *tb, const char *tag, double value, int64_t step);
 void mt_tb_flush(struct mt_tb *tb);
 void mt_tb_close(struct mt_tb *tb);
-/* CRC-32C (Castagnoli), TFRecord's checksum */
-uint32_t mt_crc32c(uint32_t crc, const void *p, size_t n);
 
 #endif

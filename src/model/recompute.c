@@ -102,9 +102,10 @@ void mt_recompute_alloc(struct mt_model *m)
     if (m->rc.granularity == MT_RECOMPUTE_SELECTIVE)
         m->rc_att = mt_tensor_alloc(m->be, MT_DTYPE_F32, m->dims.att_rows, m->dims.seq);
     if (m->rc.granularity != MT_RECOMPUTE_FULL) return;
-    const int n = m->rc.method == MT_RECOMPUTE_BLOCK ? 1 : m->rc.num_layers;
+    /* scratch for one chunk: N layers (uniform), one (block, when any) */
+    const int n = m->rc.method == MT_RECOMPUTE_BLOCK ? m->rc.num_layers > 0 : m->rc.num_layers;
     m->rc_n = n < m->stage.nlayers ? n : m->stage.nlayers;
-    if (m->rc_n <= 0 || (m->rc.method == MT_RECOMPUTE_BLOCK && m->rc.num_layers == 0)) {
+    if (m->rc_n <= 0) {
         m->rc_n = 0;
         return;
     }

@@ -204,15 +204,15 @@ static void refuse_token_file(const char *path)
 {
     const size_t n = strlen(path);
     if (n < 4 || (strcmp(path + n - 4, ".bin") != 0 && strcmp(path + n - 4, ".idx") != 0)) return;
+    const char *partner = strcmp(path + n - 4, ".bin") == 0 ? ".idx" : ".bin";
     char other[4200];
-    snprintf(other, sizeof other, "%.*s%s", (int)(n - 4), path, strcmp(path + n - 4, ".bin") == 0 ? ".idx" : ".bin");
+    snprintf(other, sizeof other, "%.*s%s", (int)(n - 4), path, partner);
     if (mt_file_exists(other))
         mt_user_error("give the prefix without the extension, as Megatron does: --data-path PREFIX",
                       "--data-path %s names one file of the dataset %.*s (.bin/.idx)", path, (int)(n - 4), path);
     mt_user_error("megatron-c reads text files and Megatron's .bin/.idx pairs; token files of nanoGPT or llm.c "
                   "are not read: run `megatron-c preprocess` on the text they came from",
-                  "--data-path %s is a %s file without its %s partner", path, path + n - 3,
-                  strcmp(path + n - 4, ".bin") == 0 ? ".idx" : ".bin");
+                  "--data-path %s is a %s file without its %s partner", path, path + n - 3, partner);
 }
 
 /* --data-path is a text file (tokenized here, split by --split) or, as in
