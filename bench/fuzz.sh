@@ -14,7 +14,7 @@
 set -u
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"ckpt indexed json safetensors vocab tokenize"}
+TARGETS=${*:-"ckpt indexed json safetensors vocab tokenize http"}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 W=${MT_FUZZ_DIR:-/tmp/megatron-c-fuzz}
 CC=${CC:-clang}
@@ -75,6 +75,8 @@ seed() { # TARGET DIR: fills the corpus directory
     vocab) { printf '\002'; head -c 3000 "$D/gpt2-vocab/encoder.json"; printf '}\000'; head -n 200 "$D/gpt2-vocab/vocab.bpe"; } > "$2/bpe"
            { printf '\001'; head -n 400 "$D/bert-vocab/vocab.txt"; } > "$2/wordpiece" ;;
     tokenize) head -c 2000 "$S/text.txt" > "$2/text"; printf 'caf\303\251 \344\270\255 \377\376 x' > "$2/mixed" ;;
+    http) printf '\001PUT /api?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 42\r\nExpect: 100-continue' > "$2/put"
+          printf '\000POST http://h/v1/completions HTTP/1.1\r\ncontent-length:  7 \r\nTransfer-Encoding: identity\r\n\r\n' > "$2/post" ;;
   esac
 }
 

@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "  convert    Hugging Face checkpoint to megatron-c and back (GPT-2, Llama)\n"
             "  forward    dump the logits and last hidden states of a model on given inputs\n"
             "  finetune   fine-tune a pretrained BERT or GPT as a text classifier\n"
+            "  serve      serve generations over HTTP (Megatron's PUT /api, OpenAI-style /v1/completions)\n"
             "  version    print the version\n"
             "\n"
             "'megatron-c <command> --help' lists the flags of a command.\n");
@@ -56,6 +57,7 @@ static int dispatch(int argc, char **argv)
     if (strcmp(cmd, "convert") == 0) return mt_cmd_convert(argc, argv);
     if (strcmp(cmd, "forward") == 0) return mt_cmd_forward(argc, argv);
     if (strcmp(cmd, "finetune") == 0) return mt_cmd_finetune(argc, argv);
+    if (strcmp(cmd, "serve") == 0) return mt_cmd_serve(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;
