@@ -1,8 +1,8 @@
 #!/bin/sh
 # A smoke run of every libFuzzer target (bench/fuzz.sh: the checkpoint,
 # .idx, JSON, safetensors and vocabulary readers, the tokenizers on any
-# text, the server's HTTP head parser) for 10 s each, from seed corpora of valid files: no crash, no
-# sanitizer report, no hang. Skips (77) without a clang that links
+# text, the server's HTTP head parser) for 10 s each, from seed corpora of
+# valid files: no crash, no sanitizer report, no hang. Skips (77) without a clang that links
 # libFuzzer. Longer runs: sh bench/fuzz.sh SECONDS.
 . "$(dirname "$0")/common.sh"
 MT_FUZZ_DIR="$TMP/fuzz" sh "$MT_SRCDIR/bench/fuzz.sh" "${MT_FUZZ_SECONDS:-10}" > "$TMP/fuzz.log" 2>&1

@@ -26,6 +26,7 @@ symbols_of() {
     HAVE_CUDA) echo "cudaMalloc cublasSgemm_v2" ;;
     HAVE_NCCL) echo "ncclCommInitRank ncclAllReduce ncclCommSplit" ;;
     HAVE_DNNL) echo "dnnl_primitive_execute" ;;
+    HAVE_CAIRO) echo "cairo_image_surface_create cairo_surface_write_to_png" ;;
   esac
 }
 

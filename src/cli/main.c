@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  forward    dump the logits and last hidden states of a model on given inputs\n"
             "  finetune   fine-tune a pretrained BERT or GPT as a text classifier\n"
             "  serve      serve generations over HTTP (Megatron's PUT /api, OpenAI-style /v1/completions)\n"
+            "  plot       draw the loss curves of --log-json traces (SVG, or PNG with cairo)\n"
             "  version    print the version\n"
             "\n"
             "'megatron-c <command> --help' lists the flags of a command.\n");
@@ -58,6 +59,7 @@ static int dispatch(int argc, char **argv)
     if (strcmp(cmd, "forward") == 0) return mt_cmd_forward(argc, argv);
     if (strcmp(cmd, "finetune") == 0) return mt_cmd_finetune(argc, argv);
     if (strcmp(cmd, "serve") == 0) return mt_cmd_serve(argc, argv);
+    if (strcmp(cmd, "plot") == 0) return mt_cmd_plot(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("megatron-c %s\n", PACKAGE_VERSION);
         return 0;

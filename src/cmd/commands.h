@@ -13,6 +13,7 @@ int mt_cmd_convert(int argc, char **argv);
 int mt_cmd_forward(int argc, char **argv);
 int mt_cmd_finetune(int argc, char **argv);
 int mt_cmd_serve(int argc, char **argv);
+int mt_cmd_plot(int argc, char **argv);
 /* eval --task classify (called by mt_cmd_eval) */
 int mt_cmd_eval_classify(int argc, char **argv);
 

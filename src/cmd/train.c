@@ -6,6 +6,7 @@
  * still override each setting). With --data-path, every default is
  * Megatron-LM's and the model-shape flags are required, as in Megatron. */
 #include "cmd/commands.h"
+#include "plot/chart.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "model/config.h"
@@ -147,6 +148,8 @@ static const struct mt_arg_spec SPECS[] = {
     MT_ARG_GROUP_("logging"),
     {"log-interval", MT_ARG_LONG, F(log_interval), "N", "iterations per log line (100)"},
     {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the log as JSON lines"},
+    {"plot", MT_ARG_STRING, F(plot), "FILE", "at the end, draw the loss, learning rate and tokens/s into FILE.svg (or .png with cairo); "
+     "the teaching default draws next to --log-json (megatron-c's)"},
     {"log-params-norm", MT_ARG_BOOL, F(log_params_norm), NULL, "add the parameters' L2 norm to the log line"},
     {"log-throughput", MT_ARG_BOOL, F(log_throughput), NULL, "add Megatron's throughput per rank (TFLOP/s, its FLOPs formula) to the log line"},
     {"tensorboard-dir", MT_ARG_STRING, F(tensorboard_dir), "DIR", "also write TensorBoard event files with Megatron's scalar tags"},
@@ -271,6 +274,32 @@ static void apply_teaching_preset(struct mt_train_args *a, const unsigned char *
     SET("hidden-dropout", hidden_dropout, 0.0f);
     SET("attention-dropout", attention_dropout, 0.0f);
 #undef SET
+}
+
+/* The teaching default ends with the loss as a sparkline, and, when it
+ * writes a --log-json trace, draws the curves next to it (FILE.svg). */
+static void teaching_pictures(struct mt_train_args *a)
+{
+    a->loss_sparkline = 1;
+    if (a->plot || !a->log_json) return;
+    static char svg[4200];
+    const char *dot = strrchr(a->log_json, '.'), *slash = strrchr(a->log_json, '/');
+    const size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - a->log_json) : strlen(a->log_json);
+    snprintf(svg, sizeof svg, "%.*s.svg", (int)(stem < 4000 ? stem : 4000), a->log_json);
+    if (strcmp(svg, a->log_json) == 0) snprintf(svg, sizeof svg, "%s.svg", a->log_json); /* never the log itself */
+    a->plot = svg;
+}
+
+/* --plot names a picture this build can write, before any work */
+static void check_plot(const char *plot)
+{
+    const size_t n = plot ? strlen(plot) : 0;
+    if (!plot) return;
+    const int png = n > 4 && strcmp(plot + n - 4, ".png") == 0, svg = n > 4 && strcmp(plot + n - 4, ".svg") == 0;
+    if (!png && !svg) mt_user_error("name the picture FILE.svg or FILE.png", "--plot %s: unknown picture type", plot);
+    if (png && !mt_chart_png_available())
+        mt_user_error("write --plot FILE.svg, or rebuild with cairo (Debian: apt-get install libcairo2-dev)",
+                      "--plot %s: this build of megatron-c has no PNG writer (cairo)", plot);
 }
 
 static void require(const unsigned char *given)
@@ -601,13 +630,18 @@ int mt_cmd_train(int argc, char **argv)
     set_megatron_defaults(a);
     refuse_unimplemented(argc, argv);
     mt_args_parse(SPECS, NSPECS, &cli, given, argc, argv, 2, "train", SYNOPSIS);
-    if (!a->data_path.n) apply_teaching_preset(a, given);
-    else require(given);
+    if (!a->data_path.n) {
+        apply_teaching_preset(a, given);
+        teaching_pictures(a);
+    } else {
+        require(given);
+    }
     /* the tokenizer the vocabulary files describe, or a mismatch, before any work */
     const int typed = given[mt_args_find(SPECS, NSPECS, "tokenizer-type")];
     const char *inferred = mt_tokenizer_infer(typed ? a->tokenizer_type : NULL, a->vocab_file, a->merge_file);
     if (!typed && inferred) a->tokenizer_type = inferred;
     validate(a, given);
+    check_plot(a->plot);
     note_kernel_choices(given);
     return mt_train_run(a);
 }

@@ -1,5 +1,6 @@
 /* trainer.c: the training loop (see trainer.h). */
 #include "train/trainer.h"
+#include "plot/chart.h"
 #include "ckpt/dist.h"
 #include "ckpt/model_meta.h"
 #include "core/error.h"
@@ -134,6 +135,7 @@ struct run {
     int scaled;               /* a loss scaler is in use (--fp16, or --loss-scale) */
     struct mt_loss_scaler scaler;
     long skipped;             /* iterations skipped for inf/NaN gradients: the lr schedule counts the others */
+    struct mt_trace curve;    /* what the log lines said, for --plot and the sparkline */
     int exited;               /* stopped by --exit-interval or --exit-duration-in-mins */
     struct mt_pp_action *sched_actions, *eval_actions;
     int n_actions, n_eval_actions;
@@ -693,6 +695,7 @@ static void log_eval(struct run *r, struct val v)
         if (*sop) tb_scalar(r, "sop loss validation", v.sop);
         mt_tb_flush(r->tb);
     }
+    mt_series_push(&r->curve.val_loss, (double)r->iteration, lm);
     if (r->json) {
         fprintf(r->json, "{\"iteration\": %ld, \"val_loss\": %.9g, \"val_ppl\": %.9g", r->iteration, lm,
                 exp(fmin(20.0, lm)));
@@ -951,6 +954,9 @@ static void log_iteration(struct run *r, struct interval *iv, float lr)
         "tokens/s: %.0f | learning rate: %.6E | global batch size: %5d | lm loss: %.6E |%s%s%s%s%s%s\n",
         r->iteration, a->train_iters, (unsigned long long)r->consumed, ms, tput, tps, lr, a->global_batch_size,
         avg, sop, scale, gnorm, extra, skips, comm);
+    mt_series_push(&r->curve.loss, (double)r->iteration, avg);
+    mt_series_push(&r->curve.lr, (double)r->iteration, lr);
+    mt_series_push(&r->curve.tokens_per_sec, (double)r->iteration, tps);
     if (r->json) {
         fprintf(r->json, "{\"iteration\": %ld, \"loss\": %s%s, \"lr\": %.9g, \"grad_norm\": %s%s, "
                 "\"tokens_per_sec\": %.1f, \"ms_per_iter\": %.3f, \"consumed_samples\": %llu, "
@@ -1098,6 +1104,34 @@ static void refuse_foreign_checkpoints(const struct mt_train_args *a)
                   a->save, n, n == 1 ? "" : "s", newest, resumes ? " (--finetune: from iteration 0)" : "");
 }
 
+/* --plot and the teaching default's sparkline: from the --log-json file
+ * when there is one (a resumed run's whole history), else from what this
+ * run logged. */
+static void draw_curves(struct run *r)
+{
+    const struct mt_train_args *a = r->a;
+    if (!a->plot && !a->loss_sparkline) return;
+    struct mt_trace whole;
+    const struct mt_trace *t = &r->curve;
+    if (a->log_json) {
+        mt_trace_read(&whole, a->log_json);
+        t = &whole;
+    } else {
+        snprintf(r->curve.name, sizeof r->curve.name, "train");
+    }
+    if (t->loss.n + t->val_loss.n > 0) {
+        mt_chart_report(t, stdout);
+        if (a->plot) {
+            const size_t n = strlen(a->plot);
+            if (n > 4 && strcmp(a->plot + n - 4, ".png") == 0) mt_chart_png(t, 1, a->plot); /* train.c checked cairo */
+            else mt_chart_svg(t, 1, a->plot);
+            printf(" loss curves drawn in %s\n", a->plot);
+        }
+        fflush(stdout);
+    }
+    if (t == &whole) mt_trace_free(&whole);
+}
+
 int mt_train_run(struct mt_train_args *a)
 {
     struct run R, *r = &R;
@@ -1155,6 +1189,8 @@ int mt_train_run(struct mt_train_args *a)
     if (a->sample_tokens > 0 && r->grp.world_size == 1 && !r->bert && !r->exited) sample(r);
 
     if (r->json) mt_log_close(r->json, a->log_json);
+    if (r->printer) draw_curves(r);
+    mt_trace_free(&r->curve);
     mt_tb_close(r->tb);
     free(r->tokens);
     free(r->targets);

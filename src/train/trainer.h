@@ -54,6 +54,8 @@ struct mt_train_args {
     /* logging, validation, checkpoints */
     long log_interval, eval_interval, eval_iters;
     const char *log_json;
+    const char *plot;       /* at the end: the run's curves into this .svg / .png (megatron-c's) */
+    int loss_sparkline;     /* at the end: the loss as a sparkline (the teaching default) */
     const char *save, *load;
     long save_interval, ckpt_step;
     int no_load_optim, no_load_rng, finetune;
