@@ -13,7 +13,8 @@
 #    --data-path refused, --lr-warmup-fraction and the sample-based schedule
 #    giving Megatron's learning rates, --exit-interval and
 #    --exit-duration-in-mins saving and stopping, --log-params-norm,
-#    --log-throughput (Megatron's FLOPs formula), --eod-mask-loss.
+#    --log-throughput (Megatron's FLOPs formula), --eod-mask-loss, the
+#    per-split data paths (--train-data-path, --valid-data-path).
 . "$(dirname "$0")/common.sh"
 B=$MT_BIN
 V="$MT_DATA_DIR/gpt2-vocab/encoder.json"
@@ -148,4 +149,18 @@ $B train $E --eod-mask-loss --log-json "$TMP/e1.jsonl" > /dev/null 2>&1
 l0=$(sed -n 1p "$TMP/e0.jsonl" | sed -n 's/.*"loss": \([^,}]*\).*/\1/p'); l1=$(sed -n 1p "$TMP/e1.jsonl" | sed -n 's/.*"loss": \([^,}]*\).*/\1/p')
 [ -n "$l0" ] && [ -n "$l1" ] && [ "$l0" != "$l1" ] && pass "--eod-mask-loss changes the loss on documents with end-of-document tokens ($l0 -> $l1)" \
   || fail "--eod-mask-loss: $l0 vs $l1"
+
+# ---- --train-data-path / --valid-data-path / --test-data-path ------------------------------------------
+# Megatron's blend per split: the training data used whole is --data-path with --split 100,0,0, bitwise;
+# the validation data is its own dataset
+$B train $E --eval-iters 0 --log-json "$TMP/s0.jsonl" > /dev/null 2>&1
+S="$T --tokenizer-type GPT2BPETokenizer --train-data-path $TMP/docs_text_document --train-iters 2"
+$B train $S --eval-iters 0 --log-json "$TMP/s1.jsonl" > "$TMP/s1.log" 2>&1 || { cat "$TMP/s1.log"; fail "--train-data-path"; }
+$B compare "$TMP/s1.jsonl" "$TMP/s0.jsonl" --rtol 0 > /dev/null && pass "--train-data-path P = --data-path P --split 100,0,0, bitwise" \
+  || fail "--train-data-path: losses differ from --split 100,0,0"
+$B train $S --valid-data-path "$DATA" --eval-interval 2 --eval-iters 1 --log-json "$TMP/s2.jsonl" > "$TMP/s2.log" 2>&1
+grep -q '"val_loss"' "$TMP/s2.jsonl" && grep -q "validation" "$TMP/s2.log" \
+  && pass "--valid-data-path: validated on its own dataset" || { fail "--valid-data-path"; tail -n 5 "$TMP/s2.log"; }
+expect_error "--data-path with --train-data-path" "per-split data paths together" $B train $S --data-path "$DATA"
+expect_error "--valid-data-path alone" "need --train-data-path" $B train $T --valid-data-path "$DATA"
 finish

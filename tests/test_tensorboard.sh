@@ -12,13 +12,19 @@ R="python3 $MT_SRCDIR/tests/tb_read.py"
 T="--num-layers 2 --hidden-size 32 --num-attention-heads 4 --seq-length 32 --micro-batch-size 4 --lr 3e-3 \
  --lr-warmup-iters 2 --log-interval 1 --eval-iters 2 --eval-interval 3 --sample-tokens 0 --no-progress --train-iters 30"
 $B train $T --fp16 --tensorboard-dir "$TMP/tb" --log-validation-ppl-to-tensorboard --log-batch-size-to-tensorboard \
-  --log-params-norm --log-json "$TMP/run.jsonl" > "$TMP/run.log" 2>&1 || { cat "$TMP/run.log"; exit 1; }
+  --log-params-norm --log-memory-to-tensorboard --log-world-size-to-tensorboard \
+  --log-json "$TMP/run.jsonl" > "$TMP/run.log" 2>&1 || { cat "$TMP/run.log"; exit 1; }
 $R "$TMP/tb" > "$TMP/scalars" 2> "$TMP/err" || { fail "the stdlib reader refused the event file"; cat "$TMP/err"; }
 for tag in "lm loss" "learning-rate" "batch-size" "loss-scale" "grad-norm" "params-norm" "lm loss validation" \
-           "lm loss validation ppl" "lm loss vs samples"; do
+           "lm loss validation ppl" "lm loss vs samples" "world-size" "world-size vs samples" \
+           "mem-allocated-bytes" "mem-max-allocated-bytes"; do
   grep -q "^$tag	" "$TMP/scalars" || fail "no '$tag' scalars"
 done
 pass "Megatron's tags: $(cut -f1 "$TMP/scalars" | sort -u | tr '\n' ',' | sed 's/,$//')"
+awk -F'\t' '$1 == "world-size" && $3 != 1 { bad = 1 } $1 == "mem-allocated-bytes" { a[$2] = $3 }
+  $1 == "mem-max-allocated-bytes" { m[$2] = $3 }
+  END { for (k in a) { n++; if (!(a[k] > 0 && m[k] >= a[k])) bad = 1 } exit bad || n != 30 }' "$TMP/scalars" \
+  && pass "world-size 1; 0 < mem-allocated-bytes <= mem-max-allocated-bytes at all 30 iterations" || fail "world-size / memory scalars"
 # every iteration's loss, lr, grad norm and loss scale as in the JSON trace (float32 of it)
 python3 - "$TMP/scalars" "$TMP/run.jsonl" <<'PY' && pass "the scalars equal the --log-json trace (loss, lr, grad norm, loss scale; 30 iterations; validation)" || fail "scalars differ from the JSON trace"
 import json, struct, sys

@@ -139,6 +139,9 @@ static const struct mt_arg_spec SPECS[] = {
     MT_ARG_GROUP_("data"),
     {"data-path", MT_ARG_WORDS, F(data_path), "PATH", "a text file, or [W1] PREFIX1 [W2 PREFIX2 ...] of .bin/.idx datasets (default: the shipped tiny Shakespeare)"},
     {"split", MT_ARG_STRING, F(split), "A,B,C", "train,valid,test proportions (969,30,1)"},
+    {"train-data-path", MT_ARG_WORDS, F(split_path[0]), "PATH", "instead of --data-path and --split: the training data alone, [W1] PREFIX1 [W2 PREFIX2 ...] used whole"},
+    {"valid-data-path", MT_ARG_WORDS, F(split_path[1]), "PATH", "with --train-data-path: the validation data (default: none)"},
+    {"test-data-path", MT_ARG_WORDS, F(split_path[2]), "PATH", "with --train-data-path: the test data (default: none)"},
     {"seq-length", MT_ARG_INT, F(seq_length), "N", "training sequence length"},
     {"tokenizer-type", MT_ARG_STRING, F(tokenizer_type), "S", MT_TOKENIZER_TYPES_HELP " (CharLevel)"},
     MT_SPECS_BPE_FILES,
@@ -159,6 +162,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"log-batch-size-to-tensorboard", MT_ARG_BOOL, F(log_batch_size_to_tensorboard), NULL, "also the global batch size"},
     {"log-learning-rate-to-tensorboard", MT_ARG_BOOL, F(log_learning_rate_to_tensorboard), NULL, "the learning rate (always written here)"},
     {"log-loss-scale-to-tensorboard", MT_ARG_BOOL, F(log_loss_scale_to_tensorboard), NULL, "the loss scale (written by default)"},
+    {"log-memory-to-tensorboard", MT_ARG_BOOL, F(log_memory_to_tensorboard), NULL, "also the backend's allocated and peak bytes (mem-allocated-bytes, mem-max-allocated-bytes)"},
+    {"log-world-size-to-tensorboard", MT_ARG_BOOL, F(log_world_size_to_tensorboard), NULL, "also the number of ranks (world-size)"},
     {"sample-tokens", MT_ARG_INT, F(sample_tokens), "N", "tokens of text generated at the end (200; 0 = none)"},
     {"sample-temperature", MT_ARG_FLOAT, F(sample_temperature), "X", "temperature of that sample (0.8)"},
     {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
@@ -171,8 +176,7 @@ static const struct mt_arg_spec SPECS[] = {
     KV("transformer-impl"), KV("attention-backend"), KV("num-workers"), KV("distributed-backend"),
     KV("data-cache-path"), KV("timing-log-level"),
     /* logging destinations (after the kernel choices: their own note) */
-    LV("tensorboard-queue-size"), L("log-timers-to-tensorboard"), L("log-memory-to-tensorboard"),
-    L("log-world-size-to-tensorboard"), LV("wandb-project"), LV("wandb-exp-name"), LV("wandb-save-dir"),
+    LV("tensorboard-queue-size"), L("log-timers-to-tensorboard"), LV("wandb-project"), LV("wandb-exp-name"), LV("wandb-save-dir"),
 };
 #undef F
 #undef K
@@ -288,6 +292,21 @@ static void teaching_pictures(struct mt_train_args *a)
     snprintf(svg, sizeof svg, "%.*s.svg", (int)(stem < 4000 ? stem : 4000), a->log_json);
     if (strcmp(svg, a->log_json) == 0) snprintf(svg, sizeof svg, "%s.svg", a->log_json); /* never the log itself */
     a->plot = svg;
+}
+
+/* --train/valid/test-data-path: Megatron's blend per split, which replaces
+ * --data-path and --split (its assertion), for .bin/.idx prefixes */
+static void check_split_paths(const struct mt_train_args *a)
+{
+    const int any = a->split_path[0].n || a->split_path[1].n || a->split_path[2].n;
+    if (!any) return;
+    if (a->data_path.n)
+        mt_user_error("give either --data-path (with --split) or --train-data-path [--valid-data-path] "
+                      "[--test-data-path], as in Megatron", "--data-path and the per-split data paths together");
+    if (!a->split_path[0].n)
+        mt_user_error("add --train-data-path PREFIX", "--valid-data-path and --test-data-path need --train-data-path");
+    if (strcmp(a->model, "gpt") != 0)
+        mt_user_error("give --data-path with --split", "--model %s does not take per-split data paths", a->model);
 }
 
 /* --plot names a picture this build can write, before any work */
@@ -630,7 +649,8 @@ int mt_cmd_train(int argc, char **argv)
     set_megatron_defaults(a);
     refuse_unimplemented(argc, argv);
     mt_args_parse(SPECS, NSPECS, &cli, given, argc, argv, 2, "train", SYNOPSIS);
-    if (!a->data_path.n) {
+    check_split_paths(a);
+    if (!a->data_path.n && !a->split_path[0].n) {
         apply_teaching_preset(a, given);
         teaching_pictures(a);
     } else {

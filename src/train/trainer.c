@@ -230,13 +230,24 @@ static void load_data(struct run *r)
         load_bert_data(r);
         return;
     }
-    if (dp->n > 1 || (path && !mt_file_exists(path) && mt_file_exists(idx))) {
+    const int per_split = a->split_path[0].n > 0;
+    if (per_split || dp->n > 1 || (path && !mt_file_exists(path) && mt_file_exists(idx))) {
         uint64_t ns[3];
         num_samples(a, ns);
         char err[1024];
-        if (mt_gpt_data_build(&r->gdata, dp->n, dp->v, a->split, a->seq_length, (uint64_t)a->seed, ns,
-                              r->tok.vocab_size, err, sizeof err) != 0)
-            mt_user_error("--data-path takes PREFIX (of PREFIX.bin/.idx written by `megatron-c preprocess`) "
+        int rc;
+        if (per_split) { /* Megatron's blend per split: each dataset used whole, no --split */
+            const int nw[3] = {a->split_path[0].n, a->split_path[1].n, a->split_path[2].n};
+            char **const ws[3] = {a->split_path[0].v, a->split_path[1].v, a->split_path[2].v};
+            rc = mt_gpt_data_build_per_split(&r->gdata, nw, ws, a->seq_length, (uint64_t)a->seed, ns,
+                                             r->tok.vocab_size, err, sizeof err);
+            path = ws[0][nw[0] > 1 ? 1 : 0];
+        } else {
+            rc = mt_gpt_data_build(&r->gdata, dp->n, dp->v, a->split, a->seq_length, (uint64_t)a->seed, ns,
+                                   r->tok.vocab_size, err, sizeof err);
+        }
+        if (rc != 0)
+            mt_user_error("the data paths take PREFIX (of PREFIX.bin/.idx written by `megatron-c preprocess`) "
                           "or W1 PREFIX1 W2 PREFIX2 ...", "%s", err);
         r->has_gdata = 1;
         r->train_ds = r->gdata.split[0];
@@ -677,6 +688,13 @@ static void tb_iteration(struct run *r, const double part[3], float lr, double n
     if (isfinite(norm)) tb_scalar(r, "grad-norm", norm);
     if (a->log_params_norm)
         tb_scalar(r, "params-norm", mt_grad_norm(r->be, &r->model.table, r->model.params, r->opt.norm_comm));
+    if (a->log_world_size_to_tensorboard) tb_scalar(r, "world-size", r->grp.world_size);
+    if (a->log_memory_to_tensorboard) { /* Megatron's names, of this rank's backend (no "vs samples") */
+        struct mt_mem_stats m;
+        mt_backend_mem(r->be, &m);
+        mt_tb_scalar(r->tb, "mem-allocated-bytes", (double)m.live, r->iteration);
+        mt_tb_scalar(r->tb, "mem-max-allocated-bytes", (double)m.peak, r->iteration);
+    }
     mt_tb_flush(r->tb);
 }
 

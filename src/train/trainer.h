@@ -40,6 +40,7 @@ struct mt_train_args {
     const char *tensorboard_dir;
     long tensorboard_log_interval;
     int log_validation_ppl_to_tensorboard, no_log_loss_scale_to_tensorboard, log_batch_size_to_tensorboard;
+    int log_memory_to_tensorboard, log_world_size_to_tensorboard;
     int log_learning_rate_to_tensorboard, log_loss_scale_to_tensorboard; /* accepted: the defaults here */
     const char *lr_decay_style;
     /* optimizer */
@@ -61,6 +62,7 @@ struct mt_train_args {
     int no_load_optim, no_load_rng, finetune;
     /* data */
     struct mt_words data_path;
+    struct mt_words split_path[3]; /* --train-data-path, --valid-data-path, --test-data-path */
     const char *split, *tokenizer_type, *vocab_file, *merge_file;
     int vocab_size; /* --vocab-size, NullTokenizer */
     /* system */
