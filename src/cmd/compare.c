@@ -365,31 +365,18 @@ int mt_cmd_compare(int argc, char **argv)
 {
     mt_set_abort_hook(usage_status);
 
-    /* Split argv: positionals (the two traces) here, flags to mt_args_parse.
-     * Every flag of compare takes a value, so `--flag value` is two words
-     * unless written --flag=value; "--" ends the flags. */
+    /* positionals (the two traces) here, flags (each with a value) to mt_args_parse */
     char **flags = malloc((size_t)argc * sizeof *flags);
-    if (!flags) mt_die("out of memory");
-    const char *files[2] = {NULL, NULL};
-    int nflags = 0, nfiles = 0, only_files = 0;
-    flags[nflags++] = argv[0];
-    flags[nflags++] = argv[1];
-    for (int i = 2; i < argc; i++) {
-        const char *w = argv[i];
-        if (!only_files && strcmp(w, "--") == 0) {
-            only_files = 1;
-        } else if (!only_files && (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0)) {
-            flags[nflags++] = argv[i];
-        } else if (!only_files && strncmp(w, "--", 2) == 0) {
-            flags[nflags++] = argv[i];
-            if (!strchr(w, '=') && i + 1 < argc) flags[nflags++] = argv[++i];
-        } else {
-            if (nfiles == 2)
-                mt_user_error("write 'megatron-c compare A.jsonl B.jsonl [flags]'",
-                              "compare takes two trace files; '%s' is a third", w);
-            files[nfiles++] = w;
-        }
-    }
+    const char **pos = malloc((size_t)argc * sizeof *pos);
+    if (!flags || !pos) mt_die("out of memory");
+    int nflags, npos;
+    mt_args_split(argc, argv, flags, &nflags, pos, &npos);
+    if (npos > 2)
+        mt_user_error("write 'megatron-c compare A.jsonl B.jsonl [flags]'",
+                      "compare takes two trace files; '%s' is a third", pos[2]);
+    const char *files[2] = {npos > 0 ? pos[0] : NULL, npos > 1 ? pos[1] : NULL};
+    const int nfiles = npos;
+    free(pos);
     struct cmp_args a = {.rtol = "1e-5", .atol = "0", .key = "loss"};
     mt_args_parse(SPECS, NSPECS, &a, NULL, nflags, flags, 2, "compare", SYNOPSIS);
     free(flags);

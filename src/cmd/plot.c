@@ -34,22 +34,11 @@ static int ends_with(const char *s, const char *suffix)
 
 int mt_cmd_plot(int argc, char **argv)
 {
-    /* positionals (the traces) here, flags (all with a value) to mt_args_parse */
     char **flags = malloc((size_t)argc * sizeof *flags);
     const char **files = malloc((size_t)argc * sizeof *files);
     if (!flags || !files) mt_die("out of memory");
-    int nflags = 0, nfiles = 0, only_files = 0;
-    flags[nflags++] = argv[0];
-    flags[nflags++] = argv[1];
-    for (int i = 2; i < argc; i++) {
-        const char *w = argv[i];
-        if (!only_files && strcmp(w, "--") == 0) only_files = 1;
-        else if (!only_files && (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0)) flags[nflags++] = argv[i];
-        else if (!only_files && strncmp(w, "--", 2) == 0) {
-            flags[nflags++] = argv[i];
-            if (!strchr(w, '=') && i + 1 < argc) flags[nflags++] = argv[++i];
-        } else files[nfiles++] = w;
-    }
+    int nflags, nfiles;
+    mt_args_split(argc, argv, flags, &nflags, files, &nfiles);
     struct plot_args a = {0};
     mt_args_parse(SPECS, NSPECS, &a, NULL, nflags, flags, 2, "plot", SYNOPSIS);
     free(flags);

@@ -250,3 +250,23 @@ void mt_args_usage(FILE *f, const struct mt_arg_spec *specs, int nspecs, const c
         wrapped(f, specs[i].help ? specs[i].help : "", width);
     }
 }
+
+void mt_args_split(int argc, char **argv, char **flags, int *nflags, const char **pos, int *npos)
+{
+    int only_pos = 0;
+    *nflags = *npos = 0;
+    for (int i = 0; i < argc && i < 2; i++) flags[(*nflags)++] = argv[i];
+    for (int i = 2; i < argc; i++) {
+        const char *w = argv[i];
+        if (!only_pos && strcmp(w, "--") == 0) {
+            only_pos = 1;
+        } else if (!only_pos && (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0)) {
+            flags[(*nflags)++] = argv[i];
+        } else if (!only_pos && strncmp(w, "--", 2) == 0) {
+            flags[(*nflags)++] = argv[i];
+            if (!strchr(w, '=') && i + 1 < argc) flags[(*nflags)++] = argv[++i];
+        } else {
+            pos[(*npos)++] = w;
+        }
+    }
+}

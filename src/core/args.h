@@ -37,6 +37,11 @@ void mt_args_parse(const struct mt_arg_spec *specs, int nspecs, void *dst, unsig
  * to the terminal ($COLUMNS, else the window of f, else 100 columns). */
 void mt_args_usage(FILE *f, const struct mt_arg_spec *specs, int nspecs, const char *cmd,
                    const char *synopsis);
+/* For a command with positional arguments whose flags all take a value
+ * (compare, plot): splits argv into the words for mt_args_parse (argv[0],
+ * argv[1], then every flag with its value; -h and --help too) and the
+ * positionals; "--" ends the flags. Both arrays need argc entries. */
+void mt_args_split(int argc, char **argv, char **flags, int *nflags, const char **pos, int *npos);
 /* Index of the spec with this name, or -1. */
 int mt_args_find(const struct mt_arg_spec *specs, int nspecs, const char *name);
 

@@ -10,6 +10,7 @@
  * tokens_to_generate tokens (Megatron's batch lets a shorter prompt run on
  * to the longest one's length). */
 #include "serve/api_internal.h"
+#include "core/error.h"
 #include "infer/complete.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +87,12 @@ void mt_api_megatron(struct mt_server *s, const struct mt_jvalue *body, struct m
     /* the prompts' tokens, checked against the context before any work */
     int32_t **ids = calloc((size_t)(r.nprompts ? r.nprompts : 1), sizeof *ids);
     size_t *n = calloc((size_t)(r.nprompts ? r.nprompts : 1), sizeof *n);
+    if (!ids || !n) mt_die("out of memory");
     for (int i = 0; i < r.nprompts && !e.status; i++) {
         const char *t = r.prompts->v[i].str;
         int32_t *raw = mt_req_encode(s->tok, t, strlen(t), &n[i]);
         ids[i] = malloc((n[i] + 1) * sizeof *ids[i]);
+        if (!ids[i]) mt_die("out of memory");
         memcpy(ids[i] + r.add_bos, raw, n[i] * sizeof *raw);
         free(raw);
         if (r.add_bos) ids[i][0] = s->tok->eod, n[i]++;
@@ -109,6 +112,7 @@ void mt_api_megatron(struct mt_server *s, const struct mt_jvalue *body, struct m
             .top_k = r.top_k, .top_p = (float)r.top_p, .score_prompt = r.logprobs, .stop_at_eod = 1,
             .stop = r.stops, .nstop = r.nstop};
         struct mt_completion *c = calloc((size_t)r.nprompts, sizeof *c);
+        if (!c) mt_die("out of memory");
         for (int i = 0; i < r.nprompts; i++) mt_complete(s->m, s->tok, ids[i], (int)n[i], &p, &rng, &c[i]);
         struct mt_strbuf *b = &res->body;
         mt_sb_puts(b, "{\"text\": [");

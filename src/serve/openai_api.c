@@ -10,6 +10,7 @@
  * "stop") and is left out of its text; so does a stop string, the text cut
  * before it. */
 #include "serve/api_internal.h"
+#include "core/error.h"
 #include "infer/complete.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ static void parse(struct mt_server *s, const struct mt_jvalue *b, struct oa_requ
     if (e->status) return;
     r->ids = calloc((size_t)r->nprompts, sizeof *r->ids);
     r->len = calloc((size_t)r->nprompts, sizeof *r->len);
+    if (!r->ids || !r->len) mt_die("out of memory");
     for (int i = 0; i < r->nprompts && !e->status; i++) add_prompt(s, r, many ? &p->v[i] : p, i, e);
 
     r->max_tokens = (int)mt_req_int(b, "max_tokens", 16, 0, s->max_tokens, e);
