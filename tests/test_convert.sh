@@ -2,6 +2,7 @@
 # convert and forward against the Hugging Face goldens (tests/golden/hf,
 # made by tests/golden/gen_hf_golden.py with transformers):
 # - HF -> megatron-c -> HF gives back bit-identical tensors (GPT-2, Llama,
+#   Llama 3.1's RoPE scaling (llama31_tiny: gen_rope_scaling_golden.py),
 #   BertForPreTraining, BertModel, BertForMaskedLM, BertForSequenceClassification;
 #   f32, and bf16 / f16 written by torch);
 # - f32 written as bf16 / f16 is rounded as torch rounds (the same bytes);
@@ -18,7 +19,7 @@ ST=$MT_TESTS/st_tool
 
 run() { "$@" >"$TMP/log" 2>&1 || { fail "$*"; sed 's/^/    /' "$TMP/log"; return 1; }; }
 
-for m in gpt2_tiny llama_tiny bert_tiny bert_tiny_base bert_tiny_mlm bert_tiny_cls; do
+for m in gpt2_tiny llama_tiny llama31_tiny bert_tiny bert_tiny_base bert_tiny_mlm bert_tiny_cls; do
   inputs="$G/${m}_inputs.jsonl"
   case $m in bert_tiny_*) inputs="$G/bert_tiny_inputs.jsonl" ;; esac
   run $B convert --load "$G/$m" --save "$TMP/$m.mc" || continue
@@ -43,6 +44,13 @@ for m in gpt2_tiny llama_tiny bert_tiny bert_tiny_base bert_tiny_mlm bert_tiny_c
   $ST diff "$TMP/$m.f1" "$TMP/$m.f3" > "$TMP/d" \
     && pass "$m: forward, HF directory and converted checkpoint: $(cat "$TMP/d")" || fail "$m: $(cat "$TMP/d")"
 done
+
+# Llama 3.1's RoPE scaling goes out as Hugging Face's rope_type llama3
+grep -q '"rope_type": "llama3", "factor": 8' "$TMP/llama31_tiny.hf/config.json" \
+  && pass "llama31_tiny: rope_type llama3 with factor 8 written back" || fail "llama31_tiny: rope scaling lost on export"
+sed 's/"llama3"/"yarn"/' "$G/llama31_tiny/config.json" > "$TMP/yarn.json"
+mkdir -p "$TMP/yarn" && cp "$TMP/yarn.json" "$TMP/yarn/config.json" && cp "$G/llama31_tiny/model.safetensors" "$TMP/yarn/"
+expect_error "an unsupported rope_type" 'rope_type "yarn"' $B convert --load "$TMP/yarn" --save "$TMP/yarn.mc"
 
 # another vocabulary padding is another checkpoint but the same function
 if run $B convert --load "$G/llama_tiny" --save "$TMP/pad64" --make-vocab-size-divisible-by 64 \

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Megatron-LM's launch scripts run unchanged but for their sizes:
-#  - the flags of examples/pretrain_gpt.sh (345M) and of
+#  - the flags of examples/pretrain_gpt.sh (345M), of the Llama-3.1-8B
+#    model arguments of examples/post_training/modelopt, and of
 #    examples/gpt3/train_gpt3_175b_distributed.sh (its batch-size ramp
 #    aside: --rampup-batch-size / --step-batch-size-schedule are refused),
 #    sizes shrunk, 2 iterations on the shipped text preprocessed into a
@@ -62,6 +63,21 @@ grep -q "attention-backend.*ignores them" "$TMP/gpt3_175b.sh.err" && grep -q "wa
   && ls "$TMP/tb"/events.out.tfevents.* > /dev/null 2>&1 \
   && pass "gpt3_175b.sh: one note for the kernel and backend choices, one for W&B; --tensorboard-dir written" \
   || { fail "gpt3_175b.sh: notes"; cat "$TMP/gpt3_175b.sh.err"; }
+# examples/post_training/modelopt/conf/meta-llama/Llama-3.1-8B-Instruct.sh (Megatron-LM), its
+# MODEL_ARGS with sizes shrunk (32 -> 2 layers, 4096 -> 64 hidden, 14336 -> 224 MLP, 32 -> 8 heads,
+# 8 -> 2 query groups, sequence 4096 -> 64, 8192 -> 128 positions) and the shipped GPT-2 BPE in place
+# of --tokenizer-type HuggingFaceTokenizer; --use-rope-scaling is Llama 3.1's RoPE
+script_run llama31_8b.sh --save-interval 100000 --micro-batch-size 1 --bf16 --no-masked-softmax-fusion \
+  --disable-bias-linear --untie-embeddings-and-output-weights --use-rotary-position-embeddings \
+  --rotary-percent 1.0 --no-rope-fusion --no-position-embedding --normalization RMSNorm --swiglu \
+  --num-layers 2 --hidden-size 64 --ffn-hidden-size 224 --num-attention-heads 8 --group-query-attention \
+  --num-query-groups 2 --seq-length 64 --max-position-embeddings 128 --vocab-file "$V" --merge-file "$M" \
+  --make-vocab-size-divisible-by 1 --use-mcore-models --rotary-base 500000 --use-rope-scaling \
+  --data-path "$DATA" --train-iters 2 --lr 1e-4 --log-interval 1 --eval-iters 1 --eval-interval 2 \
+  --save "$TMP/ck31"
+grep -a -q '^rope_scaling=1$' "$TMP"/ck31/iter_0000002/*.mtc && grep -a -q '^rope_scaling_factor=8$' "$TMP"/ck31/iter_0000002/*.mtc \
+  && pass "llama31_8b.sh: the checkpoint records Llama 3.1's RoPE scaling (factor 8)" || fail "llama31_8b.sh: no rope_scaling in the checkpoint"
+expect_error "--use-rope-scaling without RoPE" "needs --position-embedding-type rope" $B train $TINY --use-rope-scaling --train-iters 1
 expect_error "the 175B script's batch-size ramp: refused with its reason" \
   "--rampup-batch-size: a batch-size ramp-up is not implemented" $B train --rampup-batch-size 16 16 5859375 --num-layers 2
 

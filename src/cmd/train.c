@@ -59,6 +59,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"no-position-embedding", MT_ARG_BOOL, F(no_position_embedding), NULL, "the older spelling of --position-embedding-type none"},
     {"rotary-base", MT_ARG_DOUBLE, F(rotary_base), "X", "RoPE base (10000)"},
     {"rotary-percent", MT_ARG_DOUBLE, F(rotary_percent), "X", "share of each head RoPE rotates (1.0)"},
+    {"use-rope-scaling", MT_ARG_BOOL, F(use_rope_scaling), NULL, "Llama 3.x's RoPE frequency scaling (low/high frequency factors 1 and 4, original context 8192)"},
+    {"rope-scaling-factor", MT_ARG_DOUBLE, F(rope_scaling_factor), "X", "its factor (8.0)"},
     {"normalization", MT_ARG_STRING, F(normalization), "S", "LayerNorm | RMSNorm (LayerNorm)"},
     {"norm-epsilon", MT_ARG_DOUBLE, F(norm_epsilon), "X", "epsilon of the norms (1e-5)"},
     {"swiglu", MT_ARG_BOOL, F(swiglu), NULL, "gated MLP: silu(gate) * up (Llama); default GELU"},
@@ -212,6 +214,7 @@ static void set_megatron_defaults(struct mt_train_args *a)
     a->norm_epsilon = 1e-5;
     a->rotary_base = 10000.0;
     a->rotary_percent = 1.0;
+    a->rope_scaling_factor = 8.0;
     a->hidden_dropout = 0.1f;
     a->attention_dropout = 0.1f;
     a->init_method_std = 0.02f;

@@ -381,25 +381,38 @@ static void read_gpt2(const struct cfg_reader *r, struct mt_transformer_config *
 }
 
 /* RoPE: rope_theta (older configs), or rope_parameters / rope_scaling with
- * a rope_type; only the plain ("default") rotation is megatron-c's */
-static double read_rope(const struct cfg_reader *r)
+ * a rope_type: the plain ("default") rotation, or Llama 3.x's ("llama3")
+ * with the constants Megatron's --use-rope-scaling fixes (low and high
+ * frequency factors 1 and 4, original context 8192; any factor) */
+static void read_rope(const struct cfg_reader *r, struct mt_transformer_config *c)
 {
-    double theta = opt_num(r, "rope_theta", 10000.0);
+    c->rotary_base = opt_num(r, "rope_theta", 10000.0);
     const char *keys[] = {"rope_parameters", "rope_scaling"};
     for (int i = 0; i < 2; i++) {
         const struct mt_jvalue *p = mt_json_get(r->root, keys[i]);
         if (!p || p->type == MT_J_NULL) continue;
         const char *type = mt_json_get_str(p, "rope_type");
         if (!type) type = mt_json_get_str(p, "type");
-        if (type && strcmp(type, "default") != 0) {
-            char what[128];
-            snprintf(what, sizeof what, "%s with rope_type \"%s\" (only the default rotation is)", keys[i], type);
+        char what[200];
+        if (type && strcmp(type, "llama3") == 0) {
+            double f = 0, lo = 0, hi = 0, orig = 0;
+            if (!mt_json_get_number(p, "factor", &f) || !mt_json_get_number(p, "low_freq_factor", &lo) ||
+                !mt_json_get_number(p, "high_freq_factor", &hi) ||
+                !mt_json_get_number(p, "original_max_position_embeddings", &orig) || lo != 1 || hi != 4 ||
+                orig != 8192) {
+                snprintf(what, sizeof what, "%s llama3 with low_freq_factor %g, high_freq_factor %g, "
+                         "original_max_position_embeddings %g (Megatron's are 1, 4, 8192)", keys[i], lo, hi, orig);
+                unsupported(r, "LlamaForCausalLM", what);
+            }
+            c->rope_scaling = 1;
+            c->rope_scaling_factor = f;
+        } else if (type && strcmp(type, "default") != 0) {
+            snprintf(what, sizeof what, "%s with rope_type \"%s\" (the default and llama3 rotations are)", keys[i], type);
             unsupported(r, "LlamaForCausalLM", what);
         }
         double t;
-        if (mt_json_get_number(p, "rope_theta", &t)) theta = t;
+        if (mt_json_get_number(p, "rope_theta", &t)) c->rotary_base = t;
     }
-    return theta;
 }
 
 static void read_llama(const struct cfg_reader *r, struct mt_transformer_config *c)
@@ -415,7 +428,7 @@ static void read_llama(const struct cfg_reader *r, struct mt_transformer_config 
     c->normalization = MT_NORM_RMSNORM;
     c->layernorm_epsilon = opt_num(r, "rms_norm_eps", 1e-6);
     c->position_embedding_type = MT_POS_ROPE;
-    c->rotary_base = read_rope(r);
+    read_rope(r, c);
     c->gated_linear_unit = 1;
     const char *act = mt_json_get_str(r->root, "hidden_act");
     if (act && strcmp(act, "silu") != 0) {
@@ -721,16 +734,21 @@ static void write_config(const char *dir, const struct mt_model_desc *d, const c
             fprintf(f, "},\n  \"problem_type\": \"single_label_classification\",\n");
         }
     } else {
+        char rope_type[200] = "\"rope_type\": \"default\", ";
+        if (c->rope_scaling) /* Llama 3.x's, with Megatron's fixed constants */
+            snprintf(rope_type, sizeof rope_type, "\"rope_type\": \"llama3\", \"factor\": %.17g, "
+                     "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                     "\"original_max_position_embeddings\": 8192, ", c->rope_scaling_factor);
         fprintf(f, "  \"model_type\": \"llama\",\n  \"num_hidden_layers\": %d,\n  \"hidden_size\": %d,\n"
                 "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n"
                 "  \"intermediate_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"vocab_size\": %d,\n"
                 "  \"hidden_act\": \"silu\",\n  \"rms_norm_eps\": %.17g,\n  \"rope_theta\": %.17g,\n"
-                "  \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": %.17g},\n"
+                "  \"rope_parameters\": {%s\"rope_theta\": %.17g},\n"
                 "  \"attention_bias\": %s,\n  \"mlp_bias\": %s,\n  \"attention_dropout\": %.9g,\n"
                 "  \"tie_word_embeddings\": %s,\n",
                 c->num_layers, c->hidden_size, c->num_attention_heads, c->num_query_groups, c->kv_channels,
                 c->ffn_hidden_size, c->max_position_embeddings, c->vocab_size, c->layernorm_epsilon,
-                c->rotary_base, c->rotary_base, c->add_bias_linear ? "true" : "false",
+                c->rotary_base, rope_type, c->rotary_base, c->add_bias_linear ? "true" : "false",
                 c->add_bias_linear ? "true" : "false", c->attention_dropout,
                 c->untie_embeddings_and_output_weights ? "false" : "true");
     }

@@ -17,6 +17,7 @@ void mt_config_defaults(struct mt_transformer_config *c)
     c->position_embedding_type = MT_POS_LEARNED_ABSOLUTE;
     c->rotary_base = 10000.0;
     c->rotary_percent = 1.0;
+    c->rope_scaling_factor = 8.0;
     c->add_bias_linear = 1;
     c->add_qkv_bias = 1;
     c->attn_mask_type = MT_ATTN_MASK_CAUSAL;
@@ -90,6 +91,10 @@ int mt_config_check(const struct mt_transformer_config *c, char *err, size_t err
             return mt_errf(err, errlen, "--rotary-percent %g of a head of %d rotates no pair of dimensions",
                            c->rotary_percent, c->kv_channels);
         if (!(c->rotary_base > 0)) return mt_errf(err, errlen, "--rotary-base must be positive");
+        if (c->rope_scaling && !(c->rope_scaling_factor >= 1 && c->rope_scaling_factor < 1e6))
+            return mt_errf(err, errlen, "--rope-scaling-factor must lie in [1, 1e6) (got %g)", c->rope_scaling_factor);
+    } else if (c->rope_scaling) {
+        return mt_errf(err, errlen, "--use-rope-scaling needs --position-embedding-type rope");
     }
     return 0;
 }
@@ -194,6 +199,8 @@ static const struct mt_config_field FIELDS[] = {
      F(position_embedding_type), POS_NAMES, "learned_absolute", 1},
     {"rotary_base", "--rotary-base", MT_FIELD_DOUBLE, F(rotary_base), NULL, "10000", 1},
     {"rotary_percent", "--rotary-percent", MT_FIELD_DOUBLE, F(rotary_percent), NULL, "1", 1},
+    {"rope_scaling", "--use-rope-scaling", MT_FIELD_INT, F(rope_scaling), NULL, "0", 1},
+    {"rope_scaling_factor", "--rope-scaling-factor", MT_FIELD_DOUBLE, F(rope_scaling_factor), NULL, "8", 1},
     {"add_bias_linear", "--disable-bias-linear", MT_FIELD_INT, F(add_bias_linear), NULL, "1", 1},
     {"add_qkv_bias", "--add-qkv-bias", MT_FIELD_INT, F(add_qkv_bias), NULL, "1", 1},
     {"untie_embeddings_and_output_weights", "--untie-embeddings-and-output-weights", MT_FIELD_INT,

@@ -50,6 +50,8 @@ struct mt_transformer_config {
     enum mt_position_embedding position_embedding_type; /* --position-embedding-type */
     double rotary_base;            /* --rotary-base (10000) */
     double rotary_percent;         /* --rotary-percent (1.0): share of each head rotated */
+    int rope_scaling;              /* --use-rope-scaling: Llama 3.x's frequency scaling */
+    double rope_scaling_factor;    /* --rope-scaling-factor (8.0) */
     int add_bias_linear;           /* 1 unless --disable-bias-linear */
     int add_qkv_bias;              /* --add-qkv-bias (also 1 when add_bias_linear) */
     int untie_embeddings_and_output_weights; /* --untie-embeddings-and-output-weights */

@@ -45,9 +45,26 @@ static struct mt_fwd fwd_of(const struct mt_model *m, const struct mt_model_slot
 
 /* ---- lifetime --------------------------------------------------------------------- */
 
+/* Llama 3.x's scaling of one inverse frequency (--use-rope-scaling), as
+ * Megatron's RotaryEmbedding._apply_scaling and Hugging Face's llama3 rope
+ * compute it in float32: wavelengths above the original context (8192 /
+ * low factor 1) slow down by the factor, those below 8192 / high factor 4
+ * stay, and the band between is interpolated. */
+static float llama3_scaled(float inv, float factor)
+{
+    const float old_len = 8192.0f, low = 1.0f, high = 4.0f;
+    const float low_wavelen = old_len / low, high_wavelen = old_len / high;
+    const float wavelen = (float)(2.0 * 3.14159265358979323846) / inv;
+    const float llama = wavelen > low_wavelen ? inv / factor : inv;
+    if (wavelen < high_wavelen || wavelen > low_wavelen) return llama;
+    const float smooth = (old_len / wavelen - low) / (high - low);
+    return (1.0f - smooth) * llama / factor + smooth * llama;
+}
+
 /* cos and sin of the rotary angles t * inv_freq[i], one row per position,
  * computed as Megatron and Hugging Face do in float32 (inv_freq = 1 /
- * base^(2i/R), angle = t inv_freq), then cos and sin rounded once */
+ * base^(2i/R), Llama 3.x-scaled with --use-rope-scaling, angle = t
+ * inv_freq), then cos and sin rounded once */
 static mt_tensor rope_table(mt_backend *be, const struct mt_transformer_config *c)
 {
     const int R = mt_config_rotary_dim(c), P = c->max_position_embeddings;
@@ -55,7 +72,8 @@ static mt_tensor rope_table(mt_backend *be, const struct mt_transformer_config *
     float *h = malloc((size_t)P * R * sizeof *h);
     if (!h) mt_die("out of memory");
     for (int i = 0; i < R / 2; i++) {
-        const float inv = 1.0f / powf((float)c->rotary_base, (float)(2 * i) / (float)R);
+        float inv = 1.0f / powf((float)c->rotary_base, (float)(2 * i) / (float)R);
+        if (c->rope_scaling) inv = llama3_scaled(inv, (float)c->rope_scaling_factor);
         for (int t = 0; t < P; t++) {
             const float angle = (float)t * inv;
             h[(size_t)t * R + i] = (float)cos((double)angle);

@@ -54,6 +54,8 @@ void mt_train_config(const struct mt_train_args *a, int vocab_size,
         c->position_embedding_type = MT_POS_NONE;
     c->rotary_base = a->rotary_base;
     c->rotary_percent = a->rotary_percent;
+    c->rope_scaling = a->use_rope_scaling;
+    c->rope_scaling_factor = a->rope_scaling_factor;
     c->add_bias_linear = !a->disable_bias_linear;
     c->add_qkv_bias = a->add_qkv_bias;
     c->untie_embeddings_and_output_weights = a->untie_embeddings;

@@ -22,6 +22,8 @@ struct mt_train_args {
     const char *position_embedding_type, *normalization;
     int use_rotary_position_embeddings, no_position_embedding;
     double rotary_base, rotary_percent, norm_epsilon;
+    int use_rope_scaling;           /* Llama 3.x RoPE scaling, by rope_scaling_factor */
+    double rope_scaling_factor;
     int swiglu, untie_embeddings, disable_bias_linear, add_qkv_bias;
     float hidden_dropout, attention_dropout;
     int make_vocab_divisible_by;
