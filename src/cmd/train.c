@@ -312,18 +312,6 @@ static void check_split_paths(const struct mt_train_args *a)
         mt_user_error("give --data-path with --split", "--model %s does not take per-split data paths", a->model);
 }
 
-/* --plot names a picture this build can write, before any work */
-static void check_plot(const char *plot)
-{
-    const size_t n = plot ? strlen(plot) : 0;
-    if (!plot) return;
-    const int png = n > 4 && strcmp(plot + n - 4, ".png") == 0, svg = n > 4 && strcmp(plot + n - 4, ".svg") == 0;
-    if (!png && !svg) mt_user_error("name the picture FILE.svg or FILE.png", "--plot %s: unknown picture type", plot);
-    if (png && !mt_chart_png_available())
-        mt_user_error("write --plot FILE.svg, or rebuild with cairo (Debian: apt-get install libcairo2-dev)",
-                      "--plot %s: this build of megatron-c has no PNG writer (cairo)", plot);
-}
-
 static void require(const unsigned char *given)
 {
     const char *req[] = {"num-layers", "hidden-size", "num-attention-heads", "seq-length",
@@ -664,7 +652,7 @@ int mt_cmd_train(int argc, char **argv)
     const char *inferred = mt_tokenizer_infer(typed ? a->tokenizer_type : NULL, a->vocab_file, a->merge_file);
     if (!typed && inferred) a->tokenizer_type = inferred;
     validate(a, given);
-    check_plot(a->plot);
+    if (a->plot) mt_chart_check_output("--plot", a->plot);
     note_kernel_choices(given);
     return mt_train_run(a);
 }

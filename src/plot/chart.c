@@ -1,5 +1,6 @@
 /* chart.c: the layout of the picture and the sparkline (see chart.h) */
 #include "plot/chart.h"
+#include "core/error.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -221,4 +222,26 @@ void mt_chart_report(const struct mt_trace *t, FILE *out)
     }
     fprintf(out, " %s %s %s: %.4g at iteration %.0f -> %.4g at iteration %.0f\n", t->name,
             t->loss.n ? "loss" : "validation loss", spark, s->y[first], s->x[first], s->y[last], s->x[last]);
+}
+
+static int is_png(const char *path)
+{
+    const size_t n = strlen(path);
+    return n > 4 && strcmp(path + n - 4, ".png") == 0;
+}
+
+void mt_chart_check_output(const char *flag, const char *path)
+{
+    const size_t n = strlen(path);
+    if (!is_png(path) && !(n > 4 && strcmp(path + n - 4, ".svg") == 0))
+        mt_user_error("name the picture FILE.svg or FILE.png", "%s %s: unknown picture type", flag, path);
+    if (is_png(path) && !mt_chart_png_available())
+        mt_user_error("write FILE.svg, or rebuild with cairo (Debian: apt-get install libcairo2-dev, then "
+                      "./configure again)", "%s %s: this build of megatron-c has no PNG writer (cairo)", flag, path);
+}
+
+void mt_chart_write(const struct mt_trace *t, int n, const char *path)
+{
+    if (is_png(path)) mt_chart_png(t, n, path);
+    else mt_chart_svg(t, n, path);
 }

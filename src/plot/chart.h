@@ -30,6 +30,13 @@ void mt_chart_svg(const struct mt_trace *t, int n, const char *path);
 int mt_chart_png(const struct mt_trace *t, int n, const char *path);
 int mt_chart_png_available(void); /* 1 in a build with cairo */
 
+/* Checks that path names a picture this build writes (FILE.svg, or
+ * FILE.png in a build with cairo), before any work: else a user error
+ * naming the flag that gave it. */
+void mt_chart_check_output(const char *flag, const char *path);
+/* Writes the picture in the type its name says (checked as above). */
+void mt_chart_write(const struct mt_trace *t, int n, const char *path);
+
 /* The finite values of y[0, n) as at most width block characters
  * (U+2581..U+2588, UTF-8) in out (cap >= 3 * width + 1), averaged over
  * equal runs of points; "" when there are none. */

@@ -49,7 +49,8 @@ struct conn {
     char peer[64];
 };
 
-const char *mt_http_reason(int status)
+/* the reason phrase of a status code */
+static const char *mt_http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";

@@ -62,7 +62,4 @@ struct mt_http_head {
 int mt_http_parse_head(const char *head, size_t n, size_t max_body, struct mt_http_head *h, char *msg,
                        size_t msglen);
 
-/* The reason phrase of a status code. */
-const char *mt_http_reason(int status);
-
 #endif /* MT_SERVE_HTTP_H */

@@ -1142,9 +1142,7 @@ static void draw_curves(struct run *r)
     if (t->loss.n + t->val_loss.n > 0) {
         mt_chart_report(t, stdout);
         if (a->plot) {
-            const size_t n = strlen(a->plot);
-            if (n > 4 && strcmp(a->plot + n - 4, ".png") == 0) mt_chart_png(t, 1, a->plot); /* train.c checked cairo */
-            else mt_chart_svg(t, 1, a->plot);
+            mt_chart_write(t, 1, a->plot); /* train.c checked the type */
             printf(" loss curves drawn in %s\n", a->plot);
         }
         fflush(stdout);
