@@ -7,7 +7,7 @@
 # into quickstart-loss.svg (unless the arguments name another --log-json).
 set -e
 cd "$(dirname "$0")"
-pkgs="build-essential autoconf automake libtool pkg-config libopenblas-openmp-dev mpich libmpich-dev"
+pkgs="build-essential autoconf automake libtool pkg-config libopenblas-openmp-dev libdnnl-dev mpich libmpich-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -418,11 +418,8 @@ int main(int argc, char **argv)
 #else
     printf("# built without OpenMP\n");
 #endif
-#ifdef HAVE_BLAS
-    printf("# cpu gemm: cblas_sgemm\n");
-#else
-    printf("# cpu gemm: blocked C fallback\n");
-#endif
+    mt_cpu_gemm_init();
+    printf("# cpu gemm: %s\n", mt_cpu_gemm_describe());
     part1();
     if (!step_only) part2_estimate();
     part2_sequence();

@@ -240,7 +240,9 @@ int main(int argc, char **argv)
         }
     }
     const char *ct = getenv("OPENBLAS_CORETYPE"), *omp = getenv("OMP_NUM_THREADS");
-    printf("bench_step: OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%s\n", ct ? ct : "(unset)", omp ? omp : "(unset)");
+    const char *lib = getenv("MT_CPU_GEMM");
+    printf("bench_step: OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%s MT_CPU_GEMM=%s\n", ct ? ct : "(unset)",
+           omp ? omp : "(unset)", lib ? lib : "(unset: auto)");
     struct shape teaching = {"teaching", gpt_config(4, 128, 4, 64, 256, 256), 12, 64};
     struct shape gpt124m = {"124M", gpt_config(12, 768, 12, 1024, 50257, 50304), 4, 64};
     if (strcmp(backend, "cpu") != 0) ref_steps = 0; /* cpu-ref is only the CPU's yardstick */

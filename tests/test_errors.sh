@@ -44,6 +44,8 @@ expect_error "required flags" "--num-layers is required" $B train --data-path "$
 expect_error "batch not a multiple" "--global-batch-size (6) is not a multiple of --micro-batch-size (4)" \
   $B train $TINY --global-batch-size 6 --train-iters 1
 expect_error "unknown backend" "unknown backend 'gpu'" $B train $TINY --backend gpu --train-iters 1
+expect_error "unknown GEMM library" "MT_CPU_GEMM='mkl' is not a GEMM library" \
+  env MT_CPU_GEMM=mkl $B train $TINY --train-iters 1
 expect_error "layout larger than the world" "world size 1 is not divisible by tensor-model-parallel-size 2" $B train $TINY --tensor-model-parallel-size 2 --train-iters 1
 if [ "${MT_HAVE_MPI:-no}" = no ]; then
   # what mpiexec sets for each of 2 processes

@@ -1035,6 +1035,9 @@ static const struct gemm_dims GEMM_DIMS[] = {
     {5, 3, 0, 0},       /* k = 0: C = beta C */
 };
 
+/* the cpu GEMM library under test, appended to the case names */
+static const char *gemm_label = "";
+
 /* mixed precision's GEMM (mt_backend_set_gemm_precision), through the
  * mt_gemm wrapper that rounds: 0 in the plain tests */
 static enum mt_dtype gemm_half;
@@ -1107,8 +1110,9 @@ static void test_gemm_one(int m, int n, int k, enum mt_trans ta, enum mt_trans t
                     : gemm_half == MT_DTYPE_BF16 ? cmp_init(1e-2, 1.6e-2) : cmp_init(2e-3, 2e-3);
     cmp_pair(&cm, "C", c, nc);
     const char *what = gemm_half ? mt_dtype_name(gemm_half) : "";
-    cmp_report(&cm, "gemm%s%s %c%c m=%d n=%d k=%d batch=%d ld+%d alpha=%g beta=%g%s", *what ? " " : "", what,
-               ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, batch, pad, alpha, beta, beta == 0.0f ? " (C was NaN)" : "");
+    cmp_report(&cm, "gemm%s%s %c%c m=%d n=%d k=%d batch=%d ld+%d alpha=%g beta=%g%s%s", *what ? " " : "", what,
+               ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, batch, pad, alpha, beta, beta == 0.0f ? " (C was NaN)" : "",
+               gemm_label);
     if (gemm_half) {
         float *got = xmalloc(nc * sizeof *got);
         ref->iface->download(ref, got, c.r, nc * sizeof *got);
@@ -1162,6 +1166,63 @@ static void test_gemm(void)
         }
     }
     test_gemm_half();
+}
+
+/* C (m,n) = A (m,k) B (n,k)^T on the cpu backend (host memory) with LIB forced */
+static void gemm_with(enum mt_cpu_gemm_lib lib, int m, int n, int k, const float *a, const float *b, float *c)
+{
+    enum mt_cpu_gemm_lib old = mt_cpu_gemm_set_library(lib);
+    struct mt_gemm_args g = {MT_TRANS_N, MT_TRANS_T, m, n, k, 1, 1.0f, 0.0f, a, k, 0, b, k, 0, c, n, 0,
+                             MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32, MT_DTYPE_F32};
+    fast->iface->gemm(fast, &g);
+    mt_cpu_gemm_set_library(old);
+}
+
+/* The cpu backend's GEMM goes through BLAS, oneDNN or its built-in GEMM
+ * (cpu_gemm.c): each one built is held to cpu-ref over every case above,
+ * and the automatic choice is checked to be oneDNN for a GEMM of at most
+ * 2^27 multiply-adds and BLAS above (bitwise the forced library's result). */
+static void test_gemm_libraries(void)
+{
+    static const struct { enum mt_cpu_gemm_lib lib; const char *name; } L[] = {
+        {MT_CPU_GEMM_BLAS, "blas"}, {MT_CPU_GEMM_DNNL, "dnnl"}, {MT_CPU_GEMM_BUILTIN, "builtin"}};
+    for (int i = 0; i < 3; i++) {
+        char label[32];
+        snprintf(label, sizeof label, " [cpu gemm %s]", L[i].name);
+        if (!mt_cpu_gemm_available(L[i].lib)) {
+            tap_skip("not built (configure did not find it)", "gemm, every variant%s", label);
+            continue;
+        }
+        enum mt_cpu_gemm_lib old = mt_cpu_gemm_set_library(L[i].lib);
+        gemm_label = label;
+        for (size_t d = 0; d < sizeof GEMM_DIMS / sizeof GEMM_DIMS[0]; d++) {
+            const struct gemm_dims *gd = &GEMM_DIMS[d];
+            for (int t = 0; t < 4; t++) {
+                enum mt_trans ta = t & 1 ? MT_TRANS_T : MT_TRANS_N, tb = t & 2 ? MT_TRANS_T : MT_TRANS_N;
+                test_gemm_one(gd->m, gd->n, gd->k, ta, tb, 0, 1, 1.0f, 0.0f);
+                if (gd->full) test_gemm_one(gd->m, gd->n, gd->k, ta, tb, 1, 3, 1.5f, -0.5f);
+            }
+        }
+        gemm_label = "";
+        mt_cpu_gemm_set_library(old);
+    }
+    if (!mt_cpu_gemm_available(MT_CPU_GEMM_DNNL) || !mt_cpu_gemm_available(MT_CPU_GEMM_BLAS)) {
+        tap_skip("needs both BLAS and oneDNN", "automatic GEMM library choice by size");
+        return;
+    }
+    /* 256 x 512 x 1024 = 2^27 (oneDNN's), 256 x 512 x 1025 just above (BLAS's) */
+    const int m = 256, n = 512, kmax = 1025;
+    float *a = host_rand((size_t)m * kmax, 1.0f, 0.0f), *b = host_rand((size_t)n * kmax, 1.0f, 0.0f);
+    float *c_auto = host_fill((size_t)m * n, 0.0f), *c_lib = host_fill((size_t)m * n, 0.0f);
+    int ok = 1;
+    for (int k = 1024; k <= 1025; k++) {
+        gemm_with(MT_CPU_GEMM_AUTO, m, n, k, a, b, c_auto);
+        gemm_with(k == 1024 ? MT_CPU_GEMM_DNNL : MT_CPU_GEMM_BLAS, m, n, k, a, b, c_lib);
+        ok &= !memcmp(c_auto, c_lib, (size_t)m * n * sizeof *c_lib);
+    }
+    tap_ok(ok, "automatic GEMM library: oneDNN for 256x512x1024 (2^27 multiply-adds), BLAS for 256x512x1025 "
+               "(bitwise the forced library's C)");
+    free(a), free(b), free(c_auto), free(c_lib);
 }
 
 /* ---- thread-count independence ------------------------------------------------------------- */
@@ -1370,15 +1431,12 @@ int main(void)
 #else
     tap_diag("built without OpenMP");
 #endif
-#ifdef HAVE_BLAS
-    tap_diag("cpu gemm: cblas_sgemm");
-#else
-    tap_diag("cpu gemm: blocked C fallback");
-#endif
+    tap_diag("cpu gemm: %s", mt_cpu_gemm_describe());
     test_philox();
     test_iface(fast, "cpu");
     test_iface(ref, "cpu-ref");
     test_gemm();
+    test_gemm_libraries();
     for (int c = 0; c < NCASES; c++)
         for (int s = 0; s < NSHAPES; s++) CASES[c].run(&CASES[c], &SHAPES[s]);
 #ifdef _OPENMP

@@ -196,7 +196,10 @@ mt_backend *mt_backend_cpu_create(int reference)
     mt_backend *be = calloc(1, sizeof *be);
     struct mt_cpu_ctx *ctx = malloc(sizeof *ctx);
     if (!be || !ctx) mt_die("cpu backend: out of memory creating the backend");
-    if (!reference) mt_cpu_ops_init();
+    if (!reference) {
+        mt_cpu_ops_init();
+        mt_cpu_gemm_init();
+    }
     ctx->reference = reference != 0;
     mt_proc_world(); /* starts the process layer (MPI) with the backend */
     be->iface = reference ? &cpu_ref_iface : &cpu_iface;

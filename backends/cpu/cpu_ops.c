@@ -1,7 +1,6 @@
-/* cpu_ops.c: the fast "cpu" compute members.
+/* cpu_ops.c: the fast "cpu" compute members, except GEMM (cpu_gemm.c).
  *
- * GEMM is cblas_sgemm when built with HAVE_BLAS, else a cache-blocked,
- * OpenMP-parallel GEMM below. Everything else is written for the GPT-2 124M
+ * They are written for the GPT-2 124M
  * step (N = 256 rows, C = 768, Vp = 50304, 124M parameters) on a few cores,
  * where GEMM should take most of the time: OpenMP over rows (or column blocks),
  * `omp simd` inner loops with no calls in them, one pass over memory in
@@ -12,12 +11,7 @@
  * rows, column blocks or fixed-size blocks, never the terms of one sum:
  * bias_bwd, layernorm_bwd (dw, db) and embed_bwd sum rows in order inside a
  * column block; sum_squares uses the block scheme of backend.h and matches
- * cpu-ref bit for bit. (The BLAS library's own threading is its business;
- * OpenBLAS splits m and n, not k.)
- *
- * BLAS is never called inside an OpenMP parallel region: nested threading
- * oversubscribes the cores, and OpenBLAS issue #5806 reports that its
- * thread-count setting is overridden in OpenMP builds.
+ * cpu-ref bit for bit.
  *
  * Shape letters: B batch, T sequence, C channels, NH heads, HS head size,
  * N = B*T rows, V_local vocabulary columns of this shard, ld logits row stride. */
@@ -35,16 +29,7 @@
 #include <omp.h>
 #endif
 #ifdef HAVE_BLAS
-#include <cblas.h>
-#endif
-
-/* OMP(parallel for ...) expands to the pragma only when OpenMP is on, so a
- * build without it has no unknown-pragma warnings and runs serially. */
-#ifdef _OPENMP
-#define MT_PRAGMA_(...) _Pragma(#__VA_ARGS__)
-#define OMP(...) MT_PRAGMA_(omp __VA_ARGS__)
-#else
-#define OMP(...)
+#include <cblas.h> /* openblas_get_parallel, for the set-up check */
 #endif
 
 /* Below this many elements a loop runs on one thread. A fork/join costs a
@@ -55,13 +40,6 @@ enum { PAR_MIN = 1 << 15, PAR_MIN_STREAM = 1 << 18 };
 /* Column block for the reductions that split columns across threads: one
  * thread owns 64 columns (4 cache lines) and walks all rows in order. */
 enum { COL_BLOCK = 64 };
-
-static void *xmalloc(size_t nbytes)
-{
-    void *p = malloc(nbytes ? nbytes : 1);
-    if (!p) mt_die("cpu: out of memory (%zu bytes of scratch)", nbytes);
-    return p;
-}
 
 /* ---- a vectorisable expf -------------------------------------------------------
  * libm's expf is a call, and a call in a loop stops vectorisation (without
@@ -153,208 +131,6 @@ void mt_cpu_ops_init(void)
                 "OpenMP build of OpenBLAS or run with OMP_WAIT_POLICY=passive");
 #endif
 }
-
-/* ---- GEMM ------------------------------------------------------------------------ */
-
-/* C = beta * C for one (m,n) matrix; beta = 0 writes zeros without reading C. */
-static void scale_c(float *c, int ldc, int m, int n, float beta)
-{
-    for (int i = 0; i < m; i++) {
-        float *ci = c + (size_t)i * ldc;
-        if (beta == 0.0f)
-            memset(ci, 0, (size_t)n * sizeof *ci);
-        else if (beta != 1.0f)
-            for (int j = 0; j < n; j++) ci[j] *= beta;
-    }
-}
-
-#ifdef HAVE_BLAS
-
-void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
-{
-    (void)be;
-    if (g->m <= 0 || g->n <= 0) return;
-    for (int p = 0; p < g->batch; p++) {
-        float *c = (float *)g->c + p * g->stride_c;
-        /* k = 0 or alpha = 0: C = beta * C. Done here because cblas rejects
-         * lda < 1, which a caller may legitimately pass for an empty A. */
-        if (g->k <= 0 || g->alpha == 0.0f) {
-            scale_c(c, g->ldc, g->m, g->n, g->beta);
-            continue;
-        }
-        cblas_sgemm(CblasRowMajor, g->ta == MT_TRANS_N ? CblasNoTrans : CblasTrans,
-                    g->tb == MT_TRANS_N ? CblasNoTrans : CblasTrans, g->m, g->n, g->k, g->alpha,
-                    (const float *)g->a + p * g->stride_a, g->lda,
-                    (const float *)g->b + p * g->stride_b, g->ldb, g->beta, c,
-                    g->ldc);
-    }
-}
-
-#else /* !HAVE_BLAS: blocked GEMM in C */
-
-/* Goto-style blocking. C is cut into MC x NC tiles, the unit of parallel work
- * (no two threads write the same element, and each element's k-sum runs in
- * the same order whatever the thread count). Per tile and per KC slice of k,
- * op(A) is packed into MR-row panels and op(B) into NR-column panels,
- * contiguous and zero-padded, so the micro-kernel reads both with unit
- * stride and keeps an MR x NR block of C in registers: 6 x 16 is 6 AVX-512
- * or 12 AVX registers, and 6 x 8 is 12 of the 16 SSE registers (6 x 16 with
- * SSE spills: 43 instead of 65 GFLOP/s on 2 cores). KC x NR floats of B stay
- * in L1 and the packed MC x KC block of A (96 KB) in L2. */
-#if defined(__AVX__)
-enum { GEMM_NR = 16 };
-#else
-enum { GEMM_NR = 8 };
-#endif
-enum { GEMM_MR = 6, GEMM_MC = 96, GEMM_KC = 256, GEMM_NC = 512 };
-
-/* The MR x NR block of C only stays in registers if the loops over its rows
- * are unrolled completely; gcc does that at -O3 but not at -O2 (where the
- * block lived in memory: 45 instead of 75 GFLOP/s with SSE2, and 90 instead
- * of 270 with AVX-512), so ask for it. */
-#if defined(__GNUC__)
-#define MT_UNROLL_MR _Pragma("GCC unroll 6")
-#else
-#define MT_UNROLL_MR
-#endif
-
-/* acc (MR,NR) = ap (KC panel, MR per k) x bp (KC panel, NR per k) */
-static void gemm_micro(int kc, const float *restrict ap, const float *restrict bp,
-                       float *restrict acc)
-{
-    float c[GEMM_MR][GEMM_NR];
-    MT_UNROLL_MR
-    for (int i = 0; i < GEMM_MR; i++)
-        for (int j = 0; j < GEMM_NR; j++) c[i][j] = 0.0f;
-    for (int l = 0; l < kc; l++) {
-        const float *brow = bp + (size_t)l * GEMM_NR;
-        const float *acol = ap + (size_t)l * GEMM_MR;
-        MT_UNROLL_MR
-        for (int i = 0; i < GEMM_MR; i++) {
-            float ai = acol[i];
-            OMP(simd)
-            for (int j = 0; j < GEMM_NR; j++) c[i][j] += ai * brow[j];
-        }
-    }
-    MT_UNROLL_MR
-    for (int i = 0; i < GEMM_MR; i++)
-        for (int j = 0; j < GEMM_NR; j++) acc[i * GEMM_NR + j] = c[i][j];
-}
-
-/* Packs rows [i0, i0+mc) and k range [l0, l0+kc) of op(A) into MR-row panels:
- * ap[panel][l][i]. Rows past mc are zero. */
-static void pack_a(float *restrict ap, const float *a, int lda, enum mt_trans ta, int i0,
-                   int mc, int l0, int kc)
-{
-    for (int r0 = 0; r0 < mc; r0 += GEMM_MR) {
-        float *dst = ap + (size_t)r0 * kc;
-        int rows = mc - r0 < GEMM_MR ? mc - r0 : GEMM_MR;
-        if (ta == MT_TRANS_N) { /* row i of op(A) is row i of A */
-            for (int i = 0; i < GEMM_MR; i++) {
-                const float *src = a + (size_t)(i0 + r0 + i) * lda + l0;
-                for (int l = 0; l < kc; l++) dst[l * GEMM_MR + i] = i < rows ? src[l] : 0.0f;
-            }
-        } else { /* row i of op(A) is column i of A */
-            for (int l = 0; l < kc; l++) {
-                const float *src = a + (size_t)(l0 + l) * lda + i0 + r0;
-                for (int i = 0; i < GEMM_MR; i++) dst[l * GEMM_MR + i] = i < rows ? src[i] : 0.0f;
-            }
-        }
-    }
-}
-
-/* Packs k range [l0, l0+kc) and columns [j0, j0+nc) of op(B) into NR-column
- * panels: bp[panel][l][j]. Columns past nc are zero. */
-static void pack_b(float *restrict bp, const float *b, int ldb, enum mt_trans tb, int l0,
-                   int kc, int j0, int nc)
-{
-    for (int s0 = 0; s0 < nc; s0 += GEMM_NR) {
-        float *dst = bp + (size_t)s0 * kc;
-        int cols = nc - s0 < GEMM_NR ? nc - s0 : GEMM_NR;
-        if (tb == MT_TRANS_N) { /* row l of op(B) is row l of B */
-            for (int l = 0; l < kc; l++) {
-                const float *src = b + (size_t)(l0 + l) * ldb + j0 + s0;
-                for (int j = 0; j < GEMM_NR; j++) dst[l * GEMM_NR + j] = j < cols ? src[j] : 0.0f;
-            }
-        } else { /* column j of op(B) is row j of B */
-            for (int j = 0; j < GEMM_NR; j++) {
-                const float *src = b + (size_t)(j0 + s0 + j) * ldb + l0;
-                for (int l = 0; l < kc; l++) dst[l * GEMM_NR + j] = j < cols ? src[l] : 0.0f;
-            }
-        }
-    }
-}
-
-/* Adds one micro-tile acc (MR,NR) into C (rows x cols valid). The first k
- * slice applies beta (beta = 0 overwrites, never reading C); later slices
- * accumulate. */
-static void store_tile(float *c, int ldc, const float *acc, int rows, int cols, float alpha,
-                       float beta, int first)
-{
-    for (int i = 0; i < rows; i++) {
-        float *ci = c + (size_t)i * ldc;
-        const float *ai = acc + i * GEMM_NR;
-        if (!first || beta == 1.0f) {
-            for (int j = 0; j < cols; j++) ci[j] += alpha * ai[j];
-        } else if (beta == 0.0f) {
-            for (int j = 0; j < cols; j++) ci[j] = alpha * ai[j];
-        } else {
-            for (int j = 0; j < cols; j++) ci[j] = alpha * ai[j] + beta * ci[j];
-        }
-    }
-}
-
-void mt_cpu_gemm(mt_backend *be, const struct mt_gemm_args *g)
-{
-    (void)be;
-    int m = g->m, n = g->n, k = g->k;
-    if (m <= 0 || n <= 0 || g->batch <= 0) return;
-    if (k <= 0 || g->alpha == 0.0f) { /* C = beta * C, as BLAS */
-        for (int p = 0; p < g->batch; p++)
-            scale_c((float *)g->c + p * g->stride_c, g->ldc, m, n, g->beta);
-        return;
-    }
-    int mt = (m + GEMM_MC - 1) / GEMM_MC, nt = (n + GEMM_NC - 1) / GEMM_NC;
-    long tiles = (long)g->batch * mt * nt;
-    int kc_max = k < GEMM_KC ? k : GEMM_KC;
-    double flops = 2.0 * m * n * k * g->batch;
-    (void)flops; /* only read by the OpenMP if clause */
-    OMP(parallel if (tiles > 1 && flops > 4e6))
-    {
-        float *ap = xmalloc(sizeof(float) * (size_t)GEMM_MC * kc_max);
-        float *bp = xmalloc(sizeof(float) * (size_t)GEMM_NC * kc_max);
-        float acc[GEMM_MR * GEMM_NR];
-        OMP(for schedule(dynamic, 1))
-        for (long tile = 0; tile < tiles; tile++) {
-            int p = (int)(tile / ((long)mt * nt));
-            int rem = (int)(tile % ((long)mt * nt));
-            int i0 = (rem / nt) * GEMM_MC, j0 = (rem % nt) * GEMM_NC;
-            int mc = m - i0 < GEMM_MC ? m - i0 : GEMM_MC;
-            int nc = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
-            const float *a = (const float *)g->a + p * g->stride_a;
-            const float *b = (const float *)g->b + p * g->stride_b;
-            float *c = (float *)g->c + p * g->stride_c;
-            for (int l0 = 0; l0 < k; l0 += GEMM_KC) {
-                int kc = k - l0 < GEMM_KC ? k - l0 : GEMM_KC;
-                pack_a(ap, a, g->lda, g->ta, i0, mc, l0, kc);
-                pack_b(bp, b, g->ldb, g->tb, l0, kc, j0, nc);
-                for (int s0 = 0; s0 < nc; s0 += GEMM_NR) {
-                    for (int r0 = 0; r0 < mc; r0 += GEMM_MR) {
-                        gemm_micro(kc, ap + (size_t)r0 * kc, bp + (size_t)s0 * kc, acc);
-                        int rows = mc - r0 < GEMM_MR ? mc - r0 : GEMM_MR;
-                        int cols = nc - s0 < GEMM_NR ? nc - s0 : GEMM_NR;
-                        store_tile(c + (size_t)(i0 + r0) * g->ldc + j0 + s0, g->ldc, acc, rows,
-                                   cols, g->alpha, g->beta, l0 == 0);
-                    }
-                }
-            }
-        }
-        free(ap);
-        free(bp);
-    }
-}
-
-#endif /* HAVE_BLAS */
 
 /* ---- embedding --------------------------------------------------------------------- */
 
@@ -782,7 +558,7 @@ void mt_cpu_dropout(mt_backend *be, mt_tensor x_, const struct mt_dropout_args *
     float *x = mt_fp(x_);
     OMP(parallel if ((size_t)N * C > PAR_MIN))
     {
-        unsigned char *keep = xmalloc((size_t)C);
+        unsigned char *keep = mt_cpu_xmalloc((size_t)C);
         OMP(for schedule(static))
         for (int n = 0; n < N; n++) {
             keep_run(keep, d, thr, (uint32_t)d->col0, C, (uint32_t)(n % d->T),
@@ -871,8 +647,8 @@ void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor q
     (void)work; /* only read by the OpenMP if clause */
     OMP(parallel if (B * NH > 1 && work > 1e5))
     {
-        float *f = drop ? xmalloc((size_t)T * sizeof *f) : NULL;
-        unsigned char *keep = drop ? xmalloc((size_t)T) : NULL;
+        float *f = drop ? mt_cpu_xmalloc((size_t)T * sizeof *f) : NULL;
+        unsigned char *keep = drop ? mt_cpu_xmalloc((size_t)T) : NULL;
         OMP(for schedule(static))
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
@@ -937,8 +713,8 @@ void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor
     (void)work; /* only read by the OpenMP if clause */
     OMP(parallel if (B * G > 1 && work > 1e5))
     {
-        float *f = drop ? xmalloc((size_t)T * sizeof *f) : NULL;
-        unsigned char *keep = drop ? xmalloc((size_t)T) : NULL;
+        float *f = drop ? mt_cpu_xmalloc((size_t)T * sizeof *f) : NULL;
+        unsigned char *keep = drop ? mt_cpu_xmalloc((size_t)T) : NULL;
         OMP(for schedule(static))
         for (int bg = 0; bg < B * G; bg++) {
             int b = bg / G, g = bg % G;
@@ -1273,7 +1049,7 @@ void mt_cpu_sum_squares(mt_backend *be, double *out1, mt_tensor x_)
     size_t nblocks = (n + BLK - 1) / BLK;
     size_t nfull = n / BLK;            /* blocks of exactly BLK elements */
     size_t ngroups = nfull / SSQ_GROUP; /* groups of SSQ_GROUP full blocks */
-    double *bs = xmalloc((nblocks ? nblocks : 1) * sizeof *bs);
+    double *bs = mt_cpu_xmalloc((nblocks ? nblocks : 1) * sizeof *bs);
     OMP(parallel if (n > PAR_MIN))
     {
         OMP(for schedule(static) nowait)
@@ -1316,7 +1092,7 @@ void mt_cpu_sum(mt_backend *be, double *out1, mt_tensor x_)
     const size_t n = (size_t)mt_numel(x_);
     const float *x = mt_fp(x_);
     const size_t BLK = MT_REDUCE_BLOCK, nblocks = (n + BLK - 1) / BLK;
-    double *bs = xmalloc((nblocks ? nblocks : 1) * sizeof *bs);
+    double *bs = mt_cpu_xmalloc((nblocks ? nblocks : 1) * sizeof *bs);
     OMP(parallel for if (n > PAR_MIN) schedule(static))
     for (size_t blk = 0; blk < nblocks; blk++) {
         size_t i0 = blk * BLK, i1 = n - i0 < BLK ? n : i0 + BLK;
