@@ -535,6 +535,25 @@ static void t_round_half(const struct op_case *oc, const struct shape *s)
         tap_ok(bad == 0, "%s %s n=%zu [%s]: ref equals core/half.h bit for bit (%ld differ)", oc->name,
                mt_dtype_name(to), n, s->name, bad);
         dp_free(&x);
+        /* to_half: the same rounding into half storage, on both and against core/half.h */
+        struct dpair src = dp_floats(hx, n);
+        struct dpair h = dp_new(hx, (n + 1) / 2 * 4); /* n 16-bit slots (contents overwritten) */
+        h.dtype = to, h.rows = 1, h.cols = (int64_t)n;
+        BOTH(be->iface->to_half(be, ON(h), ON(src)));
+        uint16_t *hf = xmalloc(n * 2), *hr = xmalloc(n * 2);
+        fast->iface->download(fast, hf, h.f, n * 2);
+        ref->iface->download(ref, hr, h.r, n * 2);
+        long diff = 0, bad_ref = 0;
+        for (size_t i = 0; i < n; i++) {
+            const uint16_t want = t ? mt_f32_to_f16(hx[i]) : mt_f32_to_bf16(hx[i]);
+            diff += hf[i] != hr[i];
+            if (hr[i] != want && bad_ref++ == 0)
+                tap_diag("  x[%zu] = %.9g: ref 0x%04x, core/half.h 0x%04x", i, hx[i], hr[i], want);
+        }
+        tap_ok(diff == 0 && bad_ref == 0, "to_half %s n=%zu [%s]: fast equals ref, ref equals core/half.h "
+               "bit for bit (%ld, %ld differ)", mt_dtype_name(to), n, s->name, diff, bad_ref);
+        free(hf), free(hr);
+        dp_free(&src), dp_free(&h);
     }
     free(hx), free(got);
 }
@@ -1152,6 +1171,8 @@ static void test_gemm_half(void)
     gemm_half = MT_DTYPE_F32;
 }
 
+static void test_gemm_half_inputs(void);
+
 static void test_gemm(void)
 {
     for (size_t d = 0; d < sizeof GEMM_DIMS / sizeof GEMM_DIMS[0]; d++) {
@@ -1166,6 +1187,72 @@ static void test_gemm(void)
         }
     }
     test_gemm_half();
+    test_gemm_half_inputs();
+}
+
+/* A GEMM with bf16 / f16 inputs issued directly (as the mixed-precision
+ * wrapper issues it to backends that multiply half values): on cpu-ref
+ * bitwise its f32 GEMM of the same values widened; on a fast backend that
+ * supports it (cuda: cublasGemmEx) within f32 summation error of cpu-ref. */
+static void test_gemm_half_inputs(void)
+{
+    static const struct gemm_dims D[] = {{7, 13, 5, 1}, {33, 17, 65, 1}, {64, 200, 300, 1}};
+    for (int t = 0; t < 2; t++) {
+        const enum mt_dtype ht = t ? MT_DTYPE_F16 : MT_DTYPE_BF16;
+        const int native = mt_backend_supports(fast, MT_OP_GEMM, ht);
+        if (!native)
+            tap_skip("the backend multiplies f32 only (the wrapper rounds f32 copies for it)",
+                     "gemm with %s inputs [%s vs cpu-ref]", mt_dtype_name(ht), mt_backend_name(fast));
+        for (size_t d = 0; d < sizeof D / sizeof D[0]; d++)
+            for (int tr = 0; tr < 4; tr++) {
+                const int m = D[d].m, n = D[d].n, k = D[d].k, batch = 2;
+                const enum mt_trans ta = tr & 1 ? MT_TRANS_T : MT_TRANS_N, tb = tr & 2 ? MT_TRANS_T : MT_TRANS_N;
+                const int lda = (ta == MT_TRANS_N ? k : m) + 1, ldb = (tb == MT_TRANS_N ? n : k) + 1;
+                const int64_t sa = (int64_t)lda * (ta == MT_TRANS_N ? m : k) + 3;
+                const int64_t sb = (int64_t)ldb * (tb == MT_TRANS_N ? k : n) + 3;
+                const size_t na = (size_t)(sa * batch), nb = (size_t)(sb * batch), nc = (size_t)m * n * batch;
+                float *xa = host_rand(na, 1.0f, 0.0f), *xb = host_rand(nb, 1.0f, 0.0f);
+                uint16_t *ha = xmalloc(na * 2 + 4), *hb = xmalloc(nb * 2 + 4);
+                for (size_t i = 0; i < na; i++) {
+                    ha[i] = t ? mt_f32_to_f16(xa[i]) : mt_f32_to_bf16(xa[i]);
+                    xa[i] = t ? mt_f16_to_f32(ha[i]) : mt_bf16_to_f32(ha[i]);
+                }
+                for (size_t i = 0; i < nb; i++) {
+                    hb[i] = t ? mt_f32_to_f16(xb[i]) : mt_f32_to_bf16(xb[i]);
+                    xb[i] = t ? mt_f16_to_f32(hb[i]) : mt_bf16_to_f32(hb[i]);
+                }
+                struct dpair a = dp_new(ha, (na + 1) / 2 * 4), b = dp_new(hb, (nb + 1) / 2 * 4);
+                struct dpair af = dp_floats(xa, na), bf = dp_floats(xb, nb);
+                float *hc = host_rand(nc, 1.0f, 0.0f);
+                struct dpair c = dp_floats(hc, nc), c32 = dp_floats(hc, nc);
+                struct mt_gemm_args g = {ta, tb, m, n, k, batch, 1.5f, 0.5f, NULL, lda, sa, NULL, ldb, sb, NULL, n,
+                                         (int64_t)m * n, ht, ht, MT_DTYPE_F32, MT_DTYPE_F32};
+                for (int side = native ? 0 : 1; side < 2; side++) {
+                    mt_backend *be = side ? ref : fast;
+                    g.a = side ? a.r : a.f, g.b = side ? b.r : b.f, g.c = side ? c.r : c.f;
+                    be->iface->gemm(be, &g);
+                }
+                struct mt_gemm_args g32 = g;
+                g32.a_type = g32.b_type = MT_DTYPE_F32;
+                g32.a = af.r, g32.b = bf.r, g32.c = c32.r;
+                ref->iface->gemm(ref, &g32);
+                float *r1 = xmalloc(nc * 4), *r2 = xmalloc(nc * 4);
+                ref->iface->download(ref, r1, c.r, nc * 4);
+                ref->iface->download(ref, r2, c32.r, nc * 4);
+                tap_ok(!memcmp(r1, r2, nc * 4), "gemm with %s inputs %c%c m=%d n=%d k=%d batch=%d: cpu-ref "
+                       "equals its f32 GEMM of the widened values bit for bit", mt_dtype_name(ht),
+                       ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, batch);
+                if (native) {
+                    struct cmp cm = cmp_init(GEMM_ATOL, GEMM_RTOL);
+                    cmp_pair(&cm, "C", c, nc);
+                    cmp_report(&cm, "gemm with %s inputs %c%c m=%d n=%d k=%d batch=%d [%s vs cpu-ref]",
+                               mt_dtype_name(ht), ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, batch,
+                               mt_backend_name(fast));
+                }
+                free(xa), free(xb), free(ha), free(hb), free(hc), free(r1), free(r2);
+                dp_free(&a), dp_free(&b), dp_free(&af), dp_free(&bf), dp_free(&c), dp_free(&c32);
+            }
+    }
 }
 
 /* C (m,n) = A (m,k) B (n,k)^T on the cpu backend (host memory) with LIB forced */

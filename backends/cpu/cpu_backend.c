@@ -186,8 +186,19 @@ static const struct mt_backend_i cpu_iface = {
     MT_BACKEND_COMPUTE_MEMBERS(mt_cpu),
 };
 
+/* cpu-ref: f32 everywhere, and GEMMs with bf16 / f16 inputs (the oracle of
+ * the backends that multiply half values natively). cpu computes f32 only:
+ * without a bf16 GEMM in hardware, the f32 GEMM of rounded copies is its
+ * fastest half GEMM, and the wrapper issues that. */
+static int cpu_ref_supports(const mt_backend *be, enum mt_op op, enum mt_dtype t)
+{
+    (void)be;
+    return t == MT_DTYPE_F32 || (op == MT_OP_GEMM && (t == MT_DTYPE_BF16 || t == MT_DTYPE_F16));
+}
+
 static const struct mt_backend_i cpu_ref_iface = {
     CPU_SHARED_MEMBERS,
+    .supports = cpu_ref_supports,
     MT_BACKEND_COMPUTE_MEMBERS(mt_cpu_ref),
 };
 

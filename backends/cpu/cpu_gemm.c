@@ -280,17 +280,15 @@ static void gemm_builtin(const struct mt_gemm_args *g)
 /* the library this call goes to */
 static enum mt_cpu_gemm_lib pick(const struct mt_gemm_args *g)
 {
+    (void)g; /* read only when both libraries are built */
     if (gemm_lib != MT_CPU_GEMM_AUTO) return gemm_lib;
-#ifdef HAVE_DNNL
-#ifdef HAVE_BLAS
-    if ((double)g->m * g->n * g->k > DNNL_MAX_MACS) return MT_CPU_GEMM_BLAS;
-#endif
+#if defined(HAVE_DNNL) && defined(HAVE_BLAS)
+    return (double)g->m * g->n * g->k > DNNL_MAX_MACS ? MT_CPU_GEMM_BLAS : MT_CPU_GEMM_DNNL;
+#elif defined(HAVE_DNNL)
     return MT_CPU_GEMM_DNNL;
 #elif defined(HAVE_BLAS)
-    (void)g;
     return MT_CPU_GEMM_BLAS;
 #else
-    (void)g;
     return MT_CPU_GEMM_BUILTIN;
 #endif
 }

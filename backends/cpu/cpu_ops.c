@@ -518,6 +518,22 @@ void mt_cpu_scale(mt_backend *be, mt_tensor x_, float s)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* dst (half storage) = src rounded to nearest even */
+void mt_cpu_to_half(mt_backend *be, mt_tensor dst, mt_tensor src)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(src);
+    const float *x = mt_fp(src);
+    uint16_t *h = (uint16_t *)dst.data;
+    if (dst.dtype == MT_DTYPE_BF16) {
+        OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
+        for (size_t i = 0; i < n; i++) h[i] = mt_f32_to_bf16(x[i]);
+    } else {
+        OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
+        for (size_t i = 0; i < n; i++) h[i] = mt_f32_to_f16(x[i]);
+    }
+}
+
 void mt_cpu_round_half(mt_backend *be, mt_tensor x_, enum mt_dtype to)
 {
     (void)be;

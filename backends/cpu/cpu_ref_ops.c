@@ -33,27 +33,39 @@ static void *xcalloc(size_t count, size_t size)
 
 /* ---- GEMM ------------------------------------------------------------------ */
 
-/* Element (i, l) of op(X) for a row-major X with row stride ld. */
-static float op_at(const float *x, enum mt_trans t, int ld, int i, int l)
+/* Element e of a matrix of type t (f32, or bf16 / f16 storage), as a float */
+static float elem(const void *x, enum mt_dtype t, size_t e)
 {
-    return t == MT_TRANS_N ? x[(size_t)i * ld + l] : x[(size_t)l * ld + i];
+    switch (t) {
+    case MT_DTYPE_BF16: return mt_bf16_to_f32(((const uint16_t *)x)[e]);
+    case MT_DTYPE_F16: return mt_f16_to_f32(((const uint16_t *)x)[e]);
+    default: return ((const float *)x)[e];
+    }
+}
+
+/* Element (i, l) of op(X) for a row-major X with row stride ld. */
+static float op_at(const void *x, enum mt_dtype t, enum mt_trans tr, int ld, int i, int l)
+{
+    return elem(x, t, tr == MT_TRANS_N ? (size_t)i * ld + l : (size_t)l * ld + i);
 }
 
 /* C = alpha * op(A) op(B) + beta * C for each batch entry.
- * op(A) (m,k), op(B) (k,n), C (m,n); ld and strides as in struct mt_gemm_args. */
+ * op(A) (m,k), op(B) (k,n), C (m,n); ld and strides as in struct mt_gemm_args.
+ * A and B f32, or both bf16 / f16 (then exact in double, as f32 values are) */
 void mt_cpu_ref_gemm(mt_backend *be, const struct mt_gemm_args *g)
 {
     (void)be;
+    const size_t esize = mt_dtype_size(g->a_type);
     for (int p = 0; p < g->batch; p++) {
-        const float *a = (const float *)g->a + p * g->stride_a;
-        const float *b = (const float *)g->b + p * g->stride_b;
+        const char *a = (const char *)g->a + (size_t)p * g->stride_a * esize;
+        const char *b = (const char *)g->b + (size_t)p * g->stride_b * esize;
         float *c = (float *)g->c + p * g->stride_c;
         for (int i = 0; i < g->m; i++) {
             for (int j = 0; j < g->n; j++) {
                 double acc = 0.0;
                 for (int l = 0; l < g->k; l++)
-                    acc += (double)op_at(a, g->ta, g->lda, i, l) *
-                           (double)op_at(b, g->tb, g->ldb, l, j);
+                    acc += (double)op_at(a, g->a_type, g->ta, g->lda, i, l) *
+                           (double)op_at(b, g->b_type, g->tb, g->ldb, l, j);
                 /* As in BLAS: alpha = 0 does not use A and B, beta = 0 does
                  * not read C (which may hold NaN). */
                 double out = g->alpha == 0.0f ? 0.0 : (double)g->alpha * acc;
@@ -359,6 +371,16 @@ void mt_cpu_ref_round_half(mt_backend *be, mt_tensor x_, enum mt_dtype to)
     const size_t n = (size_t)mt_numel(x_);
     float *x = mt_fp(x_);
     for (size_t i = 0; i < n; i++) x[i] = to == MT_DTYPE_BF16 ? mt_round_bf16(x[i]) : mt_round_f16(x[i]);
+}
+
+/* dst (half storage) = src rounded to nearest even */
+void mt_cpu_ref_to_half(mt_backend *be, mt_tensor dst, mt_tensor src)
+{
+    (void)be;
+    const size_t n = (size_t)mt_numel(src);
+    const float *x = mt_fp(src);
+    uint16_t *h = (uint16_t *)dst.data;
+    for (size_t i = 0; i < n; i++) h[i] = dst.dtype == MT_DTYPE_BF16 ? mt_f32_to_bf16(x[i]) : mt_f32_to_f16(x[i]);
 }
 
 /* x (N,C) in place: element (n, c) kept with coordinates (col0 + c, n % T,

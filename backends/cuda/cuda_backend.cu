@@ -123,6 +123,20 @@ void mt_cuda_gemm(mt_backend *be, const struct mt_gemm_args *g)
         mt_cuda_gemm_beta_only(be, C, g->m, g->n, g->ldc, g->stride_c, g->batch, g->beta);
         return;
     }
+    if (g->a_type != MT_DTYPE_F32) {
+        /* bf16 / f16 inputs, f32 C and sums: cublasGemmEx on the tensor cores */
+        const cudaDataType t = g->a_type == MT_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+        if (g->batch <= 1)
+            CUBLAS_CHECK(cublasGemmEx(h, opb, opa, g->n, g->m, g->k, &g->alpha, g->b, t, g->ldb, g->a, t,
+                                      g->lda, &g->beta, C, CUDA_R_32F, g->ldc, CUBLAS_COMPUTE_32F,
+                                      CUBLAS_GEMM_DEFAULT));
+        else
+            CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+                h, opb, opa, g->n, g->m, g->k, &g->alpha, g->b, t, g->ldb, (long long)g->stride_b, g->a, t,
+                g->lda, (long long)g->stride_a, &g->beta, C, CUDA_R_32F, g->ldc, (long long)g->stride_c,
+                g->batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
     if (g->batch <= 1)
         CUBLAS_CHECK(cublasSgemm(h, opb, opa, g->n, g->m, g->k, &g->alpha, B, g->ldb, A, g->lda,
                                  &g->beta, C, g->ldc));
@@ -142,17 +156,24 @@ static void cu_set_tf32(mt_backend *be, int on)
                                    on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
+/* f32 everywhere, and GEMMs with bf16 / f16 inputs (cublasGemmEx) */
+static int cu_supports(const mt_backend *be, enum mt_op op, enum mt_dtype t)
+{
+    (void)be;
+    return t == MT_DTYPE_F32 || (op == MT_OP_GEMM && (t == MT_DTYPE_BF16 || t == MT_DTYPE_F16));
+}
+
 /* ---- the vtable -------------------------------------------------------------------- */
 
 static const struct mt_backend_i cuda_iface = {
     /* lifetime */ cu_name, cu_free,
     /* memory */ cu_alloc, cu_dealloc, cu_memset0, cu_upload, cu_download, cu_copy_2d,
-    cu_synchronize, /* supports: f32 only */ NULL,
+    cu_synchronize, cu_supports,
     /* gemm */ mt_cuda_gemm,
     /* kernels */ mt_cuda_embed_fwd, mt_cuda_embed_bwd, mt_cuda_layernorm_fwd,
     mt_cuda_layernorm_bwd, mt_cuda_rmsnorm_fwd, mt_cuda_rmsnorm_bwd, mt_cuda_bias_add,
     mt_cuda_bias_bwd, mt_cuda_act_fwd, mt_cuda_act_bwd, mt_cuda_swiglu_fwd, mt_cuda_swiglu_bwd,
-    mt_cuda_add, mt_cuda_scale, mt_cuda_round_half, mt_cuda_dropout, mt_cuda_rope, mt_cuda_attn_fwd,
+    mt_cuda_add, mt_cuda_scale, mt_cuda_round_half, mt_cuda_to_half, mt_cuda_dropout, mt_cuda_rope, mt_cuda_attn_fwd,
     mt_cuda_attn_bwd, mt_cuda_xent_max, mt_cuda_xent_sumexp, mt_cuda_xent_loss, mt_cuda_xent_bwd,
     mt_cuda_adamw, mt_cuda_sgd, mt_cuda_sq_sums, mt_cuda_adafactor_precond,
     mt_cuda_adafactor_apply, mt_cuda_sum_squares, mt_cuda_sum, mt_cuda_count_nonfinite,

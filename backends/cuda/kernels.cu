@@ -454,6 +454,21 @@ void mt_cuda_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to)
     CUDA_CHECK_LAUNCH();
 }
 
+__global__ static void k_to_half(uint16_t *h, const float *x, int bf16, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        h[i] = bf16 ? mt_f32_to_bf16(x[i]) : mt_f32_to_f16(x[i]);
+}
+
+void mt_cuda_to_half(mt_backend *be, mt_tensor dst, mt_tensor src)
+{
+    size_t n = (size_t)mt_numel(src);
+    MT_LAUNCH(k_to_half, grid_for(n), NT, 0, STREAM(be))((uint16_t *)dst.data, mt_fp(src),
+                                                          dst.dtype == MT_DTYPE_BF16, n);
+    CUDA_CHECK_LAUNCH();
+}
+
 /* ---- dropout ------------------------------------------------------------------------ */
 
 /* x (N,C) in place: element (n,c) kept with coordinates (col0 + c, n % T,

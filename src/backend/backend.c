@@ -45,7 +45,7 @@ int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing
     REQ(name) REQ(free) REQ(alloc) REQ(dealloc) REQ(memset0) REQ(upload) REQ(download)
     REQ(copy_2d) REQ(gemm) REQ(embed_fwd) REQ(embed_bwd) REQ(layernorm_fwd) REQ(layernorm_bwd)
     REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(act_fwd) REQ(act_bwd)
-    REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(round_half) REQ(dropout) REQ(rope) REQ(attn_fwd)
+    REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(round_half) REQ(to_half) REQ(dropout) REQ(rope) REQ(attn_fwd)
     REQ(attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
     REQ(sgd) REQ(sq_sums) REQ(adafactor_precond) REQ(adafactor_apply) REQ(sum)
     REQ(sum_squares) REQ(count_nonfinite) REQ(comm_world) REQ(comm_split) REQ(comm_free)
@@ -316,13 +316,16 @@ mt_tensor mt_reshape(mt_tensor t, int64_t rows2, int64_t cols2)
 
 /* ---- GEMM ------------------------------------------------------------------ */
 
-/* ---- GEMMs in half precision, over the f32 GEMM --------------------------------
+/* ---- GEMMs in half precision ------------------------------------------------------
  * The inputs are rounded to the half type in copies (the f32 originals,
- * master weights among them, are kept), the backend's f32 GEMM multiplies
- * them (bf16 and fp16 products are exact in f32; the sums are f32 on cpu
- * and cuda, f64 on cpu-ref), and the product alpha op(A) op(B) is rounded
- * to the half type before beta C is added (in f32): the result a half
- * GEMM with f32 accumulation stores, as cuBLAS's with a half C does. */
+ * master weights among them, are kept): half storage where the backend
+ * multiplies half values (supports(MT_OP_GEMM, bf16 / f16): cuda through
+ * cublasGemmEx, on the tensor cores; cpu-ref), else f32 copies holding the
+ * rounded values, which the f32 GEMM multiplies (cpu). Either way the
+ * products are exact (bf16 and fp16 products fit in f32) and summed in f32
+ * (f64 on cpu-ref), and the product alpha op(A) op(B) is rounded to the
+ * half type before beta C is added (in f32): the result a half GEMM with
+ * f32 accumulation stores, as cuBLAS's with a half C does. */
 
 enum mt_dtype mt_backend_set_gemm_precision(mt_backend *be, enum mt_dtype t)
 {
@@ -350,12 +353,24 @@ static float *gemm_scratch(mt_backend *be, size_t floats)
     return be->gemm_scratch;
 }
 
-/* a copy of n elements at src, rounded */
-static const float *rounded_copy(mt_backend *be, float *dst, const void *src, size_t n)
+/* a copy of the n f32 elements at src, rounded: in half storage when
+ * native, else in f32 */
+static const void *rounded_copy(mt_backend *be, float *dst, const void *src, size_t n, int native)
 {
+    if (native) {
+        mt_to_half(be, mt_tensor_of(dst, be->gemm_math, 1, (int64_t)n), mt_f32((float *)src, 1, (int64_t)n));
+        return dst;
+    }
     mt_copy(be, dst, src, n * sizeof(float));
     mt_round_half(be, mt_f32(dst, 1, (int64_t)n), be->gemm_math);
     return dst;
+}
+
+/* the floats of scratch a copy of n elements takes, 64-byte aligned */
+static size_t copy_floats(size_t n, int native)
+{
+    const size_t f = native ? (n + 1) / 2 : n;
+    return (f + 15) / 16 * 16;
 }
 
 static void gemm_rounded(mt_backend *be, const struct mt_gemm_args *g)
@@ -367,12 +382,15 @@ static void gemm_rounded(mt_backend *be, const struct mt_gemm_args *g)
     const size_t mn = (size_t)g->m * (size_t)g->n, nc = mn * (size_t)g->batch;
     /* C written whole and contiguous (beta = 0): the product goes there */
     const int direct = g->beta == 0.0f && g->ldc == g->n && (g->batch == 1 || g->stride_c == (int64_t)mn);
-    float *s = gemm_scratch(be, na + nb + (direct ? 0 : nc));
+    const int native = mt_backend_supports(be, MT_OP_GEMM, be->gemm_math);
+    const size_t fa = copy_floats(na, native), fb = copy_floats(nb, native);
+    float *s = gemm_scratch(be, fa + fb + (direct ? 0 : nc));
     struct mt_gemm_args r = *g;
-    r.a = g->k ? rounded_copy(be, s, g->a, na) : g->a;
-    r.b = g->k ? rounded_copy(be, s + na, g->b, nb) : g->b;
+    r.a = g->k ? rounded_copy(be, s, g->a, na, native) : g->a;
+    r.b = g->k ? rounded_copy(be, s + fa, g->b, nb, native) : g->b;
+    if (native && g->k) r.a_type = r.b_type = be->gemm_math;
     if (!direct) {
-        r.c = s + na + nb, r.ldc = g->n, r.stride_c = (int64_t)mn;
+        r.c = s + fa + fb, r.ldc = g->n, r.stride_c = (int64_t)mn;
         r.beta = 0.0f;
     }
     DISPATCH(be, "gemm", be->iface->gemm(be, &r));
@@ -599,6 +617,14 @@ void mt_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to)
     IS_F32(x);
     MT_ASSERT(to == MT_DTYPE_BF16 || to == MT_DTYPE_F16);
     if (mt_numel(x)) DISPATCH(be, "round_half", be->iface->round_half(be, x, to));
+}
+
+void mt_to_half(mt_backend *be, mt_tensor dst, mt_tensor src)
+{
+    IS_F32(src);
+    MT_ASSERT(dst.dtype == MT_DTYPE_BF16 || dst.dtype == MT_DTYPE_F16);
+    MT_ASSERT(mt_numel(dst) == mt_numel(src));
+    if (mt_numel(src)) DISPATCH(be, "to_half", be->iface->to_half(be, dst, src));
 }
 
 static void dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d, const char *nm)

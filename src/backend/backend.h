@@ -90,8 +90,11 @@ static inline int32_t *mt_ip(mt_tensor t) { return (int32_t *)t.data; }
  * stride_* elements between consecutive matrices. beta = 0 overwrites (C may
  * hold garbage, even NaN), beta = 1 accumulates. The element types of A, B
  * and C and the type products are accumulated in (compute_type) are those
- * of cublasGemmEx; zero-initialised arguments mean f32 throughout, the only
- * combination this version implements. */
+ * of cublasGemmEx; zero-initialised arguments mean f32 throughout. The one
+ * other combination: A and B both bf16 or both f16 storage, C and compute
+ * f32 (the products of the half values summed in f32, in f64 on cpu-ref),
+ * for backends whose supports(MT_OP_GEMM, that type) says so; the
+ * mixed-precision wrapper (mt_backend_set_gemm_precision) issues it. */
 struct mt_gemm_args {
     enum mt_trans ta, tb;
     int m, n, k, batch;
@@ -281,6 +284,10 @@ struct mt_backend_i {
      * core/half.h rounds (fp16 overflow gives +-inf; NaN stays NaN): what
      * a half-precision store keeps, in an f32 container */
     void (*round_half)(mt_backend *be, mt_tensor x, enum mt_dtype to);
+    /* dst (bf16 or f16 storage, dst.dtype) = src (f32, as many elements)
+     * rounded as round_half rounds: the half copies a GEMM with half inputs
+     * reads */
+    void (*to_half)(mt_backend *be, mt_tensor dst, mt_tensor src);
     /* In place: x = x * mask / (1 - p) (struct mt_dropout_args). The backward
      * of dropout is the same map on the gradient, so one member serves both. */
     void (*dropout)(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d);
@@ -494,6 +501,7 @@ void mt_swiglu_bwd(mt_backend *be, mt_tensor dinp, mt_tensor inp, mt_tensor dout
 void mt_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b);
 void mt_scale(mt_backend *be, mt_tensor x, float s);
 void mt_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to);
+void mt_to_half(mt_backend *be, mt_tensor dst, mt_tensor src);
 /* dropout_fwd on the activation, dropout_bwd on its gradient: the same map */
 void mt_dropout_fwd(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d);
 void mt_dropout_bwd(mt_backend *be, mt_tensor dx, const struct mt_dropout_args *d);

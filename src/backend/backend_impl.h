@@ -36,6 +36,7 @@
     void P##_add(mt_backend *be, mt_tensor out, mt_tensor a, mt_tensor b); \
     void P##_scale(mt_backend *be, mt_tensor x, float s); \
     void P##_round_half(mt_backend *be, mt_tensor x, enum mt_dtype to); \
+    void P##_to_half(mt_backend *be, mt_tensor dst, mt_tensor src); \
     void P##_dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *d); \
     void P##_rope(mt_backend *be, mt_tensor qkv, mt_tensor table, \
                   const struct mt_attn_args *a, int inverse); \
@@ -75,7 +76,8 @@
     .rmsnorm_fwd = P##_rmsnorm_fwd, .rmsnorm_bwd = P##_rmsnorm_bwd, \
     .bias_add = P##_bias_add, .bias_bwd = P##_bias_bwd, .act_fwd = P##_act_fwd, \
     .act_bwd = P##_act_bwd, .swiglu_fwd = P##_swiglu_fwd, .swiglu_bwd = P##_swiglu_bwd, \
-    .add = P##_add, .scale = P##_scale, .round_half = P##_round_half, .dropout = P##_dropout, .rope = P##_rope, \
+    .add = P##_add, .scale = P##_scale, .round_half = P##_round_half, .to_half = P##_to_half, \
+    .dropout = P##_dropout, .rope = P##_rope, \
     .attn_fwd = P##_attn_fwd, .attn_bwd = P##_attn_bwd, .xent_max = P##_xent_max, \
     .xent_sumexp = P##_xent_sumexp, .xent_loss = P##_xent_loss, .xent_bwd = P##_xent_bwd, \
     .adamw = P##_adamw, .sgd = P##_sgd, .sq_sums = P##_sq_sums, \

@@ -126,6 +126,21 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          long long sa, const float *B, int ldb, long long sb,
                                          const float *beta, float *C, int ldc, long long sc,
                                          int batch);
+/* cublasGemmEx: bf16 or f16 A and B with f32 C and f32 sums (what the
+ * backend issues), or f32 throughout; anything else is refused */
+enum cudaDataType { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 };
+enum cublasComputeType_t { CUBLAS_COMPUTE_32F = 68 };
+enum cublasGemmAlgo_t { CUBLAS_GEMM_DEFAULT = -1 };
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                            int k, const void *alpha, const void *A, cudaDataType at, int lda,
+                            const void *B, cudaDataType bt, int ldb, const void *beta, void *C,
+                            cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                                          int m, int n, int k, const void *alpha, const void *A,
+                                          cudaDataType at, int lda, long long sa, const void *B,
+                                          cudaDataType bt, int ldb, long long sb, const void *beta,
+                                          void *C, cudaDataType ct, int ldc, long long sc, int batch,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo);
 
 /* ---- NCCL ------------------------------------------------------------------ */
 #define NCCL_MAJOR 2

@@ -6,6 +6,7 @@
  * here with a message naming the kernel or call; errors that the CUDA API
  * returns are returned. */
 #include "cuda/emu/cuda_emu.h"
+#include "core/half.h" /* the 16-bit inputs of cublasGemmEx */
 #include <map>
 #include <stdarg.h>
 #include <stdio.h>
@@ -563,9 +564,62 @@ static float to_tf32(float x)
 }
 
 /* extent in bytes of a column-major rows x cols matrix with leading dimension ld */
-static size_t extent(int rows, int cols, int ld)
+static size_t extent(int rows, int cols, int ld, size_t esize)
 {
-    return rows && cols ? ((size_t)(cols - 1) * ld + rows) * sizeof(float) : 0;
+    return rows && cols ? ((size_t)(cols - 1) * ld + rows) * esize : 0;
+}
+
+/* element e of a matrix of type t, as a float (16-bit types exactly) */
+static float elem(const void *x, cudaDataType t, size_t e)
+{
+    switch (t) {
+    case CUDA_R_16BF: return mt_bf16_to_f32(((const uint16_t *)x)[e]);
+    case CUDA_R_16F: return mt_f16_to_f32(((const uint16_t *)x)[e]);
+    default: return ((const float *)x)[e];
+    }
+}
+
+/* The one GEMM of the emulation: f32 sums in k order; f32 inputs are
+ * rounded to TF32 under CUBLAS_TF32_TENSOR_OP_MATH, 16-bit ones used as
+ * they are (their products are exact in f32). C is f32. */
+static cublasStatus_t gemm(cublasHandle_t h, const char *who, cublasOperation_t ta, cublasOperation_t tb,
+                           int m, int n, int k, float alpha, const void *A, cudaDataType at, int lda,
+                           long long sa, const void *B, int ldb, long long sb, float beta, float *C,
+                           int ldc, long long sc, int batch)
+{
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    int ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
+    int br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+    if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (ar > 1 ? ar : 1) ||
+        ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1)) {
+        fprintf(stderr, "cuda emulator: %s: m %d n %d k %d lda %d ldb %d ldc %d\n", who, m, n, k, lda,
+                ldb, ldc);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    const size_t es = at == CUDA_R_32F ? sizeof(float) : sizeof(uint16_t);
+    const bool tf32 = at == CUDA_R_32F && h->math == CUBLAS_TF32_TENSOR_OP_MATH;
+    for (int p = 0; p < batch; p++) {
+        const char *a = (const char *)A + (size_t)p * sa * es, *b = (const char *)B + (size_t)p * sb * es;
+        float *c = C + p * sc;
+        if (!in_device(c, extent(m, n, ldc, sizeof(float))) ||
+            (k && (!in_device(a, extent(ar, ac, lda, es)) || !in_device(b, extent(br, bc, ldb, es)))))
+            mt_die("cuda emulator: %s (batch %d of %d): an operand reaches outside "
+                   "device memory (m %d n %d k %d, lda %d ldb %d ldc %d)",
+                   who, p, batch, m, n, k, lda, ldb, ldc);
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                float acc = 0.0f;
+                for (int l = 0; l < k; l++) {
+                    float x = elem(a, at, ta == CUBLAS_OP_N ? i + (size_t)l * lda : l + (size_t)i * lda);
+                    float y = elem(b, at, tb == CUBLAS_OP_N ? l + (size_t)j * ldb : j + (size_t)l * ldb);
+                    acc += tf32 ? to_tf32(x) * to_tf32(y) : x * y;
+                }
+                float *cij = &c[i + (size_t)j * ldc];
+                /* beta = 0: C is not read (it may hold NaN) */
+                *cij = beta == 0.0f ? alpha * acc : alpha * acc + beta * *cij;
+            }
+    }
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
@@ -575,38 +629,8 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          const float *beta, float *C, int ldc, long long sc,
                                          int batch)
 {
-    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-    int ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
-    int br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
-    if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (ar > 1 ? ar : 1) ||
-        ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1)) {
-        fprintf(stderr, "cuda emulator: cublasSgemm: m %d n %d k %d lda %d ldb %d ldc %d\n", m, n,
-                k, lda, ldb, ldc);
-        return CUBLAS_STATUS_INVALID_VALUE;
-    }
-    const bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
-    for (int p = 0; p < batch; p++) {
-        const float *a = A + p * sa, *b = B + p * sb;
-        float *c = C + p * sc;
-        if (!in_device(c, extent(m, n, ldc)) || (k && (!in_device(a, extent(ar, ac, lda)) ||
-                                                       !in_device(b, extent(br, bc, ldb)))))
-            mt_die("cuda emulator: cublasSgemm (batch %d of %d): an operand reaches outside "
-                   "device memory (m %d n %d k %d, lda %d ldb %d ldc %d)",
-                   p, batch, m, n, k, lda, ldb, ldc);
-        for (int j = 0; j < n; j++)
-            for (int i = 0; i < m; i++) {
-                float acc = 0.0f;
-                for (int l = 0; l < k; l++) {
-                    float x = ta == CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda];
-                    float y = tb == CUBLAS_OP_N ? b[l + (size_t)j * ldb] : b[j + (size_t)l * ldb];
-                    acc += tf32 ? to_tf32(x) * to_tf32(y) : x * y;
-                }
-                float *cij = &c[i + (size_t)j * ldc];
-                /* beta = 0: C is not read (it may hold NaN) */
-                *cij = *beta == 0.0f ? *alpha * acc : *alpha * acc + *beta * *cij;
-            }
-    }
-    return CUBLAS_STATUS_SUCCESS;
+    return gemm(h, "cublasSgemm", ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, sa, B, ldb, sb, *beta, C, ldc,
+                sc, batch);
 }
 
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
@@ -615,6 +639,32 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
 {
     return cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
                                      ldc, 0, 1);
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                                          int m, int n, int k, const void *alpha, const void *A,
+                                          cudaDataType at, int lda, long long sa, const void *B,
+                                          cudaDataType bt, int ldb, long long sb, const void *beta,
+                                          void *C, cudaDataType ct, int ldc, long long sc, int batch,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo)
+{
+    (void)algo;
+    if (at != bt || ct != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F) {
+        fprintf(stderr, "cuda emulator: cublasGemmEx: types A %d B %d C %d compute %d not emulated\n", at,
+                bt, ct, compute);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    return gemm(h, "cublasGemmEx", ta, tb, m, n, k, *(const float *)alpha, A, at, lda, sa, B, ldb, sb,
+                *(const float *)beta, (float *)C, ldc, sc, batch);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                            int k, const void *alpha, const void *A, cudaDataType at, int lda,
+                            const void *B, cudaDataType bt, int ldb, const void *beta, void *C,
+                            cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo)
+{
+    return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, alpha, A, at, lda, 0, B, bt, ldb, 0, beta, C, ct,
+                                      ldc, 0, 1, compute, algo);
 }
 
 /* ---- NCCL, over the CPU backend's communicator layer ------------------------------------ */
