@@ -11,7 +11,9 @@
 #    iterations and the saved weights and optimizer state within 1e-5;
 #  - --use-distributed-optimizer (Adam, SGD): dp=2, dp=4, tp=2 x dp=2, pp=2 x dp=2
 #    equal the same layout without it (1e-6; the checkpoints too), the state
-#    per rank is halved under dp=2, and its checkpoint resumes serially.
+#    per rank is halved under dp=2, and its checkpoint resumes serially;
+#    Adafactor (sharded by whole tensors): dp=2 and tp=2 x dp=2 bitwise the
+#    layout without it, less state per rank, resumed serially.
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/mpi_common.sh"
 B=$MT_BIN
@@ -56,7 +58,6 @@ $B train $P --train-iters 14 --load "$TMP/af.ck" --no-load-optim > "$TMP/nlo.log
 expect_error "unknown optimizer" "unknown --optimizer 'lamb'" $B train $P --train-iters 1 --optimizer lamb
 expect_error "momentum out of range" "--sgd-momentum must lie in" $B train $P --train-iters 1 --optimizer sgd --sgd-momentum 1
 expect_error "decay rate" "--adafactor-decay-rate must be negative" $B train $P --train-iters 1 --optimizer adafactor --adafactor-decay-rate 0.5
-expect_error "adafactor distributed" "does not shard Adafactor" $B train $P --train-iters 1 --optimizer adafactor --use-distributed-optimizer
 expect_error "warmup-init alone" "needs --adafactor-relative-step" $B train $P --train-iters 1 --optimizer adafactor --adafactor-warmup-init
 
 # parallel layouts (skipped without MPI)
@@ -107,6 +108,29 @@ if [ "$MT_HAVE_MPI" = yes ] && [ -n "$MPIEXEC" ]; then
   mpi_train adam.ppdp 4 --train-iters 12 --pipeline-model-parallel-size 2
   mpi_train adam.ppdo 4 $DO --train-iters 12 --pipeline-model-parallel-size 2
   compare_traces "adam distributed pp=2 x dp=2 (the tied embedding on two stages) vs without" adam.ppdo adam.ppdp 1e-6
+  # Adafactor, sharded by whole tensors: bitwise the run without it (the
+  # same all-reduced gradients, each tensor updated by its owner), every
+  # rank holding less than the whole state; under tp=2 x dp=2 too; saved
+  # distributed, resumed serially
+  AFD="$AF --disable-bias-linear"
+  mpi_train af.dp2 2 $AFD --train-iters 12 --save "$TMP/af.dp2"
+  mpi_train af.do2 2 $AFD $DO --train-iters 12 --save "$TMP/af.do2"
+  compare_traces "adafactor --use-distributed-optimizer dp=2 vs dp=2 without" af.do2 af.dp2 0
+  if "$DIFF" "$TMP/af.dp2/iter_0000012/model_optim_rng.mtc" "$TMP/af.do2/iter_0000012/model_optim_rng.mtc" 0 \
+    > "$TMP/af.do.diff"; then pass "adafactor distributed: checkpoint bitwise: $(tr '\n' ' ' < "$TMP/af.do.diff")"
+  else fail "adafactor distributed: checkpoint differs"; cat "$TMP/af.do.diff"; fi
+  full=$(sed -n 's/.*optimizer: [a-z]*, state \([0-9.]*\) MB.*/\1/p' "$TMP/af.dp2.log")
+  part=$(sed -n 's/.*optimizer: [a-z]*, state \([0-9.]*\) MB per rank (distributed.*by whole tensors.*/\1/p' "$TMP/af.do2.log")
+  awk -v f="$full" -v h="$part" 'BEGIN { exit !(h > 0 && h < f) }' \
+    && pass "adafactor distributed: state on rank 0 $part MB against $full MB" || fail "adafactor distributed: state $part MB vs $full MB"
+  mpi_train af.tpdp 4 $AFD --train-iters 12 --tensor-model-parallel-size 2
+  mpi_train af.tpdo 4 $AFD $DO --train-iters 12 --tensor-model-parallel-size 2
+  compare_traces "adafactor distributed tp=2 x dp=2 vs without" af.tpdo af.tpdp 0
+  mpi_train af.half 2 $AFD $DO --train-iters 6 --save "$TMP/af.half"
+  mpi_train af.rest 1 $AFD --train-iters 12 --load "$TMP/af.half" --global-batch-size 8
+  sed -n '7,12p' "$TMP/af.dp2.train.jsonl" > "$TMP/af.tail.train.jsonl"
+  compare_traces "adafactor saved distributed under dp=2, resumed serially, vs uninterrupted dp=2" \
+    af.rest af.tail 1e-5
   mpi_train adam.half 2 $DO --train-iters 6 --save "$TMP/adam.half"
   mpi_train adam.rest 1 --train-iters 12 --load "$TMP/adam.half" --global-batch-size 8
   sed -n '7,12p' "$TMP/adam.dp2.train.jsonl" > "$TMP/adam.tail.train.jsonl"

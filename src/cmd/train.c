@@ -130,7 +130,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"tensor-model-parallel-size", MT_ARG_INT, F(tp), "N", "tensor parallelism (1)"},
     {"pipeline-model-parallel-size", MT_ARG_INT, F(pp), "N", "pipeline parallelism (1)"},
     {"use-distributed-optimizer", MT_ARG_BOOL, F(use_distributed_optimizer), NULL,
-     "shard the optimizer state over the data-parallel group (ZeRO-1; adam and sgd)"},
+     "shard the optimizer state over the data-parallel group (ZeRO-1; adafactor by whole tensors)"},
     {"ddp-bucket-size", MT_ARG_LONG, F(ddp_bucket_size), "N", "elements per data-parallel gradient all-reduce (default max(40M, 1M x dp))"},
     {"distributed-timeout-minutes", MT_ARG_FLOAT, F(distributed_timeout_minutes), "M",
      "end the job when a communication call waits longer (10; fractions allowed)"},
@@ -530,10 +530,6 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
     if (!(a->adafactor_clip_threshold > 0) || a->adafactor_eps1 < 0 || a->adafactor_eps2 < 0)
         mt_user_error(NULL, "--adafactor-clip-threshold must be positive and --adafactor-eps1, "
                       "--adafactor-eps2 not negative");
-    if (a->use_distributed_optimizer && strcmp(a->optimizer, "adafactor") == 0)
-        mt_user_error("use --optimizer adam or sgd with it, or drop --use-distributed-optimizer",
-                      "--use-distributed-optimizer does not shard Adafactor (its statistics need whole "
-                      "tensors)");
     if (a->adafactor_warmup_init && !a->adafactor_relative_step)
         mt_user_error("add --adafactor-relative-step", "--adafactor-warmup-init needs --adafactor-relative-step");
     if (a->adam_beta1 < 0 || a->adam_beta1 >= 1 || a->adam_beta2 < 0 || a->adam_beta2 >= 1)

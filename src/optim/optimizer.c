@@ -27,6 +27,39 @@ const char *mt_optim_name(enum mt_optim_kind k)
     return k >= 0 && k <= MT_OPTIM_ADAFACTOR ? kind_names[k] : "?";
 }
 
+/* By tensor: [*lo, *hi) of a buffer laid out as `table` (whose entry j is
+ * parameter parent[j] or, with parent NULL, parameter j) that rank r's
+ * tensors cover; empty when it owns none. Owners rise with the index, so
+ * the tensors of one rank are consecutive. */
+static void owned_span(const struct mt_optimizer *o, const struct mt_param_table *table, const int *entry,
+                       int r, size_t *lo, size_t *hi)
+{
+    *lo = *hi = 0;
+    int first = 1;
+    for (int i = 0; i < o->table->n; i++) {
+        const int j = entry ? entry[i] : i;
+        if (j < 0 || o->shard.owner[i] != r) continue;
+        const struct mt_param *p = &table->p[j];
+        if (first) *lo = p->offset;
+        *hi = p->offset + p->numel;
+        first = 0;
+    }
+}
+
+/* Adafactor's owners: the rank whose main shard holds the tensor's middle */
+static void assign_owners(struct mt_optimizer *o)
+{
+    const struct mt_optim_shard *d = &o->shard;
+    o->shard.owner = malloc((size_t)o->table->n * sizeof *o->shard.owner);
+    if (!o->shard.owner) mt_die("out of memory");
+    for (int i = 0; i < o->table->n; i++) {
+        const struct mt_param *p = &o->table->p[i];
+        const size_t mid = p->offset + p->numel / 2;
+        const size_t r = d->S ? mid / d->S : 0;
+        o->shard.owner[i] = r < (size_t)d->dp_size ? (int)r : d->dp_size - 1;
+    }
+}
+
 static void add_state(struct mt_optimizer *o, const char *name, enum mt_param_view view)
 {
     MT_ASSERT(o->nstate < MT_OPTIM_MAX_STATES);
@@ -40,7 +73,15 @@ static void add_state(struct mt_optimizer *o, const char *name, enum mt_param_vi
     for (int i = 0; i < o->table->n; i++) s->entry[i] = -1;
     for (int j = 0; j < s->table.n; j++) s->entry[parent[j]] = j;
     free(parent);
-    const size_t bytes = (o->shard.dp ? o->shard.S + o->shard.tail : s->table.total) * sizeof(float);
+    s->held_lo = 0, s->held_n = s->table.total;
+    if (o->shard.by_tensor) {
+        size_t hi;
+        owned_span(o, &s->table, s->entry, o->shard.dp_rank, &s->held_lo, &hi);
+        s->held_n = hi - s->held_lo;
+    } else if (o->shard.dp) {
+        s->held_n = o->shard.S + o->shard.tail;
+    }
+    const size_t bytes = s->held_n * sizeof(float);
     s->base = mt_alloc(o->be, bytes);
     mt_memset0(o->be, s->base, bytes);
 }
@@ -59,13 +100,14 @@ void mt_optim_init_dist(struct mt_optimizer *o, const struct mt_optim_config *cf
     o->be = be;
     o->table = table;
     if (dp && mt_comm_size(be, dp) > 1) {
-        MT_ASSERT(cfg->kind != MT_OPTIM_ADAFACTOR);
         struct mt_optim_shard *d = &o->shard;
         d->dp = dp;
         d->dp_size = mt_comm_size(be, dp);
         d->dp_rank = mt_comm_rank(be, dp);
         d->S = table->total / (size_t)d->dp_size;
         d->tail = table->total - d->S * (size_t)d->dp_size;
+        d->by_tensor = cfg->kind == MT_OPTIM_ADAFACTOR;
+        if (d->by_tensor) assign_owners(o);
     }
     switch (cfg->kind) {
     case MT_OPTIM_ADAM:
@@ -101,14 +143,14 @@ void mt_optim_free(struct mt_optimizer *o)
         free(o->state[i].entry);
     }
     if (o->scratch) mt_dealloc(o->be, o->scratch);
+    free(o->shard.owner);
     memset(o, 0, sizeof *o);
 }
 
 size_t mt_optim_state_bytes(const struct mt_optimizer *o)
 {
     size_t n = 0;
-    for (int i = 0; i < o->nstate; i++)
-        n += o->shard.dp ? o->shard.S + o->shard.tail : o->state[i].table.total;
+    for (int i = 0; i < o->nstate; i++) n += o->state[i].held_n;
     return n * sizeof(float);
 }
 
@@ -134,6 +176,16 @@ void mt_optim_gather_state(struct mt_optimizer *o, float *const *full)
             mt_copy(o->be, full[i], o->state[i].base, total * sizeof(float));
             continue;
         }
+        if (d->by_tensor) { /* each owner's run, from the owner */
+            const struct mt_optim_state *s = &o->state[i];
+            if (s->held_n) mt_copy(o->be, full[i] + s->held_lo, s->base, s->held_n * sizeof(float));
+            for (int r = 0; r < d->dp_size; r++) {
+                size_t lo, hi;
+                owned_span(o, &s->table, s->entry, r, &lo, &hi);
+                if (hi > lo) mt_broadcast(o->be, d->dp, full[i] + lo, hi - lo, MT_DTYPE_F32, r);
+            }
+            continue;
+        }
         mt_all_gather(o->be, d->dp, full[i], o->state[i].base, d->S, MT_DTYPE_F32);
         if (d->tail) mt_copy(o->be, full[i] + total - d->tail, o->state[i].base + d->S, d->tail * sizeof(float));
     }
@@ -144,8 +196,10 @@ void mt_optim_scatter_state(struct mt_optimizer *o, float *const *full)
     const struct mt_optim_shard *d = &o->shard;
     for (int i = 0; i < o->nstate; i++) {
         const size_t total = o->state[i].table.total;
-        if (!d->dp) {
-            mt_copy(o->be, o->state[i].base, full[i], total * sizeof(float));
+        if (!d->dp || d->by_tensor) {
+            const struct mt_optim_state *s = &o->state[i];
+            (void)total;
+            if (s->held_n) mt_copy(o->be, s->base, full[i] + s->held_lo, s->held_n * sizeof(float));
             continue;
         }
         struct piece pc[2];
@@ -265,7 +319,7 @@ static const struct mt_optim_state *state_named(const struct mt_optimizer *o, co
 /* parameter i's part of a state buffer, NULL when it has none */
 static float *state_at(const struct mt_optim_state *s, int i)
 {
-    return s && s->entry[i] >= 0 ? s->base + s->table.p[s->entry[i]].offset : NULL;
+    return s && s->entry[i] >= 0 ? s->base + (s->table.p[s->entry[i]].offset - s->held_lo) : NULL;
 }
 
 /* Adafactor on tensor i (transformers' Adafactor.step, per parameter) */
@@ -378,7 +432,7 @@ static double dist_step(struct mt_optimizer *o, float *params, float *grads, flo
 
 double mt_optim_step(struct mt_optimizer *o, float *params, float *grads, float lr, float grad_scale)
 {
-    if (o->shard.dp) return dist_step(o, params, grads, lr, grad_scale);
+    if (o->shard.dp && !o->shard.by_tensor) return dist_step(o, params, grads, lr, grad_scale);
     const struct mt_param_table *t = o->table;
     /* the norm of the unscaled gradients */
     double norm = mt_grad_norm(o->be, t, grads, o->norm_comm) * (double)grad_scale;
@@ -396,7 +450,17 @@ double mt_optim_step(struct mt_optimizer *o, float *params, float *grads, float 
     case MT_OPTIM_ADAFACTOR: {
         const struct adafactor_states st = {state_named(o, "exp_avg"), state_named(o, "exp_avg_sq_row"),
                                             state_named(o, "exp_avg_sq_col"), state_named(o, "exp_avg_sq")};
-        for (int i = 0; i < t->n; i++) adafactor_tensor(o, &st, i, params, grads, lr, gs);
+        const struct mt_optim_shard *d = &o->shard;
+        for (int i = 0; i < t->n; i++)
+            if (!d->by_tensor || d->owner[i] == d->dp_rank) adafactor_tensor(o, &st, i, params, grads, lr, gs);
+        /* distributed: each rank's updated tensors to every rank, and the
+         * gradients of the others' tensors zeroed (the updates zeroed ours) */
+        for (int r = 0; d->by_tensor && r < d->dp_size; r++) {
+            size_t lo, hi;
+            owned_span(o, t, NULL, r, &lo, &hi);
+            if (hi > lo) mt_broadcast(o->be, d->dp, params + lo, hi - lo, MT_DTYPE_F32, r);
+        }
+        if (d->by_tensor) mt_memset0(o->be, grads, t->total * sizeof(float));
         break;
     }
     }

@@ -38,9 +38,11 @@ const char *mt_optim_name(enum mt_optim_kind k);
 struct mt_optim_state {
     const char *name; /* PyTorch's state key: exp_avg, exp_avg_sq, momentum_buffer, ... */
     enum mt_param_view view;
-    float *base;      /* device; distributed: the rank's shard, then the tail */
+    float *base;      /* device; distributed: the rank's shard, then the tail (by
+                       * tensor: [held_lo, held_lo + held_n) of the whole buffer) */
     struct mt_param_table table; /* the view's (whole) layout (PARAMS: a copy of the parameters') */
     int *entry;       /* entry[i]: the table index of parameter i; -1 where the view has none */
+    size_t held_lo, held_n; /* the part of the whole buffer in base (all of it unless distributed) */
 };
 enum { MT_OPTIM_MAX_STATES = 4 };
 
@@ -50,13 +52,22 @@ enum { MT_OPTIM_MAX_STATES = 4 };
  * [dp S, total) of fewer than dp elements that every rank keeps. A rank's
  * state covers its shard and the tail; a step reduce-scatters the
  * gradients (the tail is all-reduced), updates the shard and the tail,
- * and all-gathers the parameters. */
+ * and all-gathers the parameters.
+ *
+ * Adafactor is sharded by whole tensors instead (by_tensor), because its
+ * statistics (row and column means, the update's RMS) are per tensor: the
+ * tensor whose middle element lies in [r S, (r+1) S) belongs to rank r, so
+ * each rank owns one run of consecutive tensors and keeps their state
+ * alone; the gradients are all-reduced as without it (full on every rank),
+ * each rank updates its tensors, and each run of parameters is broadcast
+ * from its owner. Bitwise the run without it; state per rank 1/dp give or
+ * take a tensor. */
 struct mt_optim_shard {
     mt_comm *dp;      /* NULL: not distributed */
     int dp_size, dp_rank;
     size_t S, tail;   /* main shard and tail lengths; state length S + tail */
-    float *grad;      /* (S + tail) the rank's reduced gradients */
-    float *send;      /* (S) the rank's updated parameters, to all-gather */
+    int by_tensor;    /* Adafactor: whole tensors per rank, owner[i] */
+    int *owner;
 };
 
 struct mt_optimizer {
@@ -76,9 +87,9 @@ struct mt_optimizer {
 void mt_optim_init(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
                    const struct mt_param_table *table);
 /* The same, distributed over the data-parallel group dp (dp of one: not
- * distributed). Adam and SGD; Adafactor's statistics need whole tensors
- * (refused by the caller). With it, mt_optim_step takes the gradients
- * before the data-parallel reduction and does that reduction itself. */
+ * distributed). With Adam and SGD, mt_optim_step takes the gradients
+ * before the data-parallel reduction and does that reduction itself; with
+ * Adafactor (by_tensor) after it, as without distribution. */
 void mt_optim_init_dist(struct mt_optimizer *o, const struct mt_optim_config *cfg, mt_backend *be,
                         const struct mt_param_table *table, mt_comm *dp);
 /* A distributed optimizer's state as whole buffers (the parameters' layout):

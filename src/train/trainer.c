@@ -862,7 +862,9 @@ static void banner(struct run *r)
         SAY(" loss scale: constant %.1f\n", r->scaler.scale);
     SAY(" optimizer: %s, state %.2f MB per rank%s\n", mt_optim_name(r->opt.cfg.kind),
         (double)mt_optim_state_bytes(&r->opt) / 1e6,
-        r->opt.shard.dp ? " (distributed over the data-parallel group)" : "");
+        !r->opt.shard.dp        ? ""
+        : r->opt.shard.by_tensor ? " (distributed over the data-parallel group by whole tensors)"
+                                 : " (distributed over the data-parallel group)");
     /* what the step will use: everything is allocated before it (Megatron's
      * theoretical memory report, from the allocations themselves) */
     struct mt_mem_stats ms;
@@ -1046,7 +1048,8 @@ static void loop(struct run *r)
         const float lr = mt_lr_at(&r->sched, r->iteration - r->skipped);
         double loss = run_schedule(r, &r->train_loader, r->consumed, 1, r->sched_actions, r->n_actions);
         mt_finalize_grads(r->be, &r->grp, &r->model.table, r->model.grads, shared,
-                          (size_t)a->ddp_bucket_size, /* dp reduction */ !r->opt.shard.dp);
+                          (size_t)a->ddp_bucket_size,
+                          /* dp reduction, unless the optimizer does it */ !r->opt.shard.dp || r->opt.shard.by_tensor);
         double part[3] = {reduce_loss(r, loss), 0, 0};
         loss = part[0];
         if (r->bert) {
