@@ -6,9 +6,12 @@
  * of those times is the step's GEMM time at the library's speed, and
  * limit / step time is the fraction reached. Run through `make bench`:
  *   ./bench/bench_step [--config teaching|124m|both] [--steps N] [--ref-steps N]
- *                      [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--profile]
+ *                      [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--bf16|--fp16]
+ *                      [--profile]
  * --backend cuda times the CUDA backend (cuBLAS is then the GEMM limit) and
  * skips cpu-ref; --seq and --batch change the shape of the chosen configs;
+ * --bf16 / --fp16 time the mixed-precision step (train's --bf16 / --fp16:
+ * the GEMMs in the half type over f32 weights; the sgemm limit stays f32);
  * --profile adds the time of every backend op per step (each op between two
  * synchronisations, so the sum exceeds the plain step time on a GPU).
  * bench/bench_cuda.sh runs the 124M step at sequence 1024 on the GPU
@@ -185,6 +188,9 @@ static void profile_shape(mt_backend *be, const struct shape *s, int steps)
                prof.calls[i] / (steps + 1));
 }
 
+/* --bf16 / --fp16: the GEMM precision of the timed steps */
+static enum mt_dtype precision = MT_DTYPE_F32;
+
 static void run_shape(const struct shape *s, const char *backend, int tf32, int steps,
                       int ref_steps, int profile)
 {
@@ -197,12 +203,17 @@ static void run_shape(const struct shape *s, const char *backend, int tf32, int 
     if (tf32 && !mt_backend_set_tf32(cpu, 1)) fprintf(stderr, "bench_step: --tf32 ignored by %s\n", backend);
     const char *nm = mt_backend_name(cpu);
     mt_backend *ref = ref_steps > 0 ? mt_backend_init("cpu-ref", err, sizeof err) : NULL;
+    mt_backend_set_gemm_precision(cpu, precision);
+    if (ref) mt_backend_set_gemm_precision(ref, precision);
     const double tokens = (double)s->B * s->T;
     struct rec rec = {0};
     double t_cpu = time_steps(cpu, s, steps, &rec);
     double flops;
+    mt_backend_set_gemm_precision(cpu, MT_DTYPE_F32); /* the library's own speed */
     double t_gemm = replay(cpu, &rec, 3, &flops);
-    printf("%-9s B=%d T=%d %s%s\n", s->name, s->B, s->T, nm, tf32 ? " (TF32)" : "");
+    mt_backend_set_gemm_precision(cpu, precision);
+    printf("%-9s B=%d T=%d %s%s%s\n", s->name, s->B, s->T, nm, tf32 ? " (TF32)" : "",
+           precision == MT_DTYPE_BF16 ? " (bf16 GEMMs)" : precision == MT_DTYPE_F16 ? " (fp16 GEMMs)" : "");
     printf("%-9s %-8s %9.1f tokens/s  (%.1f ms/step)\n", s->name, nm, tokens / t_cpu, 1e3 * t_cpu);
     printf("%-9s sgemm    %9.1f GFLOP/s over the step's %d GEMMs (%.1f GFLOP); limit %.1f tokens/s\n",
            s->name, flops / t_gemm / 1e9, rec.n, flops / 1e9, tokens / t_gemm);
@@ -231,10 +242,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seq") && i + 1 < argc) seq = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tf32")) tf32 = 1;
+        else if (!strcmp(argv[i], "--bf16")) precision = MT_DTYPE_BF16;
+        else if (!strcmp(argv[i], "--fp16")) precision = MT_DTYPE_F16;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else {
             fprintf(stderr, "usage: %s [--config teaching|124m|both] [--steps N] [--ref-steps N]\n"
-                            "       [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--profile]\n",
+                            "       [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--bf16|--fp16]\n"
+                            "       [--profile]\n",
                     argv[0]);
             return 2;
         }

@@ -10,7 +10,9 @@ that bench_cuda.sh reads:
     torch: B=16 T=1024 tokens/s 12345.6 ms/step 1327.1 (fp32, cuda, NVIDIA H100 ...)
 
 fp32 by default with TF32 off (as megatron-c's default); --tf32 allows it
-for matmuls. Attention is F.scaled_dot_product_attention (PyTorch picks its
+for matmuls; --bf16 / --fp16 run the forward under torch.autocast with that
+type (the matmuls in it, f32 weights, optimizer and loss; fp16 with a
+GradScaler on CUDA), the reference for megatron-c's --bf16 / --fp16. Attention is F.scaled_dot_product_attention (PyTorch picks its
 fastest fp32 kernel). --compile adds torch.compile.
 """
 import argparse
@@ -77,6 +79,9 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--compile", action="store_true")
+    half = ap.add_mutually_exclusive_group()
+    half.add_argument("--bf16", action="store_true", help="forward under bf16 autocast")
+    half.add_argument("--fp16", action="store_true", help="forward under fp16 autocast")
     a = ap.parse_args()
 
     dev = torch.device(a.device)
@@ -96,11 +101,23 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    amp = torch.bfloat16 if a.bf16 else torch.float16 if a.fp16 else None
+    scaler = torch.amp.GradScaler(dev.type) if a.fp16 and dev.type == "cuda" else None
+
     def step():
-        loss = step_model(tok, tgt)
-        loss.backward()
+        with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+            loss = step_model(tok, tgt)
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
         opt.zero_grad(set_to_none=True)
         return loss
 
@@ -120,7 +137,7 @@ def main():
         print("torch: non-finite loss", file=sys.stderr)
         return 1
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    mode = "tf32" if a.tf32 else "fp32"
+    mode = "bf16 autocast" if a.bf16 else "fp16 autocast" if a.fp16 else "tf32" if a.tf32 else "fp32"
     extra = f", peak memory {torch.cuda.max_memory_allocated(dev) / 2**30:.1f} GiB" \
         if dev.type == "cuda" else ""
     print(f"torch: B={a.batch} T={a.seq} tokens/s {a.batch * a.seq / dt:.1f} ms/step {1e3 * dt:.1f} "

@@ -510,6 +510,13 @@ static float *round_inputs(size_t n)
     float *x = host_rand(n, 1.0f, 0.0f);
     for (size_t i = 0; i < n; i++) x[i] *= powf(2.0f, (float)(irand(60) - 30));
     for (size_t i = 0; i < n && i < sizeof special / sizeof special[0]; i++) x[i] = special[i];
+    /* by their bits: NaNs with payloads, 2^-14 (fp16's smallest normal) and
+     * the float below it, 2^-25 (a tie to zero), 3 2^-25 (a tie up), the
+     * float below 65520 */
+    static const uint32_t bits[] = {0x7f801234u, 0xffc00001u, 0x7fbfe000u, 0x38800000u, 0x387fffffu,
+                                    0x33000000u, 0x33c00000u, 0x477fefffu, 0xb87fffffu};
+    const size_t off = sizeof special / sizeof special[0];
+    for (size_t i = 0; off + i < n && i < sizeof bits / sizeof bits[0]; i++) memcpy(&x[off + i], &bits[i], 4);
     return x;
 }
 

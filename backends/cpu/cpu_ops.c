@@ -534,6 +534,26 @@ void mt_cpu_to_half(mt_backend *be, mt_tensor dst, mt_tensor src)
     }
 }
 
+/* x rounded to the nearest fp16 value, as mt_round_f16 (core/half.h) rounds
+ * it bit for bit, without its branches, so that the loop vectorises (the
+ * branchy version took 1.1 ms per call at the teaching shape, three
+ * quarters of an --fp16 step): |x| >= 2^-14 (fp16's normal range) rounds
+ * to nearest even at mantissa bit 13 in the bits, and overflows to inf
+ * from 65520 on; below 2^-14 the quantum is fp16's subnormal step 2^-24,
+ * which adding and subtracting 0.5 (whose ulp that is) rounds to, ties to
+ * even; NaN stays NaN, quiet, with fp16's payload. Checked equal to
+ * mt_round_f16 over all 2^32 inputs once; test_ops checks the edges. */
+static inline float round_f16_fast(float x)
+{
+    const int32_t u = f2i(x), sign = u & (int32_t)0x80000000u, a = u & 0x7fffffff;
+    int32_t r = (a + 0xfff + ((a >> 13) & 1)) & ~0x1fff;
+    r = select_bits(r >= 0x47800000, 0x7f800000, r);          /* 65536 and up: inf */
+    const int32_t sub = f2i((i2f(a) + 0.5f) - 0.5f);          /* the subnormal grid */
+    r = select_bits(a < 0x38800000, sub, r);
+    r = select_bits(a > 0x7f800000, (a & ~0x1fff) | 0x00400000, r); /* NaN: fp16's payload, quiet */
+    return i2f(r | sign);
+}
+
 void mt_cpu_round_half(mt_backend *be, mt_tensor x_, enum mt_dtype to)
 {
     (void)be;
@@ -543,8 +563,8 @@ void mt_cpu_round_half(mt_backend *be, mt_tensor x_, enum mt_dtype to)
         OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
         for (size_t i = 0; i < n; i++) x[i] = mt_round_bf16(x[i]);
     } else {
-        OMP(parallel for if (parallel : n > PAR_MIN_STREAM) schedule(static))
-        for (size_t i = 0; i < n; i++) x[i] = mt_round_f16(x[i]);
+        OMP(parallel for simd if (parallel : n > PAR_MIN_STREAM) schedule(static))
+        for (size_t i = 0; i < n; i++) x[i] = round_f16_fast(x[i]);
     }
 }
 
