@@ -48,6 +48,12 @@ done
 # Llama 3.1's RoPE scaling goes out as Hugging Face's rope_type llama3
 grep -q '"rope_type": "llama3", "factor": 8' "$TMP/llama31_tiny.hf/config.json" \
   && pass "llama31_tiny: rope_type llama3 with factor 8 written back" || fail "llama31_tiny: rope scaling lost on export"
+# transformers 4.x reads rope_scaling (5.x rope_parameters): both carry it
+# (before, 4.46 loaded this export with the plain rotation)
+grep -q '"rope_scaling": {"rope_type": "llama3", "factor": 8' "$TMP/llama31_tiny.hf/config.json" \
+  && grep -q '"rope_scaling": null' "$TMP/llama_tiny.hf/config.json" \
+  && pass "llama31_tiny / llama_tiny: rope_scaling for transformers 4.x written too (llama3 / null)" \
+  || fail "rope_scaling missing from the Llama exports (transformers 4.x would use the plain rotation)"
 sed 's/"llama3"/"yarn"/' "$G/llama31_tiny/config.json" > "$TMP/yarn.json"
 mkdir -p "$TMP/yarn" && cp "$TMP/yarn.json" "$TMP/yarn/config.json" && cp "$G/llama31_tiny/model.safetensors" "$TMP/yarn/"
 expect_error "an unsupported rope_type" 'rope_type "yarn"' $B convert --load "$TMP/yarn" --save "$TMP/yarn.mc"

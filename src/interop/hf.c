@@ -735,20 +735,25 @@ static void write_config(const char *dir, const struct mt_model_desc *d, const c
         }
     } else {
         char rope_type[200] = "\"rope_type\": \"default\", ";
-        if (c->rope_scaling) /* Llama 3.x's, with Megatron's fixed constants */
+        /* transformers >= 5 reads rope_parameters, 4.x rope_scaling (null:
+         * the plain rotation); both are written, alike */
+        char scaling[240] = "null";
+        if (c->rope_scaling) { /* Llama 3.x's, with Megatron's fixed constants */
             snprintf(rope_type, sizeof rope_type, "\"rope_type\": \"llama3\", \"factor\": %.17g, "
                      "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
                      "\"original_max_position_embeddings\": 8192, ", c->rope_scaling_factor);
+            snprintf(scaling, sizeof scaling, "{%s\"rope_theta\": %.17g}", rope_type, c->rotary_base);
+        }
         fprintf(f, "  \"model_type\": \"llama\",\n  \"num_hidden_layers\": %d,\n  \"hidden_size\": %d,\n"
                 "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n"
                 "  \"intermediate_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"vocab_size\": %d,\n"
                 "  \"hidden_act\": \"silu\",\n  \"rms_norm_eps\": %.17g,\n  \"rope_theta\": %.17g,\n"
-                "  \"rope_parameters\": {%s\"rope_theta\": %.17g},\n"
+                "  \"rope_parameters\": {%s\"rope_theta\": %.17g},\n  \"rope_scaling\": %s,\n"
                 "  \"attention_bias\": %s,\n  \"mlp_bias\": %s,\n  \"attention_dropout\": %.9g,\n"
                 "  \"tie_word_embeddings\": %s,\n",
                 c->num_layers, c->hidden_size, c->num_attention_heads, c->num_query_groups, c->kv_channels,
                 c->ffn_hidden_size, c->max_position_embeddings, c->vocab_size, c->layernorm_epsilon,
-                c->rotary_base, rope_type, c->rotary_base, c->add_bias_linear ? "true" : "false",
+                c->rotary_base, rope_type, c->rotary_base, scaling, c->add_bias_linear ? "true" : "false",
                 c->add_bias_linear ? "true" : "false", c->attention_dropout,
                 c->untie_embeddings_and_output_weights ? "false" : "true");
     }
