@@ -28,6 +28,16 @@ bare=$(awk 'prev && !/^                                     [^ ]/ { n++ } { prev
   && pass "train --help: 9 groups, no line over 80 columns, every flag described" \
   || fail "train --help: $long lines over 80, $groups groups, $bare flags without a description"
 
+# every flag that takes a value says its default (or that it has none) in
+# parentheses at the end of its description, in every command's help
+nodefault=""
+for cmd in train generate eval tokenize preprocess compare convert forward finetune serve plot; do
+  nodefault="$nodefault$(COLUMNS=250 $B $cmd --help 2>&1 | grep -E '^  --[a-z0-9-]+ [A-Z]' \
+    | grep -v -E '\)[[:space:]]*$' | awk -v c=$cmd '{ printf "%s %s, ", c, $1 }')"
+done
+[ -z "$nodefault" ] && pass "--help of every command: every flag with a value names its default" \
+  || fail "flags without a default in --help: $nodefault"
+
 expect_error "unknown command" "unknown command 'trian'" $B trian
 expect_error "malformed number" "--lr expects a finite number, got 'fast'" $B train --lr fast
 expect_error "missing value" "'--seq-length' needs a value" $B train --seq-length

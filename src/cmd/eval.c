@@ -28,7 +28,7 @@ struct eval_args {
 static const struct mt_arg_spec SPECS[] = {
     MT_SPECS_LOAD,
     {"task", MT_ARG_STRING, F(task), "S", "wikitext (perplexity) | lambada (accuracy) | classify (accuracy of a fine-tuned classifier; its own flags)"},
-    {"data", MT_ARG_STRING, F(data), "FILE", "wikitext: raw WikiText text; lambada: {\"text\": ...} lines"},
+    {"data", MT_ARG_STRING, F(data), "FILE", "wikitext: raw WikiText text; lambada: {\"text\": ...} lines (required for those two)"},
     {"seq-length", MT_ARG_INT, F(seq_length), "N", "window/example length (default: the checkpoint's)"},
     {"overlapping-eval", MT_ARG_INT, F(overlapping_eval), "N", "wikitext: window stride = tokens scored per window (32)"},
     {"strict-lambada", MT_ARG_BOOL, F(strict_lambada), NULL, "lambada: predict the whole last word, not its last token"},
@@ -36,7 +36,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"micro-batch-size", MT_ARG_INT, F(micro_batch_size), "N", "windows or examples per forward pass (4)"},
     {"max-examples", MT_ARG_LONG, F(max_examples), "N", "only the first N windows / examples (0 = all)"},
     MT_SPECS_BACKEND,
-    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the result as one JSON object"},
+    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the result as one JSON object (none)"},
     MT_SPECS_BPE_FILES,
     {"no-progress", MT_ARG_BOOL, F(no_progress), NULL, "no progress display on the terminal"},
 };

@@ -45,7 +45,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"valid-data", MT_ARG_STRING, F(valid_data), "FILE", "the same for validation (required; JSON lines with \"split\": its non-train records)"},
     {"pretrained-checkpoint", MT_ARG_STRING, F(pretrained), "DIR", "a megatron-c checkpoint or a Hugging Face directory (required)"},
     {"ckpt-step", MT_ARG_LONG, F(ckpt_step), "N", "megatron-c checkpoint: the iteration (default: the latest)"},
-    {"save", MT_ARG_STRING, F(save), "DIR", "where the best checkpoint (highest validation accuracy) is kept"},
+    {"save", MT_ARG_STRING, F(save), "DIR", "where the best checkpoint (highest validation accuracy) is kept (none)"},
     {"epochs", MT_ARG_INT, F(epochs), "N", "passes over the training set (3)"},
     {"num-classes", MT_ARG_INT, F(num_classes), "K", "classes (sst2 2, spam 2)"},
     {"labels", MT_ARG_STRING, F(labels), "A,B,...", "names of the classes 0, 1, ... as the data writes them (spam: ham,spam)"},
@@ -58,7 +58,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"hidden-dropout", MT_ARG_FLOAT, F(hidden_dropout), "P", "dropout of the embedding, sublayers and attention (0.1)"},
     {"seed", MT_ARG_LONG, F(seed), "N", "new head, example order, dropout (1234)"},
     {"log-interval", MT_ARG_LONG, F(log_interval), "N", "steps per log line (50)"},
-    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the log as JSON lines"},
+    {"log-json", MT_ARG_STRING, F(log_json), "FILE", "also write the log as JSON lines (none)"},
     MT_SPECS_BACKEND,
     MT_SPECS_BPE_FILES,
 };

@@ -75,7 +75,7 @@ static const struct mt_arg_spec SPECS[] = {
     {"partitions", MT_ARG_INT, F(partitions), "N",
      "accepted for compatibility; not needed: the input is streamed (1)"},
     {"dataset-impl", MT_ARG_STRING, F(dataset_impl), "IMPL",
-     "accepted for compatibility: only mmap, the format written"},
+     "accepted for compatibility: only mmap, the format written (mmap)"},
 };
 #undef F
 #define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
