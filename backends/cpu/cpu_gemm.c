@@ -276,7 +276,6 @@ static void gemm_builtin(const struct mt_gemm_args *g)
     }
 }
 
-
 /* the library this call goes to */
 static enum mt_cpu_gemm_lib pick(const struct mt_gemm_args *g)
 {

@@ -27,10 +27,10 @@ const char *mt_optim_name(enum mt_optim_kind k)
     return k >= 0 && k <= MT_OPTIM_ADAFACTOR ? kind_names[k] : "?";
 }
 
-/* By tensor: [*lo, *hi) of a buffer laid out as `table` (whose entry j is
- * parameter parent[j] or, with parent NULL, parameter j) that rank r's
- * tensors cover; empty when it owns none. Owners rise with the index, so
- * the tensors of one rank are consecutive. */
+/* By tensor: [*lo, *hi) of a buffer laid out as `table` that rank r's
+ * tensors cover (entry[i]: parameter i's entry in `table`, -1 for none;
+ * entry NULL: `table` is the parameters' own); empty when it owns none.
+ * Owners rise with the index, so the tensors of one rank are consecutive. */
 static void owned_span(const struct mt_optimizer *o, const struct mt_param_table *table, const int *entry,
                        int r, size_t *lo, size_t *hi)
 {
