@@ -61,6 +61,9 @@ static struct mt_transformer_config gpt_config(int L, int C, int NH, int maxT, i
     return c;
 }
 
+/* --attention-backend: the model's attention form (flash by default) */
+static enum mt_attn_impl attn_impl = MT_ATTN_FLASH;
+
 static void random_batch(struct mt_rng *rng, int32_t *x, int n, int V)
 {
     for (int i = 0; i < n; i++) x[i] = (int32_t)mt_rng_below(rng, (uint64_t)V);
@@ -70,7 +73,8 @@ static void random_batch(struct mt_rng *rng, int32_t *x, int n, int V)
 static double time_steps(mt_backend *be, const struct shape *s, int steps, struct rec *rec)
 {
     struct mt_model m;
-    mt_model_init(&m, &s->cfg, be, s->B, s->T, NULL, 1);
+    const struct mt_model_opts mo = {{MT_RECOMPUTE_NONE, MT_RECOMPUTE_UNIFORM, 0}, attn_impl};
+    mt_model_init_opts(&m, &s->cfg, be, s->B, s->T, NULL, 1, &mo);
     mt_model_init_weights(&m, 1234);
     struct mt_optimizer o;
     struct mt_optim_config oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .clip_grad = 1.0f};
@@ -208,6 +212,8 @@ static void run_shape(const struct shape *s, const char *backend, int tf32, int 
     const double tokens = (double)s->B * s->T;
     struct rec rec = {0};
     double t_cpu = time_steps(cpu, s, steps, &rec);
+    struct mt_mem_stats ms; /* the training's peak, before the GEMM replay allocates */
+    mt_backend_mem(cpu, &ms);
     double flops;
     mt_backend_set_gemm_precision(cpu, MT_DTYPE_F32); /* the library's own speed */
     double t_gemm = replay(cpu, &rec, 3, &flops);
@@ -218,6 +224,8 @@ static void run_shape(const struct shape *s, const char *backend, int tf32, int 
     printf("%-9s sgemm    %9.1f GFLOP/s over the step's %d GEMMs (%.1f GFLOP); limit %.1f tokens/s\n",
            s->name, flops / t_gemm / 1e9, rec.n, flops / 1e9, tokens / t_gemm);
     printf("%-9s fraction of the sgemm limit reached: %.1f%%\n", s->name, 100.0 * t_gemm / t_cpu);
+    printf("%-9s memory   peak %.3f GiB of %s allocations (%s attention)\n", s->name, (double)ms.peak / (1 << 30), nm,
+           attn_impl == MT_ATTN_FLASH ? "flash" : "unfused");
     if (profile) profile_shape(cpu, s, steps);
     if (ref_steps > 0) {
         double t_ref = time_steps(ref, s, ref_steps, NULL);
@@ -245,10 +253,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--bf16")) precision = MT_DTYPE_BF16;
         else if (!strcmp(argv[i], "--fp16")) precision = MT_DTYPE_F16;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (!strcmp(argv[i], "--attention-backend") && i + 1 < argc && mt_attn_impl_parse(argv[i + 1]) >= 0)
+            attn_impl = (enum mt_attn_impl)mt_attn_impl_parse(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--config teaching|124m|both] [--steps N] [--ref-steps N]\n"
                             "       [--backend cpu|cuda] [--seq N] [--batch N] [--tf32] [--bf16|--fp16]\n"
-                            "       [--profile]\n",
+                            "       [--profile] [--attention-backend flash|unfused]\n",
                     argv[0]);
             return 2;
         }

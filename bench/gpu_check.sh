@@ -34,6 +34,10 @@ MT_BIN=$PWD/megatron-c MT_TESTS=$PWD/tests MT_SRCDIR=$PWD MT_HAVE_MPI=$(grep -q 
   MPIEXEC=$(sed -n 's/^MPIEXEC = //p' Makefile) sh tests/test_cuda.sh > "$OUT/test_cuda.log" 2>&1
 echo "test_cuda.sh exit $?"
 cat "$OUT/test_cuda.log"
+step "flash attention against the unfused path on cuda (tests/test_attention.sh)"
+MT_BIN=$PWD/megatron-c MT_TESTS=$PWD/tests MT_SRCDIR=$PWD sh tests/test_attention.sh > "$OUT/test_attention.log" 2>&1
+echo "test_attention.sh exit $?"
+grep -E '^(ok|FAIL|SKIP)' "$OUT/test_attention.log"
 step "benchmark: 124M, sequence 1024, against PyTorch"
 make -j"$J" bench > /dev/null 2>&1
 PROFILE=1 sh bench/bench_cuda.sh bench/bench_step "$STEPS" 2>&1 | tee "$OUT/bench_cuda.log"

@@ -15,7 +15,7 @@
  * Also checked: the accumulation contract (layernorm_bwd, rmsnorm_bwd,
  * embed_bwd, bias_bwd and the beta = 1 weight-gradient GEMM add into their
  * outputs: called twice from zero they give twice the result) and the
- * overwrite contract (gelu_bwd, swiglu_bwd, attn_bwd dqkv, xent_bwd ignore
+ * overwrite contract (gelu_bwd, swiglu_bwd, attn_bwd and flash_attn_bwd dqkv, xent_bwd ignore
  * what the output held: pre-filled with NaN they give the same finite
  * result). Dropout and rope work in place on the gradient: no contract.
  *
@@ -343,6 +343,29 @@ static void grad_attn(mt_backend *be, float **in, float **g, int rep, float pref
     tfree(be, qkv), tfree(be, out), tfree(be, att), tfree(be, dout), tfree(be, dqkv), tfree(be, datt);
 }
 
+/* flash attention: the same maps, its backward from the saved log-sum-exp */
+static double loss_flash(mt_backend *be, float **in)
+{
+    mt_tensor qkv = tup(be, in[0], A_B * A_T, A_W), out = tfill(be, A_B * A_T, A_NH * A_HS, NAN);
+    mt_tensor lse = tfill(be, A_B * A_NH * A_T, 1, NAN);
+    be->iface->flash_attn_fwd(be, out, lse, qkv, &a_args);
+    double L = tweighted(be, out, a_R);
+    tfree(be, qkv), tfree(be, out), tfree(be, lse);
+    return L;
+}
+
+static void grad_flash(mt_backend *be, float **in, float **g, int rep, float prefill)
+{
+    mt_tensor qkv = tup(be, in[0], A_B * A_T, A_W), out = tfill(be, A_B * A_T, A_NH * A_HS, 0);
+    mt_tensor lse = tfill(be, A_B * A_NH * A_T, 1, 0);
+    be->iface->flash_attn_fwd(be, out, lse, qkv, &a_args);
+    mt_tensor dout = tup(be, a_R, A_B * A_T, A_NH * A_HS), dqkv = tfill(be, A_B * A_T, A_W, prefill);
+    mt_tensor rowdot = tfill(be, A_B * A_NH * A_T, 1, prefill);
+    for (int r = 0; r < rep; r++) be->iface->flash_attn_bwd(be, dqkv, rowdot, dout, qkv, out, lse, &a_args);
+    tdown(be, g[0], dqkv);
+    tfree(be, qkv), tfree(be, out), tfree(be, lse), tfree(be, dout), tfree(be, dqkv), tfree(be, rowdot);
+}
+
 /* rope on the grouped qkv rows (half of each head rotated, so pass-through
  * dims are checked too): y = rope(x); input x (B*T, width); the backward is
  * the inverse rotation of the gradient */
@@ -473,6 +496,10 @@ static struct kernel KERNELS[] = {
     {"attention (gqa, all keys)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
     {"attention (gqa, causal, dropout 0.25)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
     {"attention (gqa, all keys, padded)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_attn, grad_attn, 0},
+    {"flash attention (gqa, causal)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_flash, grad_flash, 0},
+    {"flash attention (gqa, all keys)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_flash, grad_flash, 0},
+    {"flash attention (gqa, causal, dropout 0.25)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_flash, grad_flash, 0},
+    {"flash attention (gqa, all keys, padded)", 1, {"dqkv"}, {A_NQKV}, {0}, loss_flash, grad_flash, 0},
     {"xent chain", 1, {"dlogits"}, {X_N * X_LD}, {0}, loss_xent, grad_xent, 0},
     {"linear (gemm + bias)", 3, {"dx", "dW", "db"}, {F_N * F_I, F_O * F_I, F_O}, {0}, loss_linear, grad_linear, 1},
 };

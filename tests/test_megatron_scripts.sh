@@ -59,7 +59,7 @@ script_run gpt3_175b.sh --num-layers 2 --hidden-size 96 --num-attention-heads 4 
   --eval-interval 1000 --eval-iters 1 --save "$TMP/ck175" --load "$TMP/ck175" --tensorboard-dir "$TMP/tb" \
   --distributed-backend nccl --use-mcore-models --transformer-impl local --use-flash-attn \
   --overlap-grad-reduce --overlap-param-gather --wandb-project p --wandb-exp-name e
-grep -q "attention-backend.*ignores them" "$TMP/gpt3_175b.sh.err" && grep -q "wandb-project.*Weights & Biases" "$TMP/gpt3_175b.sh.err" \
+grep -q "use-flash-attn.*ignores them" "$TMP/gpt3_175b.sh.err" && grep -q "wandb-project.*Weights & Biases" "$TMP/gpt3_175b.sh.err" \
   && ls "$TMP/tb"/events.out.tfevents.* > /dev/null 2>&1 \
   && pass "gpt3_175b.sh: one note for the kernel and backend choices, one for W&B; --tensorboard-dir written" \
   || { fail "gpt3_175b.sh: notes"; cat "$TMP/gpt3_175b.sh.err"; }

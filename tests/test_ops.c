@@ -740,6 +740,126 @@ static void t_attn_bwd(const struct op_case *oc, const struct shape *s)
     }
 }
 
+/* Flash attention: each shape, and with the first one also a shape of
+ * several ragged tiles (T 71 over the CUDA kernels' 32-row tiles) and one
+ * of heads wider than 128 (their 16-row tiles). Held to the unfused maps of
+ * cpu-ref, the reference; cpu-ref's own flash form to the same. */
+static int flash_shapes(const struct shape *s, struct shape *out)
+{
+    int n = 0;
+    out[n++] = *s;
+    if (s == &SHAPES[0]) {
+        out[n++] = (struct shape){"multi-tile T=71", 2, 71, 0, 4, 16, 0, 0};
+        out[n++] = (struct shape){"wide-head HS=160", 1, 37, 0, 2, 160, 0, 0};
+    }
+    return n;
+}
+
+/* n floats of the ref side of a pair, on the host */
+static float *ref_host(struct dpair p, size_t n)
+{
+    float *h = xmalloc(n * sizeof *h);
+    ref->iface->download(ref, h, p.r, n * sizeof *h);
+    return h;
+}
+
+static float *fast_host(struct dpair p, size_t n)
+{
+    float *h = xmalloc(n * sizeof *h);
+    fast->iface->download(fast, h, p.f, n * sizeof *h);
+    return h;
+}
+
+static void t_flash_fwd(const struct op_case *oc, const struct shape *s0)
+{
+    struct shape shapes[3];
+    const int ns = flash_shapes(s0, shapes);
+    for (int si = 0; si < ns; si++)
+        for (int vi = 0; vi < NATTN; vi++) {
+            const struct shape *s = &shapes[si];
+            const struct attn_variant *v = &ATTN_VARIANTS[vi];
+            for (int dec = 0; dec < 2; dec++) {
+                if (dec && (!v->causal || v->p > 0 || v->padded)) continue;
+                struct mt_attn_args a = attn_args(s, v, dec ? s->T - 1 : 0);
+                const int B = a.B, T = a.T, Tq = T - a.t0, NH = a.heads, HS = a.head_dim;
+                const size_t nqkv = (size_t)B * T * mt_qkv_width(&a), nout = (size_t)B * Tq * NH * HS;
+                const size_t nl = (size_t)B * NH * Tq;
+                float *hqkv = host_rand(nqkv, 2.0f, 0.0f);
+                struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, mt_qkv_width(&a)), lens = {0};
+                struct dpair out = dp_cmat((int64_t)B * Tq, NH * HS, NAN), lse = dp_cmat((int64_t)nl, 1, NAN);
+                struct dpair uout = dp_cmat((int64_t)B * Tq, NH * HS, NAN), att = dp_cmat((int64_t)nl, T, NAN);
+                if (v->padded) lens = attn_lengths(&a);
+                BOTH(be->iface->flash_attn_fwd(be, ON(out), ON(lse), ON(qkv), ON_ATTN(a, lens)));
+                a.lengths = v->padded ? (const int32_t *)lens.r : NULL;
+                ref->iface->attn_fwd(ref, TR(uout), TR(att), TR(qkv), &a); /* the unfused reference */
+                float *want = ref_host(uout, nout), *got = fast_host(out, nout), *rflash = ref_host(out, nout);
+                struct cmp c = cmp_init(oc->atol, oc->rtol);
+                cmp_arrays(&c, "out", got, want, nout);
+                cmp_pair(&c, "lse", lse, nl);
+                cmp_report(&c, "%s %s%s groups=%d B=%d T=%d NH=%d HS=%d vs unfused [%s]", oc->name, v->name,
+                           dec ? " t0=T-1" : "", a.groups, B, T, NH, HS, s->name);
+                c = cmp_init(1e-6, 1e-6);
+                cmp_arrays(&c, "out", rflash, want, nout);
+                cmp_report(&c, "%s cpu-ref's flash form vs its unfused one, %s%s [%s]", oc->name, v->name,
+                           dec ? " t0=T-1" : "", s->name);
+                if (v->padded) dp_free(&lens);
+                dp_free(&qkv), dp_free(&out), dp_free(&lse), dp_free(&uout), dp_free(&att);
+                free(hqkv), free(want), free(got), free(rflash);
+            }
+        }
+}
+
+static void t_flash_bwd(const struct op_case *oc, const struct shape *s0)
+{
+    struct shape shapes[3];
+    const int ns = flash_shapes(s0, shapes);
+    for (int si = 0; si < ns; si++)
+        for (int vi = 0; vi < NATTN; vi++) {
+            const struct shape *s = &shapes[si];
+            const struct attn_variant *v = &ATTN_VARIANTS[vi];
+            struct mt_attn_args a = attn_args(s, v, 0);
+            const int B = a.B, T = a.T, NH = a.heads, HS = a.head_dim, W = mt_qkv_width(&a);
+            const size_t nqkv = (size_t)B * T * W, nout = (size_t)B * T * NH * HS, nl = (size_t)B * NH * T;
+            float *hqkv = host_rand(nqkv, 2.0f, 0.0f), *hd = host_rand(nout, 1.0f, 0.0f);
+            struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W), dout = dp_mat(hd, (int64_t)B * T, NH * HS);
+            struct dpair out = dp_cmat((int64_t)B * T, NH * HS, NAN), lse = dp_cmat((int64_t)nl, 1, NAN);
+            struct dpair rowdot = dp_cmat((int64_t)nl, 1, NAN), dqkv = dp_cmat((int64_t)B * T, W, NAN);
+            struct dpair att = dp_cmat((int64_t)nl, T, NAN), datt = dp_cmat((int64_t)nl, T, NAN);
+            struct dpair udqkv = dp_cmat((int64_t)B * T, W, NAN), lens = {0};
+            if (v->padded) lens = attn_lengths(&a);
+            a.lengths = v->padded ? (const int32_t *)lens.r : NULL;
+            /* the reference: cpu-ref's unfused backward from its own probabilities */
+            ref->iface->attn_fwd(ref, TR(out), TR(att), TR(qkv), &a);
+            ref->iface->attn_bwd(ref, TR(udqkv), TR(datt), TR(dout), TR(qkv), TR(att), &a);
+            /* both flash backwards from cpu-ref's flash forward (the same out and lse) */
+            ref->iface->flash_attn_fwd(ref, TR(out), TR(lse), TR(qkv), &a);
+            float *hout = ref_host(out, nout), *hlse = ref_host(lse, nl);
+            fast->iface->upload(fast, out.f, hout, nout * sizeof(float));
+            fast->iface->upload(fast, lse.f, hlse, nl * sizeof(float));
+            BOTH(be->iface->flash_attn_bwd(be, ON(dqkv), ON(rowdot), ON(dout), ON(qkv), ON(out), ON(lse),
+                                           ON_ATTN(a, lens)));
+            float *want = ref_host(udqkv, nqkv), *got = fast_host(dqkv, nqkv), *rflash = ref_host(dqkv, nqkv);
+            struct cmp c = cmp_init(oc->atol, oc->rtol);
+            cmp_arrays(&c, "dqkv", got, want, nqkv);
+            cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d vs unfused [%s]", oc->name, v->name, a.groups,
+                       B, T, NH, HS, s->name);
+            c = cmp_init(1e-6, 1e-5);
+            cmp_arrays(&c, "dqkv", rflash, want, nqkv);
+            cmp_report(&c, "%s cpu-ref's flash form vs its unfused one, %s [%s]", oc->name, v->name, s->name);
+            /* again on the fast backend, over a dirty output: the same bits */
+            float *first = got;
+            a.lengths = v->padded ? (const int32_t *)lens.f : NULL;
+            fast->iface->flash_attn_bwd(fast, TF(dqkv), TF(rowdot), TF(dout), TF(qkv), TF(out), TF(lse), &a);
+            got = fast_host(dqkv, nqkv);
+            tap_ok(memcmp(first, got, nqkv * sizeof(float)) == 0, "%s %s repeats bitwise [%s]", oc->name,
+                   v->name, s->name);
+            if (v->padded) dp_free(&lens);
+            dp_free(&qkv), dp_free(&dout), dp_free(&out), dp_free(&lse), dp_free(&rowdot), dp_free(&dqkv);
+            dp_free(&att), dp_free(&datt), dp_free(&udqkv);
+            free(hqkv), free(hd), free(hout), free(hlse), free(want), free(got), free(rflash), free(first);
+        }
+}
+
 /* a rope table of maxT rows for R rotated dims (cos then sin of R/2 angles) */
 static float *rope_table(int maxT, int R)
 {
@@ -758,7 +878,7 @@ static float *rope_table(int maxT, int R)
  * inverse after the forward gives the input back */
 static void t_rope(const struct op_case *oc, const struct shape *s)
 {
-    static const struct attn_variant gqa = {"gqa", 1, 1, 0.0f};
+    static const struct attn_variant gqa = {"gqa", 1, 1, 0.0f, 0};
     for (int partial = 0; partial < 2; partial++)
         for (int dec = 0; dec < 2; dec++) {
             struct mt_attn_args a = attn_args(s, &gqa, dec ? s->T - 1 : 0);
@@ -1030,6 +1150,9 @@ static const struct op_case CASES[] = {
     /* float dot products over HS and sums over T vs double */
     {"attn_fwd", t_attn_fwd, 1e-5, 1e-4},
     {"attn_bwd", t_attn_bwd, 1e-5, 1e-4},
+    /* the same, the probabilities recomputed from the saved log-sum-exp */
+    {"flash_attn_fwd", t_flash_fwd, 1e-5, 1e-4},
+    {"flash_attn_bwd", t_flash_bwd, 1e-5, 1e-4},
     /* float exp and a double sum over V vs double exp (xent_max is exact,
      * xent_bwd uses an absolute floor of 1e-8) */
     {"xent", t_xent, 1e-5, 1e-5},

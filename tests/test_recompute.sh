@@ -4,7 +4,9 @@
 # --recompute-activations): the same run with and without it
 #  - repeats the losses and gradient norms bitwise, with dropout on, for
 #    every method (uniform chunks of 1 and 3 of 4 layers, a shorter last
-#    chunk; block 2 and 0), selective, and under --bf16;
+#    chunk; block 2 and 0), selective (which recomputes the probabilities of
+#    --attention-backend unfused; flash attention keeps none), and under
+#    --bf16;
 #  - saves bitwise the same checkpoint (weights and optimizer state);
 #  - allocates less: the measured peak is lower, least with full uniform 1,
 #    and the startup report's "without recompute" total is the plain run's;
@@ -42,23 +44,31 @@ same block2 none --recompute-granularity full --recompute-method block --recompu
 same block0 none --recompute-granularity full --recompute-method block --recompute-num-layers 0
 same selective none --recompute-granularity selective
 same activations none --recompute-activations
+U="--attention-backend unfused"
+$B train $P $U --log-json "$TMP/unfused.jsonl" --save "$TMP/unfused.ck" > "$TMP/unfused.log" 2>&1 || { cat "$TMP/unfused.log"; exit 1; }
+same selective_unfused unfused $U --recompute-granularity selective
+same uniform1_unfused unfused $U --recompute-granularity full --recompute-method uniform --recompute-num-layers 1
 $B train $P --bf16 --log-json "$TMP/bf16.jsonl" --save "$TMP/bf16.ck" > "$TMP/bf16.log" 2>&1 || { cat "$TMP/bf16.log"; exit 1; }
 same bf16_uniform1 bf16 --bf16 --recompute-granularity full --recompute-method uniform --recompute-num-layers 1
 
 grep -q "activation recompute: full, uniform 1" "$TMP/uniform1.log" && grep -q "activation recompute: selective" "$TMP/activations.log" \
-  && pass "the banner names the recompute setting" || fail "no recompute line in the banner"
+  && grep -q "selective (flash attention keeps no probabilities" "$TMP/selective.log" \
+  && grep -q "selective (the attention probabilities" "$TMP/selective_unfused.log" \
+  && pass "the banner names the recompute setting (and that selective has nothing to do with flash attention)" \
+  || fail "no recompute line in the banner"
 p0=$(peak "$TMP/none.log"); p1=$(peak "$TMP/uniform1.log"); p3=$(peak "$TMP/uniform3.log"); ps=$(peak "$TMP/selective.log")
-pb=$(peak "$TMP/block0.log")
-awk -v n="$p0" -v a="$p1" -v c="$p3" -v s="$ps" -v b="$pb" 'BEGIN { exit !(a < c && c < n && s < n && b == n) }' \
-  && pass "peak memory: full uniform 1 $p1 < uniform 3 $p3 < none $p0 MB; selective $ps MB; block 0 = none" \
-  || fail "peak memory: none $p0, uniform 1 $p1, uniform 3 $p3, selective $ps, block 0 $pb MB"
+pb=$(peak "$TMP/block0.log"); pu=$(peak "$TMP/unfused.log"); psu=$(peak "$TMP/selective_unfused.log")
+awk -v n="$p0" -v a="$p1" -v c="$p3" -v s="$ps" -v b="$pb" -v u="$pu" -v su="$psu" \
+  'BEGIN { exit !(a < c && c < n && s == n && b == n && su < u && n < su) }' \
+  && pass "peak memory: full uniform 1 $p1 < uniform 3 $p3 < none $p0 MB = selective = block 0 (flash); unfused $pu MB > selective $psu MB > flash" \
+  || fail "peak memory: none $p0, uniform 1 $p1, uniform 3 $p3, selective $ps, block 0 $pb; unfused $pu, its selective $psu MB"
 
 # the startup report's "without recompute" total is what the run without it allocates
 total() { sed -n 's/.*memory per rank.*: \([0-9.]*\) MB$/\1/p; s/.*memory per rank.*without recompute [0-9.]* MB more: \([0-9.]*\) MB$/\1/p' "$1" | tail -n 1; }
-t0=$(total "$TMP/none.log"); tw=$(total "$TMP/uniform1.log"); ts=$(total "$TMP/selective.log")
-[ -n "$t0" ] && [ "$tw" = "$t0" ] && [ "$ts" = "$t0" ] \
-  && pass "the memory report's total without recompute ($tw, $ts MB) is the run without it ($t0 MB)" \
-  || fail "memory report without recompute: $tw / $ts MB, the run without it $t0 MB"
+t0=$(total "$TMP/none.log"); tw=$(total "$TMP/uniform1.log"); tu=$(total "$TMP/unfused.log"); ts=$(total "$TMP/selective_unfused.log")
+[ -n "$t0" ] && [ "$tw" = "$t0" ] && [ -n "$tu" ] && [ "$ts" = "$tu" ] \
+  && pass "the memory report's total without recompute ($tw, $ts MB) is the run without it ($t0, $tu MB)" \
+  || fail "memory report without recompute: $tw / $ts MB, the run without it $t0 / $tu MB"
 
 # post-norm BERT: the layer's output is ln2
 $B preprocess --input "$MT_DATA_DIR/tinyshakespeare/input.txt" --output-prefix "$TMP/ts" \
@@ -86,7 +96,9 @@ expect_error "two granularities" "contradicts" $B train $P --recompute-activatio
 
 . "$(dirname "$0")/mpi_common.sh"
 if [ "$MT_HAVE_MPI" = yes ] && [ -n "$MPIEXEC" ]; then
-  Q="$P --micro-batch-size 2" # 4 micro-batches: 1F1B keeps two in flight on the first stage
+  # 4 micro-batches: 1F1B keeps two in flight on the first stage; unfused
+  # attention, so that selective recomputes something
+  Q="$P --micro-batch-size 2 --attention-backend unfused"
   for layout in "pp2:--pipeline-model-parallel-size 2" "tp2:--tensor-model-parallel-size 2"; do
     name=${layout%%:*}; flags=${layout#*:}
     mpi_run 2 $B train $Q $flags --log-json "$TMP/$name.jsonl" > "$TMP/$name.log" 2>&1 \

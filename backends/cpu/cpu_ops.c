@@ -668,16 +668,14 @@ static void attn_factors(float *f, const struct mt_attn_args *a, int b, int h, i
     for (int j = 0; j <= jmax; j++) f[j] = keep[j] ? scale : 0.0f;
 }
 
-/* out (B*(T-t0), heads*HS), att (B*heads*(T-t0), T), qkv (B*T, width) */
-void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor qkv_,
-                     const struct mt_attn_args *a)
+/* The forward of both forms: att (B*heads*(T-t0), T) receives the
+ * probabilities (unfused), or att is NULL and lse (B*heads*(T-t0)) their
+ * rows' log-sum-exp (flash; the row then lives in a thread's scratch). */
+static void attn_fwd(float *out, float *att, float *lse, const float *qkv, const struct mt_attn_args *a)
 {
-    (void)be;
     const int B = a->B, T = a->T, t0 = a->t0, NH = a->heads, HS = a->head_dim;
     const int Tq = T - t0, per = a->heads / a->groups, drop = a->dropout.p > 0.0f;
     const size_t tok_stride = (size_t)mt_qkv_width(a); /* floats between consecutive tokens */
-    const float *qkv = mt_fp(qkv_);
-    float *out = mt_fp(out_), *att = mt_fp(att_);
     float scale = 1.0f / sqrtf((float)HS);
     double work = (double)B * NH * Tq * T * HS;
     (void)work; /* only read by the OpenMP if clause */
@@ -685,16 +683,16 @@ void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor q
     {
         float *f = drop ? mt_cpu_xmalloc((size_t)T * sizeof *f) : NULL;
         unsigned char *keep = drop ? mt_cpu_xmalloc((size_t)T) : NULL;
+        float *row = att ? NULL : mt_cpu_xmalloc((size_t)T * sizeof *row);
         OMP(for schedule(static))
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             const float *base = qkv + (size_t)b * T * tok_stride;
             const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
-                int t = t0 + i, jmax = a->causal ? t : T - 1; /* query t sees keys 0..jmax */
-                if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
+                const int t = t0 + i, jmax = mt_attn_last_key(a, b, t); /* it sees keys 0..jmax */
                 const float *q = base + (size_t)t * tok_stride + qo;
-                float *arow = att + ((size_t)bh * Tq + i) * T;
+                float *arow = att ? att + ((size_t)bh * Tq + i) * T : row;
                 float mx = -INFINITY;
                 for (int j = 0; j <= jmax; j++) {
                     arow[j] = scale * dot_f(q, base + (size_t)j * tok_stride + ko, HS);
@@ -709,7 +707,10 @@ void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor q
                 float inv = 1.0f / sum;
                 OMP(simd)
                 for (int j = 0; j <= jmax; j++) arow[j] *= inv;
-                for (int j = jmax + 1; j < T; j++) arow[j] = 0.0f;
+                if (att)
+                    for (int j = jmax + 1; j < T; j++) arow[j] = 0.0f;
+                else
+                    lse[(size_t)bh * Tq + i] = mx + logf(sum);
                 if (drop) attn_factors(f, a, b, h, t, jmax, keep);
                 float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) o[d] = 0.0f;
@@ -723,27 +724,47 @@ void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor q
         }
         free(f);
         free(keep);
+        free(row);
     }
 }
 
-/* dqkv (B*T, width) overwritten, datt (B*heads*T, T) scratch, dout (B*T, heads*HS),
- * qkv (B*T, width), att (B*heads*T, T); t0 = 0 */
-void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor dout_,
-                     mt_tensor qkv_, mt_tensor att_, const struct mt_attn_args *a)
+/* out (B*(T-t0), heads*HS), att (B*heads*(T-t0), T), qkv (B*T, width) */
+void mt_cpu_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv,
+                     const struct mt_attn_args *a)
 {
     (void)be;
-    /* forward, per (b,h):  s[i,j] = scale q_i.k_j;  att = softmax_j(s);
-     *                      out_i = sum_j att[i,j] f[i,j] v_j  (f: dropout factor, 1 without)
-     * backward:            datt[i,j] = f[i,j] dout_i.v_j;  dv_j += att[i,j] f[i,j] dout_i
-     *                      ds[i,j] = att[i,j] (datt[i,j] - sum_l att[i,l] datt[i,l])
-     *                      dq_i += scale ds[i,j] k_j;  dk_j += scale ds[i,j] q_i
-     * Each (b,g) writes only its own heads' q, k, v slots of dqkv, so threads
-     * never share; the group's heads add into its k and v slots in order. */
+    attn_fwd(mt_fp(out), mt_fp(att), NULL, mt_fp(qkv), a);
+}
+
+/* flash: the same rows, only their log-sum-exp kept */
+void mt_cpu_flash_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv,
+                           const struct mt_attn_args *a)
+{
+    (void)be;
+    attn_fwd(mt_fp(out), NULL, mt_fp(lse), mt_fp(qkv), a);
+}
+
+/* The probabilities a backward row works from: the saved ones (unfused),
+ * or (flash) exp(scale q.k_j - lse) recomputed into the thread's row. */
+struct attn_saved {
+    const float *att;             /* (B*heads*T, T), or NULL: flash */
+    float *datt;                  /* (B*heads*T, T) scratch (unfused) */
+    const float *out, *lse;       /* flash */
+};
+
+/* The backward of both forms. forward, per (b,h):  s[i,j] = scale q_i.k_j;
+ *   att = softmax_j(s);  out_i = sum_j att[i,j] f[i,j] v_j  (f: dropout factor, 1 without)
+ * backward:  datt[i,j] = f[i,j] dout_i.v_j;  dv_j += att[i,j] f[i,j] dout_i
+ *   ds[i,j] = att[i,j] (datt[i,j] - D_i), D_i = sum_l att[i,l] datt[i,l] (= dout_i.out_i)
+ *   dq_i += scale ds[i,j] k_j;  dk_j += scale ds[i,j] q_i
+ * Each (b,g) writes only its own heads' q, k, v slots of dqkv, so threads
+ * never share; the group's heads add into its k and v slots in order. */
+static void attn_bwd(float *dqkv, const float *dout, const float *qkv, const struct attn_saved *sv,
+                     const struct mt_attn_args *a)
+{
     const int B = a->B, T = a->T, NH = a->heads, HS = a->head_dim, G = a->groups;
-    const int per = NH / G, drop = a->dropout.p > 0.0f;
+    const int per = NH / G, drop = a->dropout.p > 0.0f, flash = sv->att == NULL;
     const size_t tok_stride = (size_t)mt_qkv_width(a);
-    const float *dout = mt_fp(dout_), *qkv = mt_fp(qkv_), *att = mt_fp(att_);
-    float *dqkv = mt_fp(dqkv_), *datt = mt_fp(datt_);
     float scale = 1.0f / sqrtf((float)HS);
     double work = (double)B * NH * T * T * HS;
     (void)work; /* only read by the OpenMP if clause */
@@ -751,6 +772,7 @@ void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor
     {
         float *f = drop ? mt_cpu_xmalloc((size_t)T * sizeof *f) : NULL;
         unsigned char *keep = drop ? mt_cpu_xmalloc((size_t)T) : NULL;
+        float *rows = flash ? mt_cpu_xmalloc(2 * (size_t)T * sizeof *rows) : NULL;
         OMP(for schedule(static))
         for (int bg = 0; bg < B * G; bg++) {
             int b = bg / G, g = bg % G;
@@ -764,26 +786,35 @@ void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor
             for (int h = g * per; h < (g + 1) * per; h++) {
                 const int bh = b * NH + h, qo = mt_q_offset(a, h);
                 for (int i = 0; i < T; i++) {
-                    int jmax = a->causal ? i : T - 1;
-                    if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
-                    const float *arow = att + ((size_t)bh * T + i) * T;
-                    float *da = datt + ((size_t)bh * T + i) * T;
+                    const int jmax = mt_attn_last_key(a, b, i);
+                    const size_t r = (size_t)bh * T + i;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
                     const float *q = base + (size_t)i * tok_stride + qo;
                     float *dq = dbase + (size_t)i * tok_stride + qo;
+                    float *arow = flash ? rows : (float *)sv->att + r * T;
+                    float *da = flash ? rows + T : sv->datt + r * T;
+                    if (flash) {
+                        const float l = sv->lse[r];
+                        for (int j = 0; j <= jmax; j++)
+                            arow[j] = scale * dot_f(q, base + (size_t)j * tok_stride + ko, HS);
+                        OMP(simd)
+                        for (int j = 0; j <= jmax; j++) arow[j] = fast_expf(arow[j] - l);
+                    }
                     if (drop) attn_factors(f, a, b, h, i, jmax, keep);
-                    float row = 0.0f; /* sum_l att[i,l] datt[i,l] */
+                    float row = 0.0f; /* D_i */
                     for (int j = 0; j <= jmax; j++) {
                         const float *v = base + (size_t)j * tok_stride + vo;
                         float *dv = dbase + (size_t)j * tok_stride + vo;
                         da[j] = dot_f(dout_i, v, HS);
                         float aj = arow[j];
                         if (drop) da[j] *= f[j], aj *= f[j];
-                        row += arow[j] * da[j];
+                        if (!flash) row += arow[j] * da[j];
                         OMP(simd)
                         for (int d = 0; d < HS; d++) dv[d] += aj * dout_i[d];
                     }
-                    for (int j = jmax + 1; j < T; j++) da[j] = 0.0f;
+                    if (flash) row = dot_f(dout_i, sv->out + ((size_t)b * T + i) * NH * HS + (size_t)h * HS, HS);
+                    else
+                        for (int j = jmax + 1; j < T; j++) da[j] = 0.0f;
                     for (int j = 0; j <= jmax; j++) {
                         const float *k = base + (size_t)j * tok_stride + ko;
                         float *dk = dbase + (size_t)j * tok_stride + ko;
@@ -800,7 +831,27 @@ void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tensor
         }
         free(f);
         free(keep);
+        free(rows);
     }
+}
+
+/* dqkv (B*T, width) overwritten, datt (B*heads*T, T) scratch, dout (B*T, heads*HS),
+ * qkv (B*T, width), att (B*heads*T, T); t0 = 0 */
+void mt_cpu_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout, mt_tensor qkv,
+                     mt_tensor att, const struct mt_attn_args *a)
+{
+    (void)be;
+    const struct attn_saved sv = {mt_fp(att), mt_fp(datt), NULL, NULL};
+    attn_bwd(mt_fp(dqkv), mt_fp(dout), mt_fp(qkv), &sv, a);
+}
+
+/* flash: rowdot unused (D_i is recomputed per row) */
+void mt_cpu_flash_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor rowdot, mt_tensor dout,
+                           mt_tensor qkv, mt_tensor out, mt_tensor lse, const struct mt_attn_args *a)
+{
+    (void)be, (void)rowdot;
+    const struct attn_saved sv = {NULL, NULL, mt_fp(out), mt_fp(lse)};
+    attn_bwd(mt_fp(dqkv), mt_fp(dout), mt_fp(qkv), &sv, a);
 }
 
 /* ---- softmax cross-entropy (vocab-parallel order, see backend.h) -----------------------

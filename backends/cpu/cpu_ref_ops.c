@@ -459,8 +459,7 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tens
             const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
                 int t = t0 + i; /* absolute position of the query */
-                int jmax = a->causal ? t : T - 1; /* it sees keys 0..jmax */
-                if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
+                const int jmax = mt_attn_last_key(a, b, t); /* it sees keys 0..jmax */
                 const float *q = qkv + ((size_t)b * T + t) * W + qo;
                 double mx = -INFINITY;
                 for (int j = 0; j <= jmax; j++) {
@@ -521,8 +520,7 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_te
                 const int qo = mt_q_offset(a, h);
                 memset(dq, 0, th * sizeof *dq);
                 for (int i = 0; i < T; i++) {
-                    int jmax = a->causal ? i : T - 1;
-                    if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
+                    const int jmax = mt_attn_last_key(a, b, i);
                     const float *arow = att + (((size_t)b * NH + h) * T + i) * T;
                     float *da = datt + (((size_t)b * NH + h) * T + i) * T;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
@@ -566,6 +564,107 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_te
     free(dq);
     free(dk);
     free(dv);
+}
+
+/* Flash attention's maps as plain loops: the forward as attn_fwd with the
+ * row's log-sum-exp saved instead of its probabilities; the backward takes
+ * them back as exp(s - lse) from the saved (float) lse, the row sum D from
+ * dout . out, all in double. out (B*(T-t0), heads*HS), lse (B*heads*(T-t0)) */
+void mt_cpu_ref_flash_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor lse_, mt_tensor qkv_,
+                               const struct mt_attn_args *a)
+{
+    (void)be;
+    const int B = a->B, T = a->T, t0 = a->t0, NH = a->heads, HS = a->head_dim;
+    const int Tq = T - t0, W = mt_qkv_width(a), per = a->heads / a->groups;
+    const float *qkv = mt_fp(qkv_);
+    float *out = mt_fp(out_), *lse = mt_fp(lse_);
+    double scale = 1.0 / sqrt((double)HS);
+    double *s = xcalloc((size_t)T, sizeof *s);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
+            for (int i = 0; i < Tq; i++) {
+                const int t = t0 + i, jmax = mt_attn_last_key(a, b, t);
+                const float *q = qkv + ((size_t)b * T + t) * W + qo;
+                double mx = -INFINITY, sum = 0.0;
+                for (int j = 0; j <= jmax; j++) {
+                    const float *k = qkv + ((size_t)b * T + j) * W + ko;
+                    double dot = 0.0;
+                    for (int d = 0; d < HS; d++) dot += (double)q[d] * k[d];
+                    s[j] = dot * scale;
+                    if (s[j] > mx) mx = s[j];
+                }
+                for (int j = 0; j <= jmax; j++) sum += s[j] = exp(s[j] - mx);
+                lse[((size_t)b * NH + h) * Tq + i] = (float)(mx + log(sum));
+                float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
+                for (int d = 0; d < HS; d++) {
+                    double acc = 0.0;
+                    for (int j = 0; j <= jmax; j++)
+                        acc += s[j] / sum * attn_keep(a, b, h, t, j) * qkv[((size_t)b * T + j) * W + vo + d];
+                    o[d] = (float)acc;
+                }
+            }
+        }
+    free(s);
+}
+
+/* dqkv (B*T, width) overwritten; rowdot unused (D is a double here) */
+void mt_cpu_ref_flash_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor rowdot_, mt_tensor dout_,
+                               mt_tensor qkv_, mt_tensor out_, mt_tensor lse_,
+                               const struct mt_attn_args *a)
+{
+    (void)be, (void)rowdot_;
+    /* p[i,j] = exp(scale q_i.k_j - lse_i);  D_i = dout_i . out_i
+     * dp[i,j] = m[i,j] dout_i.v_j;  dv_j += p m dout_i;  ds = p (dp - D_i)
+     * dq_i = scale sum_j ds k_j;  dk_j += scale sum_i ds q_i (heads in order) */
+    const int B = a->B, T = a->T, NH = a->heads, HS = a->head_dim;
+    const int W = mt_qkv_width(a), per = a->heads / a->groups;
+    const float *dout = mt_fp(dout_), *qkv = mt_fp(qkv_), *out = mt_fp(out_), *lse = mt_fp(lse_);
+    float *dqkv = mt_fp(dqkv_);
+    double scale = 1.0 / sqrt((double)HS);
+    size_t th = (size_t)T * HS;
+    double *dq = xcalloc(HS, sizeof *dq), *dk = xcalloc(th, sizeof *dk), *dv = xcalloc(th, sizeof *dv);
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < a->groups; g++) {
+            const int ko = mt_k_offset(a, g), vo = ko + HS;
+            memset(dk, 0, th * sizeof *dk);
+            memset(dv, 0, th * sizeof *dv);
+            for (int h = g * per; h < (g + 1) * per; h++) {
+                const int qo = mt_q_offset(a, h);
+                for (int i = 0; i < T; i++) {
+                    const int jmax = mt_attn_last_key(a, b, i);
+                    const float *q = qkv + ((size_t)b * T + i) * W + qo;
+                    const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
+                    const float *out_i = out + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
+                    const double l = lse[((size_t)b * NH + h) * T + i];
+                    double D = 0.0;
+                    for (int d = 0; d < HS; d++) D += (double)dout_i[d] * out_i[d];
+                    memset(dq, 0, HS * sizeof *dq);
+                    for (int j = 0; j <= jmax; j++) {
+                        const float *k = qkv + ((size_t)b * T + j) * W + ko, *v = k + HS;
+                        double qk = 0.0, dp = 0.0;
+                        for (int d = 0; d < HS; d++) {
+                            qk += (double)q[d] * k[d];
+                            dp += (double)dout_i[d] * v[d];
+                        }
+                        const double p = exp(qk * scale - l), m = attn_keep(a, b, h, i, j);
+                        const double ds = p * (dp * m - D);
+                        for (int d = 0; d < HS; d++) {
+                            dv[(size_t)j * HS + d] += p * m * dout_i[d];
+                            dq[d] += scale * ds * k[d];
+                            dk[(size_t)j * HS + d] += scale * ds * q[d];
+                        }
+                    }
+                    for (int d = 0; d < HS; d++) dqkv[((size_t)b * T + i) * W + qo + d] = (float)dq[d];
+                }
+            }
+            for (int t = 0; t < T; t++)
+                for (int d = 0; d < HS; d++) {
+                    dqkv[((size_t)b * T + t) * W + ko + d] = (float)dk[(size_t)t * HS + d];
+                    dqkv[((size_t)b * T + t) * W + vo + d] = (float)dv[(size_t)t * HS + d];
+                }
+        }
+    free(dq), free(dk), free(dv);
 }
 
 /* ---- softmax cross-entropy (vocab-parallel order, see backend.h) ---------------- */

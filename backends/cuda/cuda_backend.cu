@@ -174,7 +174,7 @@ static const struct mt_backend_i cuda_iface = {
     mt_cuda_layernorm_bwd, mt_cuda_rmsnorm_fwd, mt_cuda_rmsnorm_bwd, mt_cuda_bias_add,
     mt_cuda_bias_bwd, mt_cuda_act_fwd, mt_cuda_act_bwd, mt_cuda_swiglu_fwd, mt_cuda_swiglu_bwd,
     mt_cuda_add, mt_cuda_scale, mt_cuda_round_half, mt_cuda_to_half, mt_cuda_dropout, mt_cuda_rope, mt_cuda_attn_fwd,
-    mt_cuda_attn_bwd, mt_cuda_xent_max, mt_cuda_xent_sumexp, mt_cuda_xent_loss, mt_cuda_xent_bwd,
+    mt_cuda_attn_bwd, mt_cuda_flash_attn_fwd, mt_cuda_flash_attn_bwd, mt_cuda_xent_max, mt_cuda_xent_sumexp, mt_cuda_xent_loss, mt_cuda_xent_bwd,
     mt_cuda_adamw, mt_cuda_sgd, mt_cuda_sq_sums, mt_cuda_adafactor_precond,
     mt_cuda_adafactor_apply, mt_cuda_sum_squares, mt_cuda_sum, mt_cuda_count_nonfinite,
     /* communicators */ mt_cuda_comm_world, mt_cuda_comm_split, mt_cuda_comm_free,

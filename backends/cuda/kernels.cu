@@ -710,6 +710,360 @@ void mt_cuda_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tenso
     }
 }
 
+/* ---- flash attention ------------------------------------------------------------------
+ * FlashAttention-2's schedule (Dao 2023) in plain fp32 SIMT code: a block
+ * takes a tile of TILE queries of one (b, head) through the key tiles in
+ * order, with the online softmax (running max m, running sum l, the output
+ * rescaled by exp(m_old - m_new) at each tile), and saves only each row's
+ * log-sum-exp m + log l. Nothing of size T x T exists. The backward
+ * recomputes the probabilities exp(s - lse) tile by tile in two kernels
+ * instead of FlashAttention-2's one with atomic dq adds, so that every sum
+ * has a fixed order: one block per key tile of a (b, group) accumulates its
+ * dk, dv over the group's heads and the query tiles in order; one block per
+ * query tile of a (b, head) accumulates its dq over the key tiles in order.
+ * D_i = dout_i . out_i (the softmax backward's row sum) comes first, from
+ * the kept output. Tiles live in dynamic shared memory: K and V rows padded
+ * to HS + 1 floats where threads read them down a column (bank conflicts).
+ * The unfused path above stays: it is the reference the tests hold this one
+ * to. No tensor cores here (the emulation cannot run warp-level MMA): a
+ * faster kernel must first pass the same tests. */
+
+#define FA_NT 128 /* threads of a flash-attention block */
+
+struct fa_params {
+    int T, t0, Tq, NH, per, HS, ld, ldo; /* ld: qkv row width; ldo: heads * HS */
+    int causal;
+    const int32_t *lengths;
+    float scale;                          /* 1/sqrt(HS) */
+    struct mt_dropout_args drop;
+    uint32_t thr;                         /* dropout threshold and factor; drop.p > 0 only */
+    float dscale;
+};
+
+/* the last key query position t of sequence b sees (mt_attn_last_key) */
+__device__ static int fa_last_key(const struct fa_params &p, int b, int t)
+{
+    int jmax = p.causal ? t : p.T - 1;
+    if (p.lengths && jmax >= p.lengths[b]) jmax = p.lengths[b] - 1;
+    return jmax;
+}
+
+/* the dropout factor of probability (b, h, query t, key j): 1 without dropout */
+__device__ static float fa_factor(const struct fa_params &p, int b, int h, int t, int j)
+{
+    if (p.drop.p <= 0.0f) return 1.0f;
+    return mt_dropout_keep(p.drop.seed, p.drop.stream, p.thr, (uint32_t)j, (uint32_t)t,
+                           (uint32_t)(p.drop.sample0 + b), (uint32_t)(p.drop.col0 + h))
+               ? p.dscale
+               : 0.0f;
+}
+
+__device__ static int fa_q_offset(const struct fa_params &p, int h)
+{
+    return ((h / p.per) * (p.per + 2) + h % p.per) * p.HS;
+}
+__device__ static int fa_k_offset(const struct fa_params &p, int g)
+{
+    return (g * (p.per + 2) + p.per) * p.HS;
+}
+
+/* rows [r0, r0 + TILE) of a head's columns (offset col) of the rows of
+ * `base` (row length ld) into dst (row pitch pitch); zeros past n rows */
+template <int TILE>
+__device__ static void fa_load(float *dst, int pitch, const float *base, int ld, int col, int r0, int n, int HS)
+{
+    for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) {
+        const int r = e / HS, d = e % HS;
+        dst[r * pitch + d] = r0 + r < n ? base[(size_t)(r0 + r) * ld + col + d] : 0.0f;
+    }
+}
+
+/* grid (query tiles of Tq, B * NH) */
+template <int TILE>
+__global__ static void k_flash_fwd(float *out, float *lse, const float *qkv, struct fa_params p)
+{
+    MT_DYNAMIC_SHARED(float, sm);
+    const int HS = p.HS, HP = HS + 1, SP = TILE + 1;
+    float *Q = sm, *O = Q + TILE * HS, *V = O + TILE * HS, *K = V + TILE * HS; /* K: pitch HP */
+    float *S = K + TILE * HP, *mrow = S + TILE * SP, *lrow = mrow + TILE, *alpha = lrow + TILE;
+    const int bh = blockIdx.y, b = bh / p.NH, h = bh % p.NH, i0 = blockIdx.x * TILE;
+    const int qo = fa_q_offset(p, h), ko = fa_k_offset(p, h / p.per), vo = ko + HS;
+    const float *base = qkv + (size_t)b * p.T * p.ld;
+    const int nq = p.Tq - i0 < TILE ? p.Tq - i0 : TILE; /* the tile's real queries */
+    fa_load<TILE>(Q, HS, base + (size_t)(p.t0 + i0) * p.ld, p.ld, qo, 0, nq, HS);
+    for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) O[e] = 0.0f;
+    for (int i = threadIdx.x; i < TILE; i += FA_NT) mrow[i] = -INFINITY, lrow[i] = 0.0f;
+    const int jend = fa_last_key(p, b, p.t0 + i0 + nq - 1); /* the last key any row sees */
+    for (int j0 = 0; j0 <= jend; j0 += TILE) {
+        __syncthreads(); /* the previous tile's readers are done */
+        fa_load<TILE>(K, HP, base, p.ld, ko, j0, p.T, HS);
+        fa_load<TILE>(V, HS, base, p.ld, vo, j0, p.T, HS);
+        __syncthreads();
+        for (int e = threadIdx.x; e < TILE * TILE; e += FA_NT) {
+            const int i = e / TILE, r = e % TILE;
+            float s = -INFINITY;
+            if (i < nq && j0 + r <= fa_last_key(p, b, p.t0 + i0 + i)) {
+                float acc = 0.0f;
+                for (int d = 0; d < HS; d++) acc += Q[i * HS + d] * K[r * HP + d];
+                s = acc * p.scale;
+            }
+            S[i * SP + r] = s;
+        }
+        __syncthreads();
+        /* the online softmax, one thread per row: S becomes the (dropped)
+         * unnormalised probabilities of this tile */
+        for (int i = threadIdx.x; i < TILE; i += FA_NT) {
+            float *srow = S + i * SP, mx = mrow[i], sum = 0.0f, a = 1.0f;
+            for (int r = 0; r < TILE; r++) mx = srow[r] > mx ? srow[r] : mx;
+            if (mx != -INFINITY) {
+                a = expf(mrow[i] - mx);
+                for (int r = 0; r < TILE; r++) {
+                    const float e = expf(srow[r] - mx);
+                    sum += e;
+                    srow[r] = e == 0.0f ? 0.0f : e * fa_factor(p, b, h, p.t0 + i0 + i, j0 + r);
+                }
+            } else {
+                for (int r = 0; r < TILE; r++) srow[r] = 0.0f;
+            }
+            mrow[i] = mx, lrow[i] = lrow[i] * a + sum, alpha[i] = a;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) {
+            const int i = e / HS, d = e % HS;
+            const float *srow = S + i * SP;
+            float acc = 0.0f;
+            for (int r = 0; r < TILE; r++) acc += srow[r] * V[r * HS + d];
+            O[e] = O[e] * alpha[i] + acc;
+        }
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < nq * HS; e += FA_NT) {
+        const int i = e / HS, d = e % HS;
+        out[((size_t)b * p.Tq + i0 + i) * p.ldo + (size_t)h * HS + d] = O[e] / lrow[i];
+    }
+    for (int i = threadIdx.x; i < nq; i += FA_NT)
+        lse[(size_t)bh * p.Tq + i0 + i] = mrow[i] + logf(lrow[i]);
+}
+
+/* D[(b*NH + h)*T + t] = dout . out over head h of token (b, t) */
+__global__ static void k_flash_rowdot(float *D, const float *dout, const float *out, int T, int NH,
+                                      int HS, size_t rows)
+{
+    for (size_t r = blockIdx.x * (size_t)blockDim.x + threadIdx.x; r < rows;
+         r += (size_t)gridDim.x * blockDim.x) {
+        const size_t t = r % T, h = (r / T) % NH, b = r / ((size_t)T * NH);
+        const size_t o = (b * T + t) * (size_t)NH * HS + h * HS;
+        float acc = 0.0f;
+        for (int d = 0; d < HS; d++) acc += dout[o + d] * out[o + d];
+        D[r] = acc;
+    }
+}
+
+/* P (dropped probabilities) and dS = p (dp f - D) of queries [i0, i0 + TILE)
+ * (tile rows Q, dO, with lse, D) against keys [j0, j0 + TILE) (K, V at
+ * pitch HP) of sequence b, head h; zeros where a query does not see a key */
+template <int TILE>
+__device__ static void fa_probs(float *P, float *dS, const float *Q, const float *dO, const float *L,
+                                const float *D, const float *K, const float *V,
+                                const struct fa_params &p, int b, int h, int i0, int j0)
+{
+    const int HS = p.HS, HP = HS + 1, SP = TILE + 1;
+    for (int e = threadIdx.x; e < TILE * TILE; e += FA_NT) {
+        const int i = e / TILE, r = e % TILE, t = i0 + i, j = j0 + r;
+        float pr = 0.0f, ds = 0.0f;
+        if (t < p.T && j <= fa_last_key(p, b, t)) {
+            float qk = 0.0f, dp = 0.0f;
+            for (int d = 0; d < HS; d++) {
+                qk += Q[i * HS + d] * K[r * HP + d];
+                dp += dO[i * HS + d] * V[r * HP + d];
+            }
+            const float pu = expf(qk * p.scale - L[i]), f = fa_factor(p, b, h, t, j);
+            pr = pu * f;
+            ds = pu * (dp * f - D[i]);
+        }
+        if (P) P[i * SP + r] = pr;
+        dS[i * SP + r] = ds;
+    }
+}
+
+/* grid (key tiles of T, B * groups): dk, dv of the group's key tile */
+template <int TILE>
+__global__ static void k_flash_bwd_kv(float *dqkv, const float *dout, const float *qkv,
+                                      const float *lse, const float *D, struct fa_params p)
+{
+    MT_DYNAMIC_SHARED(float, sm);
+    const int HS = p.HS, HP = HS + 1, SP = TILE + 1, G = p.NH / p.per;
+    float *K = sm, *V = K + TILE * HP, *dK = V + TILE * HP, *dV = dK + TILE * HS;
+    float *Q = dV + TILE * HS, *dO = Q + TILE * HS, *P = dO + TILE * HS, *dS = P + TILE * SP;
+    float *L = dS + TILE * SP, *Dt = L + TILE;
+    const int b = blockIdx.y / G, g = blockIdx.y % G, j0 = blockIdx.x * TILE;
+    const int ko = fa_k_offset(p, g), vo = ko + HS;
+    const float *base = qkv + (size_t)b * p.T * p.ld;
+    const float *dbase = dout + (size_t)b * p.T * p.ldo;
+    fa_load<TILE>(K, HP, base, p.ld, ko, j0, p.T, HS);
+    fa_load<TILE>(V, HP, base, p.ld, vo, j0, p.T, HS);
+    for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) dK[e] = 0.0f, dV[e] = 0.0f;
+    const int ibeg = p.causal ? j0 / TILE * TILE : 0; /* earlier queries see none of these keys */
+    for (int h = g * p.per; h < (g + 1) * p.per; h++) {
+        const size_t row0 = (size_t)(b * p.NH + h) * p.T;
+        for (int i0 = ibeg; i0 < p.T; i0 += TILE) {
+            __syncthreads();
+            fa_load<TILE>(Q, HS, base, p.ld, fa_q_offset(p, h), i0, p.T, HS);
+            fa_load<TILE>(dO, HS, dbase, p.ldo, h * HS, i0, p.T, HS);
+            for (int i = threadIdx.x; i < TILE; i += FA_NT) {
+                L[i] = i0 + i < p.T ? lse[row0 + i0 + i] : 0.0f;
+                Dt[i] = i0 + i < p.T ? D[row0 + i0 + i] : 0.0f;
+            }
+            __syncthreads();
+            fa_probs<TILE>(P, dS, Q, dO, L, Dt, K, V, p, b, h, i0, j0);
+            __syncthreads();
+            for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) {
+                const int r = e / HS, d = e % HS;
+                float av = 0.0f, ak = 0.0f;
+                for (int i = 0; i < TILE; i++) {
+                    av += P[i * SP + r] * dO[i * HS + d];
+                    ak += dS[i * SP + r] * Q[i * HS + d];
+                }
+                dV[e] += av;
+                dK[e] += ak * p.scale;
+            }
+        }
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) {
+        const int r = e / HS, d = e % HS;
+        if (j0 + r >= p.T) continue;
+        float *row = dqkv + ((size_t)b * p.T + j0 + r) * p.ld;
+        row[ko + d] = dK[e];
+        row[vo + d] = dV[e];
+    }
+}
+
+/* grid (query tiles of T, B * NH): dq of the head's query tile */
+template <int TILE>
+__global__ static void k_flash_bwd_q(float *dqkv, const float *dout, const float *qkv,
+                                     const float *lse, const float *D, struct fa_params p)
+{
+    MT_DYNAMIC_SHARED(float, sm);
+    const int HS = p.HS, HP = HS + 1, SP = TILE + 1;
+    float *Q = sm, *dO = Q + TILE * HS, *dQ = dO + TILE * HS, *K = dQ + TILE * HS, *V = K + TILE * HP;
+    float *dS = V + TILE * HP, *L = dS + TILE * SP, *Dt = L + TILE;
+    const int bh = blockIdx.y, b = bh / p.NH, h = bh % p.NH, i0 = blockIdx.x * TILE;
+    const int qo = fa_q_offset(p, h), ko = fa_k_offset(p, h / p.per);
+    const float *base = qkv + (size_t)b * p.T * p.ld;
+    const size_t row0 = (size_t)bh * p.T;
+    fa_load<TILE>(Q, HS, base, p.ld, qo, i0, p.T, HS);
+    fa_load<TILE>(dO, HS, dout + (size_t)b * p.T * p.ldo, p.ldo, h * HS, i0, p.T, HS);
+    for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) dQ[e] = 0.0f;
+    for (int i = threadIdx.x; i < TILE; i += FA_NT) {
+        L[i] = i0 + i < p.T ? lse[row0 + i0 + i] : 0.0f;
+        Dt[i] = i0 + i < p.T ? D[row0 + i0 + i] : 0.0f;
+    }
+    const int nq = p.T - i0 < TILE ? p.T - i0 : TILE;
+    const int jend = fa_last_key(p, b, i0 + nq - 1);
+    for (int j0 = 0; j0 <= jend; j0 += TILE) {
+        __syncthreads();
+        fa_load<TILE>(K, HP, base, p.ld, ko, j0, p.T, HS);
+        fa_load<TILE>(V, HP, base, p.ld, ko + HS, j0, p.T, HS);
+        __syncthreads();
+        fa_probs<TILE>(NULL, dS, Q, dO, L, Dt, K, V, p, b, h, i0, j0);
+        __syncthreads();
+        for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) {
+            const int i = e / HS, d = e % HS;
+            float acc = 0.0f;
+            for (int r = 0; r < TILE; r++) acc += dS[i * SP + r] * K[r * HP + d];
+            dQ[e] += acc;
+        }
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < nq * HS; e += FA_NT) {
+        const int i = e / HS, d = e % HS;
+        dqkv[((size_t)b * p.T + i0 + i) * p.ld + qo + d] = dQ[e] * p.scale;
+    }
+}
+
+static struct fa_params fa_params_of(const struct mt_attn_args *a)
+{
+    struct fa_params p;
+    p.T = a->T, p.t0 = a->t0, p.Tq = a->T - a->t0, p.NH = a->heads, p.per = a->heads / a->groups;
+    p.HS = a->head_dim, p.ld = mt_qkv_width(a), p.ldo = a->heads * a->head_dim;
+    p.causal = a->causal, p.lengths = a->lengths;
+    p.scale = 1.0f / sqrtf((float)a->head_dim);
+    p.drop = a->dropout;
+    p.thr = a->dropout.p > 0.0f ? mt_dropout_threshold(a->dropout.p) : 0;
+    p.dscale = a->dropout.p > 0.0f ? mt_dropout_scale(a->dropout.p) : 1.0f;
+    return p;
+}
+
+/* the tile for a head size: 32 rows up to 128 dims, 16 up to 256 (the
+ * backward's shared memory, ~100 KiB at the largest, fits sm_80 and later) */
+static int fa_tile(int HS)
+{
+    if (HS > 256)
+        mt_user_error("use --attention-backend unfused for wider heads",
+                      "cuda flash attention takes heads of up to 256 dimensions, not %d", HS);
+    return HS <= 128 ? 32 : 16;
+}
+
+/* dynamic shared memory above 48 KiB must be asked for, per kernel */
+static void fa_smem(const void *kernel, size_t bytes)
+{
+    if (bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
+static unsigned tiles_of(int n, int tile) { return (unsigned)((n + tile - 1) / tile); }
+
+template <int TILE>
+static void flash_fwd(mt_backend *be, float *out, float *lse, const float *qkv, const struct fa_params &p, int B)
+{
+    const int HS = p.HS;
+    const size_t smem = sizeof(float) * ((size_t)TILE * (3 * HS + HS + 1) + TILE * (TILE + 1) + 3 * TILE);
+    fa_smem((const void *)k_flash_fwd<TILE>, smem);
+    MT_LAUNCH(k_flash_fwd<TILE>, dim3(tiles_of(p.Tq, TILE), (unsigned)(B * p.NH)), FA_NT, smem,
+              STREAM(be))(out, lse, qkv, p);
+    CUDA_CHECK_LAUNCH();
+}
+
+template <int TILE>
+static void flash_bwd(mt_backend *be, float *dqkv, const float *dout, const float *qkv, const float *lse,
+                      const float *D, const struct fa_params &p, int B)
+{
+    const size_t HS = (size_t)p.HS, HP = HS + 1, SP = TILE + 1;
+    const size_t kv = sizeof(float) * (TILE * (2 * HP + 4 * HS) + 2 * TILE * SP + 2 * TILE);
+    const size_t q = sizeof(float) * (TILE * (3 * HS + 2 * HP) + TILE * SP + 2 * TILE);
+    fa_smem((const void *)k_flash_bwd_kv<TILE>, kv);
+    fa_smem((const void *)k_flash_bwd_q<TILE>, q);
+    MT_LAUNCH(k_flash_bwd_kv<TILE>, dim3(tiles_of(p.T, TILE), (unsigned)(B * (p.NH / p.per))), FA_NT, kv,
+              STREAM(be))(dqkv, dout, qkv, lse, D, p);
+    CUDA_CHECK_LAUNCH();
+    MT_LAUNCH(k_flash_bwd_q<TILE>, dim3(tiles_of(p.T, TILE), (unsigned)(B * p.NH)), FA_NT, q,
+              STREAM(be))(dqkv, dout, qkv, lse, D, p);
+    CUDA_CHECK_LAUNCH();
+}
+
+void mt_cuda_flash_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv,
+                            const struct mt_attn_args *a)
+{
+    const struct fa_params p = fa_params_of(a);
+    if (fa_tile(p.HS) == 32) flash_fwd<32>(be, mt_fp(out), mt_fp(lse), mt_fp(qkv), p, a->B);
+    else flash_fwd<16>(be, mt_fp(out), mt_fp(lse), mt_fp(qkv), p, a->B);
+}
+
+void mt_cuda_flash_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor rowdot, mt_tensor dout,
+                            mt_tensor qkv, mt_tensor out, mt_tensor lse, const struct mt_attn_args *a)
+{
+    const struct fa_params p = fa_params_of(a);
+    const size_t rows = (size_t)a->B * a->heads * a->T;
+    MT_LAUNCH(k_flash_rowdot, grid_for(rows), NT, 0, STREAM(be))(mt_fp(rowdot), mt_fp(dout), mt_fp(out),
+                                                                a->T, a->heads, a->head_dim, rows);
+    CUDA_CHECK_LAUNCH();
+    if (fa_tile(p.HS) == 32)
+        flash_bwd<32>(be, mt_fp(dqkv), mt_fp(dout), mt_fp(qkv), mt_fp(lse), mt_fp(rowdot), p, a->B);
+    else
+        flash_bwd<16>(be, mt_fp(dqkv), mt_fp(dout), mt_fp(qkv), mt_fp(lse), mt_fp(rowdot), p, a->B);
+}
+
 /* ---- softmax cross-entropy over a vocabulary shard ----------------------------------- */
 
 __global__ static void k_xent_max(float *rowmax, const float *logits, int V, int ld)

@@ -46,7 +46,7 @@ int mt_backend_iface_complete(const struct mt_backend_i *i, const char **missing
     REQ(copy_2d) REQ(gemm) REQ(embed_fwd) REQ(embed_bwd) REQ(layernorm_fwd) REQ(layernorm_bwd)
     REQ(rmsnorm_fwd) REQ(rmsnorm_bwd) REQ(bias_add) REQ(bias_bwd) REQ(act_fwd) REQ(act_bwd)
     REQ(swiglu_fwd) REQ(swiglu_bwd) REQ(add) REQ(scale) REQ(round_half) REQ(to_half) REQ(dropout) REQ(rope) REQ(attn_fwd)
-    REQ(attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
+    REQ(attn_bwd) REQ(flash_attn_fwd) REQ(flash_attn_bwd) REQ(xent_max) REQ(xent_sumexp) REQ(xent_loss) REQ(xent_bwd) REQ(adamw)
     REQ(sgd) REQ(sq_sums) REQ(adafactor_precond) REQ(adafactor_apply) REQ(sum)
     REQ(sum_squares) REQ(count_nonfinite) REQ(comm_world) REQ(comm_split) REQ(comm_free)
     REQ(comm_rank) REQ(comm_size) REQ(all_reduce) REQ(all_gather) REQ(reduce_scatter)
@@ -703,6 +703,34 @@ void mt_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout,
     MT_ASSERT(att.rows == (int64_t)a->B * a->heads * a->T && att.cols == a->T);
     need_type(be, MT_OP_ATTENTION, qkv.dtype);
     DISPATCH(be, "attn_bwd", be->iface->attn_bwd(be, dqkv, datt, dout, qkv, att, a));
+}
+
+void mt_flash_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv,
+                       const struct mt_attn_args *a)
+{
+    check_attn(qkv, a);
+    const int64_t Tq = a->T - a->t0;
+    MT_ASSERT(out.rows == a->B * Tq && out.cols == (int64_t)a->heads * a->head_dim);
+    IS_F32(lse);
+    MT_ASSERT(mt_numel(lse) == a->B * a->heads * Tq);
+    MT_ASSERT(a->causal || a->t0 == 0);
+    need_type(be, MT_OP_ATTENTION, qkv.dtype);
+    DISPATCH(be, "flash_attn_fwd", be->iface->flash_attn_fwd(be, out, lse, qkv, a));
+}
+
+void mt_flash_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor rowdot, mt_tensor dout,
+                       mt_tensor qkv, mt_tensor out, mt_tensor lse, const struct mt_attn_args *a)
+{
+    check_attn(qkv, a);
+    MT_ASSERT(a->t0 == 0);
+    SAME_SHAPE(dqkv, qkv);
+    SAME_SHAPE(dout, out);
+    IS_F32(lse);
+    IS_F32(rowdot);
+    MT_ASSERT(out.rows == (int64_t)a->B * a->T && out.cols == (int64_t)a->heads * a->head_dim);
+    MT_ASSERT(mt_numel(lse) == (int64_t)a->B * a->heads * a->T && mt_numel(rowdot) == mt_numel(lse));
+    need_type(be, MT_OP_ATTENTION, qkv.dtype);
+    DISPATCH(be, "flash_attn_bwd", be->iface->flash_attn_bwd(be, dqkv, rowdot, dout, qkv, out, lse, a));
 }
 
 /* logits (N, ld) with V_local <= ld used columns; the (1,N) f32 vectors */

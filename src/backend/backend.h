@@ -309,6 +309,22 @@ struct mt_backend_i {
     /* t0 = 0 only. dqkv (overwrites), datt scratch (B*heads*T, T), dout as out */
     void (*attn_bwd)(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout,
                      mt_tensor qkv, mt_tensor att, const struct mt_attn_args *a);
+    /* Flash attention (Dao et al. 2022; FlashAttention-2, Dao 2023): the
+     * maps of attn_fwd / attn_bwd without the T x T probabilities. The
+     * forward saves lse (B*heads*(T-t0), 1) f32, row (b, h, query i) in the
+     * order of att's rows: the natural log of the sum of exp(scores) over
+     * the keys the query sees (scores scaled, masked ones left out), so that
+     * the probability is exp(score - lse). The backward recomputes the
+     * probabilities from q, k and lse; rowdot (B*heads*T, 1) f32 is scratch
+     * for D_i = dout_i . out_i (the softmax backward's sum_j p_ij dp_ij,
+     * dropout included). Equal to the unfused maps up to rounding; each
+     * backend's sums have a fixed order (no atomics), so it repeats bitwise. */
+    void (*flash_attn_fwd)(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv,
+                           const struct mt_attn_args *a);
+    /* t0 = 0 only. dqkv (overwrites); out and lse as the forward left them */
+    void (*flash_attn_bwd)(mt_backend *be, mt_tensor dqkv, mt_tensor rowdot, mt_tensor dout,
+                           mt_tensor qkv, mt_tensor out, mt_tensor lse,
+                           const struct mt_attn_args *a);
     /* Softmax cross-entropy in the order of Megatron's vocab-parallel
      * cross_entropy.py, so that a vocab-sharded run only inserts all-reduces
      * between the steps. logits (N, ld): the first V_local columns are used
@@ -511,6 +527,10 @@ void mt_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv,
                  const struct mt_attn_args *a);
 void mt_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout, mt_tensor qkv,
                  mt_tensor att, const struct mt_attn_args *a);
+void mt_flash_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv,
+                       const struct mt_attn_args *a);
+void mt_flash_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor rowdot, mt_tensor dout,
+                       mt_tensor qkv, mt_tensor out, mt_tensor lse, const struct mt_attn_args *a);
 void mt_xent_max(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local);
 void mt_xent_sumexp(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits,
                     mt_tensor rowmax, mt_tensor targets, int V_local, int vocab_offset);

@@ -44,6 +44,11 @@
                       const struct mt_attn_args *a); \
     void P##_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor datt, mt_tensor dout, \
                       mt_tensor qkv, mt_tensor att, const struct mt_attn_args *a); \
+    void P##_flash_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv, \
+                            const struct mt_attn_args *a); \
+    void P##_flash_attn_bwd(mt_backend *be, mt_tensor dqkv, mt_tensor rowdot, mt_tensor dout, \
+                            mt_tensor qkv, mt_tensor out, mt_tensor lse, \
+                            const struct mt_attn_args *a); \
     void P##_xent_max(mt_backend *be, mt_tensor rowmax, mt_tensor logits, int V_local); \
     void P##_xent_sumexp(mt_backend *be, mt_tensor sumexp, mt_tensor tgt, mt_tensor logits, \
                          mt_tensor rowmax, mt_tensor targets, int V_local, \
@@ -78,7 +83,8 @@
     .act_bwd = P##_act_bwd, .swiglu_fwd = P##_swiglu_fwd, .swiglu_bwd = P##_swiglu_bwd, \
     .add = P##_add, .scale = P##_scale, .round_half = P##_round_half, .to_half = P##_to_half, \
     .dropout = P##_dropout, .rope = P##_rope, \
-    .attn_fwd = P##_attn_fwd, .attn_bwd = P##_attn_bwd, .xent_max = P##_xent_max, \
+    .attn_fwd = P##_attn_fwd, .attn_bwd = P##_attn_bwd, \
+    .flash_attn_fwd = P##_flash_attn_fwd, .flash_attn_bwd = P##_flash_attn_bwd, .xent_max = P##_xent_max, \
     .xent_sumexp = P##_xent_sumexp, .xent_loss = P##_xent_loss, .xent_bwd = P##_xent_bwd, \
     .adamw = P##_adamw, .sgd = P##_sgd, .sq_sums = P##_sq_sums, \
     .adafactor_precond = P##_adafactor_precond, .adafactor_apply = P##_adafactor_apply, \
@@ -105,6 +111,15 @@ static inline int mt_k_offset(const struct mt_attn_args *a, int g)
 static inline int mt_v_offset(const struct mt_attn_args *a, int g)
 {
     return mt_k_offset(a, g) + a->head_dim;
+}
+
+/* the last key query position t of sequence b sees: t when causal, else
+ * T-1, and never a padded key (lengths) */
+static inline int mt_attn_last_key(const struct mt_attn_args *a, int b, int t)
+{
+    int jmax = a->causal ? t : a->T - 1;
+    if (a->lengths && jmax >= a->lengths[b]) jmax = a->lengths[b] - 1;
+    return jmax;
 }
 
 #endif /* MT_BACKEND_IMPL_H */

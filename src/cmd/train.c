@@ -100,6 +100,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"recompute-num-layers", MT_ARG_INT, F(recompute_num_layers), "N", "full recompute: layers per chunk (uniform) or per stage (block) (required with full)"},
     {"recompute-activations", MT_ARG_BOOL, F(recompute_activations), NULL, "the older spelling of --recompute-granularity selective"},
     {"recompute-modules", MT_ARG_WORDS, F(recompute_modules), "M", "selective recompute: what is recomputed; core_attn only (core_attn)"},
+    {"attention-backend", MT_ARG_STRING, F(attention_backend), "S", "core attention: flash (or auto, fused) keeps a log-sum-exp per query and recomputes "
+     "the probabilities | unfused (or local) keeps them (auto)"},
     {"eod-mask-loss", MT_ARG_BOOL, F(eod_mask_loss), NULL, "no loss at positions whose input token is the end of document"},
     MT_ARG_GROUP_("learning rate"),
     {"lr", MT_ARG_FLOAT, F(lr), "X", "peak learning rate (required with --data-path; teaching default 1e-3)"},
@@ -175,7 +177,7 @@ static const struct mt_arg_spec SPECS[] = {
     K("no-bias-dropout-fusion"), K("no-rope-fusion"), K("no-gradient-accumulation-fusion"),
     K("cross-entropy-loss-fusion"), K("no-persist-layer-norm"), K("overlap-grad-reduce"),
     K("overlap-param-gather"), K("accumulate-allreduce-grads-in-fp32"), K("fp32-residual-connection"), K("no-async-tensor-model-parallel-allreduce"), K("manual-gc"),
-    KV("transformer-impl"), KV("attention-backend"), KV("num-workers"), KV("distributed-backend"),
+    KV("transformer-impl"), KV("num-workers"), KV("distributed-backend"),
     KV("data-cache-path"), KV("timing-log-level"),
     /* logging destinations (after the kernel choices: their own note) */
     LV("tensorboard-queue-size"), L("log-timers-to-tensorboard"), LV("wandb-project"), LV("wandb-exp-name"), LV("wandb-save-dir"),
@@ -322,6 +324,13 @@ static void require(const unsigned char *given)
             mt_user_error("with --data-path the model and run are described by flags, as in Megatron-LM; "
                           "without --data-path the teaching default fills them in",
                           "--%s is required with --data-path", req[i]);
+}
+
+static void validate_attention(const struct mt_train_args *a)
+{
+    if (a->attention_backend && mt_attn_impl_parse(a->attention_backend) < 0)
+        mt_user_error("use flash (or its other names here, auto and fused) or unfused (or local)",
+                      "unknown --attention-backend '%s'", a->attention_backend);
 }
 
 /* Activation recompute, with Megatron's checks (TransformerConfig): full
@@ -548,6 +557,7 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
     if (a->sample_tokens < 0) mt_user_error(NULL, "--sample-tokens must not be negative");
     validate_precision(a, given);
     validate_recompute(a);
+    validate_attention(a);
     if (strcmp(a->model, "gpt") != 0 && strcmp(a->model, "bert") != 0)
         mt_user_error("use gpt or bert", "unknown --model '%s'", a->model);
     const int bert = strcmp(a->model, "bert") == 0;

@@ -33,9 +33,9 @@ void mt_attention_fwd(const struct mt_fwd *f, const struct mt_layer_view *w,
     mt_tensor all = mt_rows(a->qkv, 0, (int64_t)f->B * f->T);
     mt_column_linear_fwd(f->tp, &qkv, mt_rows(a->qkv, f->t0, N), x);
     if (f->rope.data) mt_rope_fwd(f->be, all, f->rope, &args);
-    mt_tensor att = mt_prefix(a->att, (int64_t)f->B * f->heads * Tq, f->T);
     mt_tensor out = mt_rows(a->attn_out, 0, N);
-    mt_attn_fwd(f->be, out, att, all, &args);
+    if (f->flash) mt_flash_attn_fwd(f->be, out, mt_prefix(a->att, (int64_t)f->B * f->heads * Tq, 1), all, &args);
+    else mt_attn_fwd(f->be, out, mt_prefix(a->att, (int64_t)f->B * f->heads * Tq, f->T), all, &args);
     mt_row_linear_fwd(f->tp, &proj, y, out);
 }
 
@@ -50,13 +50,15 @@ void mt_attention_bwd(const struct mt_fwd *f, const struct mt_layer_view *w,
     const struct mt_attn_args args = attn_args(f, layer);
     mt_tensor out = mt_rows(a->attn_out, 0, N), dout = mt_rows(gb->dattn, 0, N);
     mt_tensor all = mt_rows(a->qkv, 0, N), dqkv = mt_rows(gb->dqkv, 0, N);
-    mt_tensor att = mt_prefix(a->att, (int64_t)f->B * f->heads * f->T, f->T);
+    mt_tensor att = mt_prefix(a->att, (int64_t)f->B * f->heads * f->T, f->flash ? 1 : f->T);
     mt_tensor datt = mt_prefix(gb->datt, att.rows, att.cols);
-    /* selective recompute: the probabilities (one buffer for all layers)
-     * again from the kept q, k, v; out is rewritten with the same values */
+    /* selective recompute (unfused): the probabilities (one buffer for all
+     * layers) again from the kept q, k, v; out is rewritten with the same
+     * values */
     if (f->recompute_attn) mt_attn_fwd(f->be, out, att, all, &args);
     mt_row_linear_bwd(f->tp, &proj, dout, dy, out);
-    mt_attn_bwd(f->be, dqkv, datt, dout, all, att, &args);
+    if (f->flash) mt_flash_attn_bwd(f->be, dqkv, datt, dout, all, out, att, &args);
+    else mt_attn_bwd(f->be, dqkv, datt, dout, all, att, &args);
     if (f->rope.data) mt_rope_bwd(f->be, dqkv, f->rope, &args);
     mt_column_linear_bwd(f->tp, &qkv, dx, dqkv, x);
 }

@@ -189,7 +189,7 @@ void mt_layout_free_views(struct mt_model_view *v)
 /* ---- activation buffers ------------------------------------------------------- */
 
 enum act_dim {
-    ONE, TOKENS, TOKENS2, SEQ, ATT_ROWS, A_HIDDEN, A_QKV, A_ATTN, A_FC1, A_FFN, VOCAB_REAL, SEQS,
+    ONE, TOKENS, TOKENS2, SEQ, ATT_ROWS, ATT_COLS, A_HIDDEN, A_QKV, A_ATTN, A_FC1, A_FFN, VOCAB_REAL, SEQS,
     SEQS2, A_CLASSES
 };
 enum act_when {
@@ -214,6 +214,7 @@ struct act_spec {
 #define ACT_DIM_TOKENS2 TOKENS2
 #define ACT_DIM_SEQ SEQ
 #define ACT_DIM_ATT_ROWS ATT_ROWS
+#define ACT_DIM_ATT_COLS ATT_COLS
 #define ACT_DIM_VOCAB_REAL VOCAB_REAL
 #define ACT_DIM_SEQS SEQS
 #define ACT_DIM_SEQS2 SEQS2
@@ -241,13 +242,14 @@ static const struct act_spec GRAD_BUFS[] = {MT_GRAD_BUFS(GRAD_BUF_)};
 static const struct act_spec EMBED_ACTS[] = {MT_EMBED_ACTS(EMBED_ACT_)};
 
 void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_rank, int B, int T,
-                        struct mt_act_dims *d)
+                        int flash, struct mt_act_dims *d)
 {
     const int64_t vshard = c->padded_vocab_size / tp, v0 = (int64_t)tp_rank * vshard;
     int64_t real = c->vocab_size - v0;
     d->tokens = (int64_t)B * T;
     d->seq = T;
     d->att_rows = (int64_t)B * (c->num_attention_heads / tp) * T;
+    d->att_cols = flash ? 1 : T;
     d->hidden = c->hidden_size;
     d->qkv = mt_config_qkv_width(c) / tp;
     d->attn = mt_config_attn_width(c) / tp;
@@ -266,6 +268,7 @@ static int64_t act_dim(const struct mt_act_dims *d, enum act_dim a)
     case TOKENS2: return 2 * d->tokens;
     case SEQ: return d->seq;
     case ATT_ROWS: return d->att_rows;
+    case ATT_COLS: return d->att_cols;
     case A_HIDDEN: return d->hidden;
     case A_QKV: return d->qkv;
     case A_ATTN: return d->attn;

@@ -80,7 +80,7 @@
     X(ln1_mean, TOKENS, ONE, LAYERNORM) \
     X(ln1_rstd, TOKENS, ONE, ALWAYS) \
     X(qkv, TOKENS, QKV, ALWAYS)             /* rotated q, k; the KV cache when decoding */ \
-    X(att, ATT_ROWS, SEQ, ALWAYS)           /* softmax probabilities */ \
+    X(att, ATT_ROWS, ATT_COLS, ALWAYS)      /* softmax probabilities, or (flash) their rows' log-sum-exp */ \
     X(attn_out, TOKENS, ATTN, ALWAYS)       /* the local heads' outputs */ \
     X(resid2, TOKENS, HIDDEN, ALWAYS)       /* residual after attention */ \
     X(ln2, TOKENS, HIDDEN, ALWAYS)          /* pre-MLP norm */ \
@@ -128,7 +128,7 @@
     X(ddrop, TOKENS, HIDDEN, ALWAYS)        /* a sublayer output's gradient through dropout */ \
     X(dattn, TOKENS, ATTN, ALWAYS)          /* the local heads' output gradient */ \
     X(dqkv, TOKENS, QKV, ALWAYS) \
-    X(datt, ATT_ROWS, SEQ, ALWAYS) \
+    X(datt, ATT_ROWS, ATT_COLS, ALWAYS)     /* their gradient, or (flash) dout . out per row */ \
     X(dfc1, TOKENS, FC1, ALWAYS) \
     X(dact, TOKENS, FFN, ALWAYS) \
     X(dlosses, TOKENS, ONE, ALWAYS) \
@@ -195,12 +195,13 @@ void mt_layout_free_views(struct mt_model_view *v);
 /* The sizes activation buffers are made for: B x T tokens, this rank's widths. */
 struct mt_act_dims {
     int64_t tokens, seq, att_rows;       /* B*T, T, B * local heads * T */
+    int64_t att_cols;                    /* T, or 1 with flash attention */
     int64_t hidden, qkv, attn, fc1, ffn; /* local widths */
     int64_t vocab_real;                  /* real vocabulary columns of the shard */
     int64_t seqs, classes;               /* B sequences; the sequence head's classes */
 };
 void mt_layout_act_dims(const struct mt_transformer_config *c, int tp, int tp_rank, int B, int T,
-                        struct mt_act_dims *d);
+                        int flash, struct mt_act_dims *d);
 /* Allocate (contents undefined) and free the activation sets. */
 void mt_layout_alloc_layer_acts(mt_backend *be, const struct mt_transformer_config *c,
                                 const struct mt_act_dims *d, struct mt_layer_acts *a);

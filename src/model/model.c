@@ -39,7 +39,8 @@ static struct mt_fwd fwd_of(const struct mt_model *m, const struct mt_model_slot
     f.dropout = s->dropout;
     f.seed = m->dropout_seed;
     f.sample0 = s->sample0;
-    f.recompute_attn = m->rc.granularity == MT_RECOMPUTE_SELECTIVE;
+    f.flash = m->attn == MT_ATTN_FLASH;
+    f.recompute_attn = m->rc.granularity == MT_RECOMPUTE_SELECTIVE && !f.flash;
     return f;
 }
 
@@ -124,16 +125,23 @@ static void slot_free(struct mt_model *m, struct mt_model_slot *s)
 void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
                    int B, int T, const struct mt_model_par *par, int nslots)
 {
-    mt_model_init_recompute(m, cfg, be, B, T, par, nslots, NULL);
+    mt_model_init_opts(m, cfg, be, B, T, par, nslots, NULL);
 }
 
-void mt_model_init_recompute(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
-                             int B, int T, const struct mt_model_par *par, int nslots,
-                             const struct mt_recompute *rc)
+int mt_attn_impl_parse(const char *s)
+{
+    if (strcmp(s, "flash") == 0 || strcmp(s, "fused") == 0 || strcmp(s, "auto") == 0) return MT_ATTN_FLASH;
+    if (strcmp(s, "unfused") == 0 || strcmp(s, "local") == 0) return MT_ATTN_UNFUSED;
+    return -1;
+}
+
+void mt_model_init_opts(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
+                        int B, int T, const struct mt_model_par *par, int nslots,
+                        const struct mt_model_opts *o)
 {
     char err[256];
     memset(m, 0, sizeof *m);
-    if (rc) m->rc = *rc;
+    if (o) m->rc = o->rc, m->attn = o->attn;
     m->cfg = *cfg;
     m->be = be;
     if (!par) {
@@ -163,7 +171,7 @@ void mt_model_init_recompute(struct mt_model *m, const struct mt_transformer_con
 
     m->B = B;
     m->T = T;
-    mt_layout_act_dims(cfg, m->par.tp, m->par.tp_rank, B, T, &m->dims);
+    mt_layout_act_dims(cfg, m->par.tp, m->par.tp_rank, B, T, m->attn == MT_ATTN_FLASH, &m->dims);
     m->nslots = nslots;
     m->slots = calloc((size_t)nslots, sizeof *m->slots);
     if (!m->slots) mt_die("out of memory");

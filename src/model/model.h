@@ -45,13 +45,32 @@
  *     others kept whole;
  *   selective: the attention probabilities (B x heads x T x T per layer,
  *     Megatron's core_attn) are one buffer for all layers, recomputed from
- *     the kept q, k, v in each layer's backward. */
+ *     the kept q, k, v in each layer's backward; with flash attention
+ *     (enum mt_attn_impl, the default) there are none to drop, and
+ *     selective changes nothing. */
 enum mt_recompute_granularity { MT_RECOMPUTE_NONE, MT_RECOMPUTE_FULL, MT_RECOMPUTE_SELECTIVE };
 enum mt_recompute_method { MT_RECOMPUTE_UNIFORM, MT_RECOMPUTE_BLOCK };
 struct mt_recompute {
     enum mt_recompute_granularity granularity;
     enum mt_recompute_method method; /* full only */
     int num_layers;                  /* full only: N above */
+};
+
+/* Core attention's form (Megatron's --attention-backend). flash (the
+ * default) keeps each query row's log-sum-exp, B x heads x T floats a layer,
+ * and its backward recomputes the probabilities from q, k and it; unfused
+ * keeps the B x heads x T x T probabilities themselves. The same results up
+ * to rounding (doc/numerics.md); both repeat bitwise. */
+enum mt_attn_impl { MT_ATTN_FLASH, MT_ATTN_UNFUSED };
+/* "flash" | "unfused" and Megatron's other names: "fused" (its cuDNN fused
+ * kernel) is the flash form here, "local" (its plain PyTorch one) unfused,
+ * "auto" the default; -1 for anything else */
+int mt_attn_impl_parse(const char *s);
+
+/* How a model instance runs (mt_model_init_opts): zero is the default. */
+struct mt_model_opts {
+    struct mt_recompute rc;
+    enum mt_attn_impl attn;
 };
 
 /* Where this model instance sits in the parallel layout. Serial: all 1, 0. */
@@ -121,8 +140,10 @@ struct mt_model {
     float *losses_host;        /* (N) host copy of its per-token losses */
     int32_t *ids_host;         /* (N) host staging of position ids */
     /* activation recompute (struct mt_recompute): full's scratch layers
-     * (rc_n of them), selective's shared attention probabilities */
+     * (rc_n of them), selective's shared attention probabilities (unfused
+     * attention only: flash keeps none) */
     struct mt_recompute rc;
+    enum mt_attn_impl attn;
     struct mt_layer_acts *rc_acts;
     int rc_n;
     mt_tensor rc_att;
@@ -135,10 +156,11 @@ struct mt_model {
  * message when the sizes do not divide (mt_config_check_parallel). */
 void mt_model_init(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
                    int B, int T, const struct mt_model_par *par, int nslots);
-/* The same, training with activation recompute (rc NULL: none). */
-void mt_model_init_recompute(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
-                             int B, int T, const struct mt_model_par *par, int nslots,
-                             const struct mt_recompute *rc);
+/* The same, with activation recompute and the attention's form (o NULL:
+ * the defaults, no recompute and flash attention). */
+void mt_model_init_opts(struct mt_model *m, const struct mt_transformer_config *cfg, mt_backend *be,
+                        int B, int T, const struct mt_model_par *par, int nslots,
+                        const struct mt_model_opts *o);
 /* The layer activations recompute saves on this rank (bytes; 0 without). */
 size_t mt_model_recompute_saving(const struct mt_model *m);
 /* "full" | "selective" and "uniform" | "block" -> the enums, or -1 */

@@ -18,6 +18,7 @@ struct mt_fwd {
     int dropout;             /* training forward with dropout */
     uint64_t seed;
     int64_t sample0;         /* the first sample's index in the training stream */
+    int flash;               /* flash attention (enum mt_attn_impl) */
     int recompute_attn;      /* selective recompute: attention's backward recomputes its probabilities */
 };
 

@@ -24,6 +24,13 @@ int mt_recompute_method_parse(const char *s)
     return -1;
 }
 
+/* Selective recompute shares one probabilities buffer among the layers;
+ * flash attention keeps none, so there it changes nothing. */
+static int shares_att(const struct mt_model *m)
+{
+    return m->rc.granularity == MT_RECOMPUTE_SELECTIVE && m->attn == MT_ATTN_UNFUSED;
+}
+
 /* Whether stage layer l is fully recomputed, and its chunk [c0, c1). */
 static int chunk_of(const struct mt_model *m, int l, int *c0, int *c1)
 {
@@ -80,7 +87,7 @@ void mt_recompute_alloc_slot(struct mt_model *m, struct mt_model_slot *s)
             memset(a, 0, sizeof *a);
             /* a chunk's end keeps its output: the next chunk's input */
             if (l == c1 - 1) mt_layout_alloc_layer_part(m->be, &m->cfg, &m->dims, a, MT_LAYER_OUTPUT);
-        } else if (m->rc.granularity == MT_RECOMPUTE_SELECTIVE) {
+        } else if (shares_att(m)) {
             mt_layout_alloc_layer_part(m->be, &m->cfg, &m->dims, a, MT_LAYER_ALL_BUT_ATT);
             a->att = m->rc_att;
         } else {
@@ -92,14 +99,14 @@ void mt_recompute_alloc_slot(struct mt_model *m, struct mt_model_slot *s)
 void mt_recompute_free_slot(struct mt_model *m, struct mt_model_slot *s)
 {
     for (int l = 0; l < m->stage.nlayers; l++) {
-        if (m->rc.granularity == MT_RECOMPUTE_SELECTIVE) s->acts[l].att.data = NULL; /* the model's */
+        if (shares_att(m)) s->acts[l].att.data = NULL; /* the model's */
         mt_layout_free_layer_acts(m->be, &s->acts[l]);
     }
 }
 
 void mt_recompute_alloc(struct mt_model *m)
 {
-    if (m->rc.granularity == MT_RECOMPUTE_SELECTIVE)
+    if (shares_att(m))
         m->rc_att = mt_tensor_alloc(m->be, MT_DTYPE_F32, m->dims.att_rows, m->dims.seq);
     if (m->rc.granularity != MT_RECOMPUTE_FULL) return;
     /* scratch for one chunk: N layers (uniform), one (block, when any) */

@@ -777,14 +777,16 @@ static void build(struct run *r)
     struct mt_model_par par = {G->tp, G->tp_size, G->tp_rank, G->pp_size, G->pp_rank};
     /* 1F1B keeps at most (stages - stage) micro-batches in flight */
     int nslots = G->pp_size - G->pp_rank < n_micro ? G->pp_size - G->pp_rank : n_micro;
-    struct mt_recompute rc = {MT_RECOMPUTE_NONE, MT_RECOMPUTE_UNIFORM, 0};
+    struct mt_model_opts mo = {{MT_RECOMPUTE_NONE, MT_RECOMPUTE_UNIFORM, 0}, MT_ATTN_FLASH};
+    struct mt_recompute *rc = &mo.rc;
     if (a->recompute_granularity) {
-        rc.granularity = (enum mt_recompute_granularity)mt_recompute_granularity_parse(a->recompute_granularity);
+        rc->granularity = (enum mt_recompute_granularity)mt_recompute_granularity_parse(a->recompute_granularity);
         if (a->recompute_method)
-            rc.method = (enum mt_recompute_method)mt_recompute_method_parse(a->recompute_method);
-        rc.num_layers = a->recompute_num_layers;
+            rc->method = (enum mt_recompute_method)mt_recompute_method_parse(a->recompute_method);
+        rc->num_layers = a->recompute_num_layers;
     }
-    mt_model_init_recompute(&r->model, &r->desc.model, r->be, mbs, T, &par, nslots, &rc);
+    if (a->attention_backend) mo.attn = (enum mt_attn_impl)mt_attn_impl_parse(a->attention_backend);
+    mt_model_init_opts(&r->model, &r->desc.model, r->be, mbs, T, &par, nslots, &mo);
     r->dropout_seed = (uint64_t)a->seed;
     const struct mt_optim_config oc = {
         .beta1 = a->adam_beta1, .beta2 = a->adam_beta2, .eps = a->adam_eps,
@@ -845,7 +847,9 @@ static void banner(struct run *r)
         G->tp_size, G->pp_size, G->dp_size, a->micro_batch_size, r->n_micro, G->dp_size,
         a->global_batch_size, a->train_iters);
     const struct mt_recompute *rc = &r->model.rc;
-    if (rc->granularity == MT_RECOMPUTE_SELECTIVE)
+    if (rc->granularity == MT_RECOMPUTE_SELECTIVE && r->model.attn == MT_ATTN_FLASH)
+        SAY(" activation recompute: selective (flash attention keeps no probabilities: nothing to recompute)\n");
+    else if (rc->granularity == MT_RECOMPUTE_SELECTIVE)
         SAY(" activation recompute: selective (the attention probabilities, recomputed in each layer's "
             "backward)\n");
     else if (rc->granularity == MT_RECOMPUTE_FULL)

@@ -78,6 +78,7 @@ struct mt_train_args {
     int loss_scale_window, hysteresis;
     /* activation recompute (model/model.h struct mt_recompute) */
     const char *recompute_granularity, *recompute_method;
+    const char *attention_backend; /* model/model.h mt_attn_impl_parse; NULL: flash */
     struct mt_words recompute_modules; /* selective: only core_attn here */
     int recompute_activations, recompute_num_layers; /* -1: not given */
     long ddp_bucket_size;
