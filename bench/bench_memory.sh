@@ -1,8 +1,9 @@
 #!/bin/sh
 # bench_memory.sh: memory per rank of the GPT-2 124M shape (12 layers,
 # hidden 768, 12 heads, GPT-2 vocabulary, sequence 256, micro-batch 4) for
-# fp32 / bf16, activation recompute off / selective / full, and the
-# distributed optimizer off / on (2 data-parallel ranks), all in the same
+# fp32 / bf16, flash attention (the default) / unfused, activation
+# recompute off / selective / full, and the distributed optimizer off / on
+# (2 data-parallel ranks), all in the same
 # invocation: the backend's measured peak (rank 0; every allocation of
 # parameters, gradients, optimizer state, activations and scratch), the
 # part allocated before the first step, the process's resident set, and the
@@ -40,7 +41,8 @@ FULL="--recompute-granularity full --recompute-method uniform --recompute-num-la
 for prec in fp32 bf16; do
   P=""; [ $prec = bf16 ] && P=--bf16
   run "$prec" 1 $P
-  run "$prec, selective recompute" 1 $P --recompute-granularity selective
+  run "$prec, unfused attention" 1 $P --attention-backend unfused
+  run "$prec, unfused attention, selective recomp." 1 $P --attention-backend unfused --recompute-granularity selective
   run "$prec, full recompute (uniform 1)" 1 $P $FULL
 done
 if command -v "$MPIEXEC" > /dev/null 2>&1; then

@@ -211,7 +211,7 @@ static struct batch golden_batch(const char *prefix, int k, int B, int T, int be
     struct batch g = {0};
     g.tok = golden_row(prefix, "tokens", k, N);
     g.tgt = golden_row(prefix, "targets", k, N);
-    g.b = (struct mt_batch){B, T, g.tok, NULL, NULL, g.tgt, NULL, NULL};
+    g.b = (struct mt_batch){B, T, g.tok, NULL, NULL, g.tgt, NULL, NULL, NULL, NULL};
     if (!bert) return g;
     g.types = golden_row(prefix, "types", k, N);
     g.labels = golden_row(prefix, "labels", k, (size_t)B);

@@ -15,7 +15,11 @@
 #    giving Megatron's learning rates, --exit-interval and
 #    --exit-duration-in-mins saving and stopping, --log-params-norm,
 #    --log-throughput (Megatron's FLOPs formula), --eod-mask-loss, the
-#    per-split data paths (--train-data-path, --valid-data-path).
+#    per-split data paths (--train-data-path, --valid-data-path);
+#  - --reset-attention-mask and --reset-position-ids (packed documents)
+#    change the loss, for GPT and a RoPE model, and agree across backends
+#    (the CUDA emulation) and layouts (pp 2, whose middle and last stages
+#    need the documents too, and tp 2) to 1e-5.
 . "$(dirname "$0")/common.sh"
 B=$MT_BIN
 V="$MT_DATA_DIR/gpt2-vocab/encoder.json"
@@ -165,6 +169,41 @@ $B train $E --eod-mask-loss --log-json "$TMP/e1.jsonl" > /dev/null 2>&1
 l0=$(sed -n 1p "$TMP/e0.jsonl" | sed -n 's/.*"loss": \([^,}]*\).*/\1/p'); l1=$(sed -n 1p "$TMP/e1.jsonl" | sed -n 's/.*"loss": \([^,}]*\).*/\1/p')
 [ -n "$l0" ] && [ -n "$l1" ] && [ "$l0" != "$l1" ] && pass "--eod-mask-loss changes the loss on documents with end-of-document tokens ($l0 -> $l1)" \
   || fail "--eod-mask-loss: $l0 vs $l1"
+
+# ---- --reset-attention-mask / --reset-position-ids ---------------------------------------------------
+# (tests/test_model.c checks the definition: a packed sequence's logits are
+# its documents' run alone.) Here: the flags reach the model everywhere.
+R="--reset-attention-mask --reset-position-ids"
+ROPE="--position-embedding-type rope --normalization RMSNorm --swiglu"
+first_loss() { sed -n 1p "$1" | sed -n 's/.*"loss": \([^,}]*\).*/\1/p'; }
+for m in "gpt:" "rope:$ROPE"; do
+  name=${m%%:*}; flags=${m#*:}
+  $B train $E $flags --log-json "$TMP/$name.r0.jsonl" > "$TMP/$name.r0.log" 2>&1 || { fail "$name without the resets"; continue; }
+  $B train $E $flags $R --log-json "$TMP/$name.r1.jsonl" > "$TMP/$name.r1.log" 2>&1 \
+    || { fail "$name with $R"; tail -n 3 "$TMP/$name.r1.log"; continue; }
+  a=$(first_loss "$TMP/$name.r0.jsonl"); b=$(first_loss "$TMP/$name.r1.jsonl")
+  [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && pass "$name: $R changes the loss on packed documents ($a -> $b)" \
+    || fail "$name: $R: $a vs $b"
+done
+EMU=$MT_TESTS/megatron-c-emu
+if [ -x "$EMU" ]; then
+  $EMU train $E $ROPE $R --backend cuda --log-json "$TMP/rope.r1c.jsonl" > "$TMP/r1c.log" 2>&1 \
+    && $B compare "$TMP/rope.r1c.jsonl" "$TMP/rope.r1.jsonl" --rtol 1e-5 > "$TMP/cmp" 2>&1 \
+    && pass "$R on cuda (emulated) vs cpu: $(grep '^max rel diff' "$TMP/cmp")" \
+    || { fail "$R on cuda (emulated) vs cpu"; cat "$TMP/cmp"; tail -n 3 "$TMP/r1c.log"; }
+else echo "SKIP: tests/megatron-c-emu not built"; fi
+. "$(dirname "$0")/mpi_common.sh"
+if [ "$MT_HAVE_MPI" = yes ] && [ -n "$MPIEXEC" ]; then
+  for layout in "pp2:--pipeline-model-parallel-size 2" "tp2:--tensor-model-parallel-size 2"; do
+    lname=${layout%%:*}; lflags=${layout#*:}
+    mpi_run 2 $B train $E $ROPE $R $lflags --log-json "$TMP/rope.$lname.jsonl" > "$TMP/$lname.log" 2>&1 \
+      && $B compare "$TMP/rope.$lname.jsonl" "$TMP/rope.r1.jsonl" --rtol 1e-5 > "$TMP/cmp" 2>&1 \
+      && pass "$R under $lname vs serial: $(grep '^max rel diff' "$TMP/cmp")" \
+      || { fail "$R under $lname vs serial"; cat "$TMP/cmp"; tail -n 3 "$TMP/$lname.log"; }
+  done
+else echo "SKIP: no MPI: $R under pp 2 and tp 2 not run"; fi
+expect_error "BERT with the resets" "are for GPT's packed documents" $B train $T --train-iters 1 --model bert \
+  --data-path "$DATA" --tokenizer-type BertWordPieceLowerCase --reset-attention-mask
 
 # ---- --train-data-path / --valid-data-path / --test-data-path ------------------------------------------
 # Megatron's blend per split: the training data used whole is --data-path with --split 100,0,0, bitwise;

@@ -9,6 +9,9 @@
  *    a training forward, which runs the LM head on the masked rows only,
  *    gives the loss and gradients of the forward over every row
  *  - KV-cache decoding equals the full forward pass
+ *  - packed documents (--reset-attention-mask, --reset-position-ids): the
+ *    logits of a packed sequence are those of its documents run alone,
+ *    flash and unfused; and the gradient with them vs finite differences
  *  - gradient accumulation: 2 micro-batches of 2 == 1 batch of 4
  *  - the generated parameter table: which tensors exist for a configuration
  *  - the learning-rate schedule at closed-form points
@@ -76,9 +79,12 @@ static const char *NAMES[] = {"gpt", "llama", "bert", "bert post-norm", "bert cl
  * after 4 tokens, an MLM mask on every third real token, labels */
 struct tbatch {
     struct mt_batch b;
-    int32_t tok[12], tgt[12], types[12], lengths[2], labels[2];
+    int32_t tok[12], tgt[12], types[12], lengths[2], labels[2], doc_start[12], positions[12];
     float mask[12];
 };
+
+/* make_batch packs documents into GPT and Llama batches: 1 while set */
+static int packed_docs;
 
 static void make_batch(struct tbatch *t, struct mt_rng *r, int kind, int V)
 {
@@ -91,12 +97,18 @@ static void make_batch(struct tbatch *t, struct mt_rng *r, int kind, int V)
     }
     t->lengths[0] = T, t->lengths[1] = 4;
     t->labels[0] = kind >= BERT_CLS ? 2 : 1, t->labels[1] = 0;
-    t->b = (struct mt_batch){B, T, t->tok, NULL, NULL, t->tgt, NULL, NULL};
+    t->b = (struct mt_batch){B, T, t->tok, NULL, NULL, t->tgt, NULL, NULL, NULL, NULL};
     if (kind >= BERT) {
         t->b.types = kind == GPT_CLS ? NULL : t->types, t->b.lengths = t->lengths;
         t->b.loss_mask = kind >= BERT_CLS ? NULL : t->mask;
         t->b.targets = kind >= BERT_CLS ? NULL : t->tgt;
         t->b.labels = t->labels;
+    }
+    if (packed_docs && kind <= LLAMA) { /* documents ending after tokens 2 (row 0) and 1, 3 (row 1) */
+        static const int32_t eod_after[12] = {0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0};
+        for (int i = 0; i < B * T; i++) t->tok[i] = eod_after[i] ? V - 1 : t->tok[i] % (V - 1);
+        mt_batch_documents(t->tok, B, T, V - 1, t->doc_start, t->positions);
+        t->b.doc_start = t->doc_start, t->b.positions = t->positions;
     }
 }
 
@@ -186,11 +198,61 @@ static void test_finite_differences(const char *bename, int kind, float dropout)
             checked++;
         }
     }
-    tap_ok(bad == 0, "%s %s%s: whole-model gradient vs finite differences, %d elements of %d tensors "
+    tap_ok(bad == 0, "%s %s%s%s: whole-model gradient vs finite differences, %d elements of %d tensors "
            "(worst err/(|g|+1e-3) %.2g; tol %g + %g|g|)", NAMES[kind], bename,
-           dropout > 0 ? " dropout 0.1" : "", checked, m.table.n, worst, atol, rtol);
+           dropout > 0 ? " dropout 0.1" : "", packed_docs ? " packed documents" : "", checked, m.table.n,
+           worst, atol, rtol);
     free(grad);
     free(par);
+    mt_model_free(&m);
+    mt_backend_free(be);
+}
+
+/* A sequence packing documents [0, 3) (ended by the end-of-document token)
+ * and [3, 8), with their starts and restarted positions: each token's
+ * logits are those of its document run alone from position 0. */
+static void test_packed_documents(const char *bename, int kind, enum mt_attn_impl impl)
+{
+    mt_backend *be = backend(bename);
+    const struct mt_transformer_config c = tiny(kind, 0.0f);
+    const int T = 8, V = c.vocab_size, Vl = (int)c.vocab_size, eod = V - 1;
+    const struct mt_model_opts o = {{MT_RECOMPUTE_NONE, MT_RECOMPUTE_UNIFORM, 0}, impl};
+    struct mt_model m;
+    mt_model_init_opts(&m, &c, be, 1, T, NULL, 1, &o);
+    mt_model_init_weights(&m, 5);
+    struct mt_rng r;
+    mt_rng_seed(&r, 11, 0);
+    int32_t tok[8], tgt[8], start[8], pos[8];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)mt_rng_below(&r, (uint64_t)eod), tgt[i] = tok[(i + 1) % T];
+    tok[2] = eod;
+    mt_batch_documents(tok, 1, T, eod, start, pos);
+    const int docs_ok = start[2] == 0 && start[3] == 3 && pos[3] == 0 && pos[7] == 4;
+    const struct mt_batch packed = {1, T, tok, NULL, NULL, tgt, NULL, NULL, start, pos};
+    float *all = malloc((size_t)T * Vl * sizeof *all), *alone = malloc((size_t)T * Vl * sizeof *alone);
+    mt_model_forward_batch(&m, &packed, 0);
+    mt_tensor_download(be, all, m.logits);
+    double worst = 0.0;
+    for (int d = 0; d < 2; d++) {
+        const int t0 = d ? 3 : 0, n = d ? T - 3 : 3;
+        const struct mt_batch one = {1, n, tok + t0, NULL, NULL, tgt + t0, NULL, NULL, NULL, NULL};
+        mt_model_forward_batch(&m, &one, 0);
+        mt_tensor_download(be, alone, mt_rows(m.logits, 0, n));
+        for (int i = 0; i < n * Vl; i++) {
+            const double e = fabs((double)alone[i] - all[(size_t)t0 * Vl + i]);
+            worst = e > worst || e != e ? e : worst;
+        }
+    }
+    /* without the starts the second document sees the first: different logits */
+    const struct mt_batch plain = {1, T, tok, NULL, NULL, tgt, NULL, NULL, NULL, pos};
+    mt_model_forward_batch(&m, &plain, 0);
+    mt_tensor_download(be, alone, m.logits);
+    double leak = 0.0;
+    for (int i = 3 * Vl; i < T * Vl; i++) leak = fmax(leak, fabs((double)alone[i] - all[i]));
+    tap_ok(docs_ok && worst < 1e-5 && leak > 1e-3,
+           "%s %s %s attention: a packed sequence's logits are its documents' run alone (max |diff| %.2g < 1e-5; "
+           "without the document starts %.2g)", NAMES[kind], bename, impl == MT_ATTN_FLASH ? "flash" : "unfused",
+           worst, leak);
+    free(all), free(alone);
     mt_model_free(&m);
     mt_backend_free(be);
 }
@@ -468,6 +530,14 @@ int main(void)
         test_kv_cache("cpu-ref", llama);
         test_kv_cache("cpu", llama);
         test_accumulation(llama);
+        for (int impl = 0; impl < 2; impl++) {
+            test_packed_documents("cpu-ref", llama, (enum mt_attn_impl)impl);
+            test_packed_documents("cpu", llama, (enum mt_attn_impl)impl);
+        }
+        packed_docs = 1;
+        test_finite_differences("cpu-ref", llama, 0.1f);
+        test_finite_differences("cpu", llama, 0.0f);
+        packed_docs = 0;
     }
     for (int kind = BERT; kind <= BERT_POST; kind++) {
         test_finite_differences("cpu-ref", kind, 0.0f);

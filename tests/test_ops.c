@@ -620,17 +620,19 @@ static void t_dropout(const struct op_case *oc, const struct shape *s)
 }
 
 /* the attention layouts tested per shape: MHA causal; grouped (groups < heads
- * where heads allow) causal; MHA over all keys; grouped with dropout */
+ * where heads allow) causal; MHA over all keys; grouped with dropout;
+ * padded sequences; packed documents (--reset-attention-mask) */
 struct attn_variant {
     const char *name;
     int grouped, causal;
     float p;
     int padded; /* sequences shorter than T (lengths), padding after */
+    int docs;   /* each sequence packs documents: a query sees only its own (doc_start) */
 };
 static const struct attn_variant ATTN_VARIANTS[] = {
-    {"mha causal", 0, 1, 0.0f, 0}, {"gqa causal", 1, 1, 0.0f, 0}, {"mha full", 0, 0, 0.0f, 0},
-    {"gqa causal dropout", 1, 1, 0.2f, 0}, {"mha full padded", 0, 0, 0.0f, 1},
-    {"gqa full padded dropout", 1, 0, 0.2f, 1}};
+    {"mha causal", 0, 1, 0.0f, 0, 0}, {"gqa causal", 1, 1, 0.0f, 0, 0}, {"mha full", 0, 0, 0.0f, 0, 0},
+    {"gqa causal dropout", 1, 1, 0.2f, 0, 0}, {"mha full padded", 0, 0, 0.0f, 1, 0},
+    {"gqa full padded dropout", 1, 0, 0.2f, 1, 0}, {"gqa causal documents dropout", 1, 1, 0.2f, 0, 1}};
 enum { NATTN = sizeof ATTN_VARIANTS / sizeof ATTN_VARIANTS[0] };
 
 static struct mt_attn_args attn_args(const struct shape *s, const struct attn_variant *v, int t0)
@@ -638,7 +640,7 @@ static struct mt_attn_args attn_args(const struct shape *s, const struct attn_va
     int groups = s->NH;
     if (v->grouped) groups = s->NH % 2 == 0 && s->NH > 2 ? s->NH / 2 : 1;
     struct mt_attn_args a = {s->B, s->T, t0, s->NH, groups, s->HS, v->causal, NULL,
-                             {v->p, 99, 5, 17, 1, 2}};
+                             {v->p, 99, 5, 17, 1, 2}, NULL, NULL};
     return a;
 }
 
@@ -651,9 +653,45 @@ static struct dpair attn_lengths(const struct mt_attn_args *a)
     free(h);
     return p;
 }
-/* the attention arguments of a side, with that side's lengths when padded */
-#define ON_ATTN(a, lens) \
-    (((a).lengths = (lens).bytes ? (const int32_t *)(side_ ? (lens).r : (lens).f) : NULL), &(a))
+/* the document starts of a packed variant: documents of 1 + (T + b) / 3
+ * tokens or so, the last cut at T (a query sees keys from its document's
+ * first token on) */
+static struct dpair attn_docs(const struct mt_attn_args *a)
+{
+    int32_t *h = xmalloc((size_t)a->B * a->T * sizeof *h);
+    for (int b = 0; b < a->B; b++) {
+        const int len = 1 + (a->T + b) / 3;
+        for (int t = 0; t < a->T; t++) h[(size_t)b * a->T + t] = t / len * len;
+    }
+    struct dpair p = dp_ids(h, (size_t)a->B * a->T);
+    free(h);
+    return p;
+}
+
+/* a variant's masks on both backends */
+struct attn_masks {
+    struct dpair lens, docs;
+};
+static struct attn_masks attn_masks_of(const struct mt_attn_args *a, const struct attn_variant *v)
+{
+    struct attn_masks m = {{0}, {0}};
+    if (v->padded) m.lens = attn_lengths(a);
+    if (v->docs) m.docs = attn_docs(a);
+    return m;
+}
+static void attn_masks_free(struct attn_masks *m)
+{
+    if (m->lens.bytes) dp_free(&m->lens);
+    if (m->docs.bytes) dp_free(&m->docs);
+}
+/* the masks of side 0 (fast) or 1 (ref) into a */
+static void attn_masks_on(struct mt_attn_args *a, const struct attn_masks *m, int side)
+{
+    a->lengths = m->lens.bytes ? (const int32_t *)(side ? m->lens.r : m->lens.f) : NULL;
+    a->doc_start = m->docs.bytes ? (const int32_t *)(side ? m->docs.r : m->docs.f) : NULL;
+}
+/* the attention arguments of a side, with that side's masks */
+#define ON_ATTN(a, m) (attn_masks_on(&(a), &(m), side_), &(a))
 
 static void t_attn_fwd(const struct op_case *oc, const struct shape *s)
 {
@@ -664,19 +702,18 @@ static void t_attn_fwd(const struct op_case *oc, const struct shape *s)
         size_t nqkv = (size_t)B * T * W;
         float *hqkv = host_rand(nqkv, 2.0f, 0.0f); /* scores of a few units: a peaked softmax */
         struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W);
-        struct dpair lens = {0};
-        if (v->padded) lens = attn_lengths(&a);
+        struct attn_masks masks = attn_masks_of(&a, v);
         /* t0 = 0 (training) */
         size_t nout = (size_t)B * T * NH * HS, natt = (size_t)B * NH * T * T;
         struct dpair out = dp_cmat((int64_t)B * T, NH * HS, NAN), att = dp_cmat((int64_t)B * NH * T, T, NAN);
-        BOTH(be->iface->attn_fwd(be, ON(out), ON(att), ON(qkv), ON_ATTN(a, lens)));
-        if (v->padded) dp_free(&lens);
+        BOTH(be->iface->attn_fwd(be, ON(out), ON(att), ON(qkv), ON_ATTN(a, masks)));
+        attn_masks_free(&masks);
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "out", out, nout);
         cmp_pair(&c, "att", att, natt);
         cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d [%s]", oc->name, v->name, a.groups, B, T,
                    NH, HS, s->name);
-        if (!v->causal || v->p > 0 || v->padded) {
+        if (!v->causal || v->p > 0 || v->padded || v->docs) {
             dp_free(&qkv), dp_free(&out), dp_free(&att), free(hqkv);
             continue;
         }
@@ -721,16 +758,15 @@ static void t_attn_bwd(const struct op_case *oc, const struct shape *s)
         struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, W), dout = dp_mat(hd, (int64_t)B * T, NH * HS),
                      out = dp_cmat((int64_t)B * T, NH * HS, 0.0f), att = dp_cmat((int64_t)B * NH * T, T, 0.0f),
                      dqkv = dp_cmat((int64_t)B * T, W, NAN), datt = dp_cmat((int64_t)B * NH * T, T, NAN);
-        struct dpair lens = {0};
-        if (v->padded) lens = attn_lengths(&a);
+        struct attn_masks masks = attn_masks_of(&a, v);
         /* both backends take the same saved probabilities: ref's forward */
-        a.lengths = v->padded ? (const int32_t *)lens.r : NULL;
+        attn_masks_on(&a, &masks, 1);
         ref->iface->attn_fwd(ref, TR(out), TR(att), TR(qkv), &a);
         float *hatt = xmalloc(natt * sizeof(float));
         ref->iface->download(ref, hatt, R(att), natt * sizeof(float));
         fast->iface->upload(fast, F(att), hatt, natt * sizeof(float));
-        BOTH(be->iface->attn_bwd(be, ON(dqkv), ON(datt), ON(dout), ON(qkv), ON(att), ON_ATTN(a, lens)));
-        if (v->padded) dp_free(&lens);
+        BOTH(be->iface->attn_bwd(be, ON(dqkv), ON(datt), ON(dout), ON(qkv), ON(att), ON_ATTN(a, masks)));
+        attn_masks_free(&masks);
         struct cmp c = cmp_init(oc->atol, oc->rtol);
         cmp_pair(&c, "dqkv", dqkv, nqkv);
         cmp_report(&c, "%s %s groups=%d B=%d T=%d NH=%d HS=%d [%s]", oc->name, v->name, a.groups, B, T,
@@ -779,18 +815,18 @@ static void t_flash_fwd(const struct op_case *oc, const struct shape *s0)
             const struct shape *s = &shapes[si];
             const struct attn_variant *v = &ATTN_VARIANTS[vi];
             for (int dec = 0; dec < 2; dec++) {
-                if (dec && (!v->causal || v->p > 0 || v->padded)) continue;
+                if (dec && (!v->causal || v->p > 0 || v->padded || v->docs)) continue;
                 struct mt_attn_args a = attn_args(s, v, dec ? s->T - 1 : 0);
                 const int B = a.B, T = a.T, Tq = T - a.t0, NH = a.heads, HS = a.head_dim;
                 const size_t nqkv = (size_t)B * T * mt_qkv_width(&a), nout = (size_t)B * Tq * NH * HS;
                 const size_t nl = (size_t)B * NH * Tq;
                 float *hqkv = host_rand(nqkv, 2.0f, 0.0f);
-                struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, mt_qkv_width(&a)), lens = {0};
+                struct dpair qkv = dp_mat(hqkv, (int64_t)B * T, mt_qkv_width(&a));
                 struct dpair out = dp_cmat((int64_t)B * Tq, NH * HS, NAN), lse = dp_cmat((int64_t)nl, 1, NAN);
                 struct dpair uout = dp_cmat((int64_t)B * Tq, NH * HS, NAN), att = dp_cmat((int64_t)nl, T, NAN);
-                if (v->padded) lens = attn_lengths(&a);
-                BOTH(be->iface->flash_attn_fwd(be, ON(out), ON(lse), ON(qkv), ON_ATTN(a, lens)));
-                a.lengths = v->padded ? (const int32_t *)lens.r : NULL;
+                struct attn_masks masks = attn_masks_of(&a, v);
+                BOTH(be->iface->flash_attn_fwd(be, ON(out), ON(lse), ON(qkv), ON_ATTN(a, masks)));
+                attn_masks_on(&a, &masks, 1);
                 ref->iface->attn_fwd(ref, TR(uout), TR(att), TR(qkv), &a); /* the unfused reference */
                 float *want = ref_host(uout, nout), *got = fast_host(out, nout), *rflash = ref_host(out, nout);
                 struct cmp c = cmp_init(oc->atol, oc->rtol);
@@ -802,7 +838,7 @@ static void t_flash_fwd(const struct op_case *oc, const struct shape *s0)
                 cmp_arrays(&c, "out", rflash, want, nout);
                 cmp_report(&c, "%s cpu-ref's flash form vs its unfused one, %s%s [%s]", oc->name, v->name,
                            dec ? " t0=T-1" : "", s->name);
-                if (v->padded) dp_free(&lens);
+                attn_masks_free(&masks);
                 dp_free(&qkv), dp_free(&out), dp_free(&lse), dp_free(&uout), dp_free(&att);
                 free(hqkv), free(want), free(got), free(rflash);
             }
@@ -825,9 +861,9 @@ static void t_flash_bwd(const struct op_case *oc, const struct shape *s0)
             struct dpair out = dp_cmat((int64_t)B * T, NH * HS, NAN), lse = dp_cmat((int64_t)nl, 1, NAN);
             struct dpair rowdot = dp_cmat((int64_t)nl, 1, NAN), dqkv = dp_cmat((int64_t)B * T, W, NAN);
             struct dpair att = dp_cmat((int64_t)nl, T, NAN), datt = dp_cmat((int64_t)nl, T, NAN);
-            struct dpair udqkv = dp_cmat((int64_t)B * T, W, NAN), lens = {0};
-            if (v->padded) lens = attn_lengths(&a);
-            a.lengths = v->padded ? (const int32_t *)lens.r : NULL;
+            struct dpair udqkv = dp_cmat((int64_t)B * T, W, NAN);
+            struct attn_masks masks = attn_masks_of(&a, v);
+            attn_masks_on(&a, &masks, 1);
             /* the reference: cpu-ref's unfused backward from its own probabilities */
             ref->iface->attn_fwd(ref, TR(out), TR(att), TR(qkv), &a);
             ref->iface->attn_bwd(ref, TR(udqkv), TR(datt), TR(dout), TR(qkv), TR(att), &a);
@@ -837,7 +873,7 @@ static void t_flash_bwd(const struct op_case *oc, const struct shape *s0)
             fast->iface->upload(fast, out.f, hout, nout * sizeof(float));
             fast->iface->upload(fast, lse.f, hlse, nl * sizeof(float));
             BOTH(be->iface->flash_attn_bwd(be, ON(dqkv), ON(rowdot), ON(dout), ON(qkv), ON(out), ON(lse),
-                                           ON_ATTN(a, lens)));
+                                           ON_ATTN(a, masks)));
             float *want = ref_host(udqkv, nqkv), *got = fast_host(dqkv, nqkv), *rflash = ref_host(dqkv, nqkv);
             struct cmp c = cmp_init(oc->atol, oc->rtol);
             cmp_arrays(&c, "dqkv", got, want, nqkv);
@@ -848,12 +884,12 @@ static void t_flash_bwd(const struct op_case *oc, const struct shape *s0)
             cmp_report(&c, "%s cpu-ref's flash form vs its unfused one, %s [%s]", oc->name, v->name, s->name);
             /* again on the fast backend, over a dirty output: the same bits */
             float *first = got;
-            a.lengths = v->padded ? (const int32_t *)lens.f : NULL;
+            attn_masks_on(&a, &masks, 0);
             fast->iface->flash_attn_bwd(fast, TF(dqkv), TF(rowdot), TF(dout), TF(qkv), TF(out), TF(lse), &a);
             got = fast_host(dqkv, nqkv);
             tap_ok(memcmp(first, got, nqkv * sizeof(float)) == 0, "%s %s repeats bitwise [%s]", oc->name,
                    v->name, s->name);
-            if (v->padded) dp_free(&lens);
+            attn_masks_free(&masks);
             dp_free(&qkv), dp_free(&dout), dp_free(&out), dp_free(&lse), dp_free(&rowdot), dp_free(&dqkv);
             dp_free(&att), dp_free(&datt), dp_free(&udqkv);
             free(hqkv), free(hd), free(hout), free(hlse), free(want), free(got), free(rflash), free(first);
@@ -874,34 +910,47 @@ static float *rope_table(int maxT, int R)
 }
 
 /* rope on grouped qkv rows, the whole head and the first half of it rotated,
- * from t0 = 0 and from t0 = T-1 (decoding); forward against ref, and the
- * inverse after the forward gives the input back */
+ * from t0 = 0 and from t0 = T-1 (decoding), and with position ids that
+ * restart at each packed document (--reset-position-ids); forward against
+ * ref, and the inverse after the forward gives the input back */
 static void t_rope(const struct op_case *oc, const struct shape *s)
 {
-    static const struct attn_variant gqa = {"gqa", 1, 1, 0.0f, 0};
-    for (int partial = 0; partial < 2; partial++)
-        for (int dec = 0; dec < 2; dec++) {
-            struct mt_attn_args a = attn_args(s, &gqa, dec ? s->T - 1 : 0);
-            int R = (partial ? a.head_dim / 2 : a.head_dim) & ~1, W = mt_qkv_width(&a);
-            if (R == 0) R = 2 <= a.head_dim ? 2 : 0;
-            if (R == 0) continue;
-            size_t nqkv = (size_t)a.B * a.T * W;
-            float *hqkv = host_rand(nqkv, 1.0f, 0.0f), *ht = rope_table(a.T + 3, R);
-            struct dpair qkv = dp_mat(hqkv, (int64_t)a.B * a.T, W), table = dp_mat(ht, a.T + 3, R);
-            BOTH(be->iface->rope(be, ON(qkv), ON(table), &a, 0));
-            struct cmp c = cmp_init(oc->atol, oc->rtol);
-            cmp_pair(&c, "qkv", qkv, nqkv);
-            cmp_report(&c, "%s R=%d of HS=%d t0=%d groups=%d [%s]", oc->name, R, a.head_dim, a.t0, a.groups,
-                       s->name);
-            BOTH(be->iface->rope(be, ON(qkv), ON(table), &a, 1));
-            c = cmp_init(1e-6, 1e-6); /* a rotation and its inverse in float */
-            float *back = xmalloc(nqkv * sizeof(float));
-            fast->iface->download(fast, back, qkv.f, nqkv * sizeof(float));
-            cmp_arrays(&c, "qkv", back, hqkv, nqkv);
-            cmp_report(&c, "%s inverse after forward is the identity R=%d t0=%d [%s]", oc->name, R, a.t0,
-                       s->name);
-            dp_free(&qkv), dp_free(&table), free(hqkv), free(ht), free(back);
-        }
+    static const struct attn_variant gqa = {"gqa", 1, 1, 0.0f, 0, 0};
+    for (int reset = 0; reset < 2; reset++)
+        for (int partial = 0; partial < 2; partial++)
+            for (int dec = 0; dec < 2 - reset; dec++) {
+                struct mt_attn_args a = attn_args(s, &gqa, dec ? s->T - 1 : 0);
+                int R = (partial ? a.head_dim / 2 : a.head_dim) & ~1, W = mt_qkv_width(&a);
+                if (R == 0) R = 2 <= a.head_dim ? 2 : 0;
+                if (R == 0) continue;
+                size_t nqkv = (size_t)a.B * a.T * W;
+                float *hqkv = host_rand(nqkv, 1.0f, 0.0f), *ht = rope_table(a.T + 3, R);
+                struct dpair qkv = dp_mat(hqkv, (int64_t)a.B * a.T, W), table = dp_mat(ht, a.T + 3, R), pos = {0};
+                if (reset) { /* t minus its document's start */
+                    struct dpair docs = attn_docs(&a);
+                    int32_t *h = xmalloc((size_t)a.B * a.T * sizeof *h);
+                    ref->iface->download(ref, h, docs.r, docs.bytes);
+                    for (int i = 0; i < a.B * a.T; i++) h[i] = i % a.T - h[i];
+                    pos = dp_ids(h, (size_t)a.B * a.T);
+                    dp_free(&docs), free(h);
+                }
+#define ON_POS (a.positions = reset ? (const int32_t *)(side_ ? pos.r : pos.f) : NULL, &a)
+                BOTH(be->iface->rope(be, ON(qkv), ON(table), ON_POS, 0));
+                struct cmp c = cmp_init(oc->atol, oc->rtol);
+                cmp_pair(&c, "qkv", qkv, nqkv);
+                cmp_report(&c, "%s R=%d of HS=%d t0=%d groups=%d%s [%s]", oc->name, R, a.head_dim, a.t0, a.groups,
+                           reset ? " positions restarting per document" : "", s->name);
+                BOTH(be->iface->rope(be, ON(qkv), ON(table), ON_POS, 1));
+#undef ON_POS
+                c = cmp_init(1e-6, 1e-6); /* a rotation and its inverse in float */
+                float *back = xmalloc(nqkv * sizeof(float));
+                fast->iface->download(fast, back, qkv.f, nqkv * sizeof(float));
+                cmp_arrays(&c, "qkv", back, hqkv, nqkv);
+                cmp_report(&c, "%s inverse after forward is the identity R=%d t0=%d%s [%s]", oc->name, R, a.t0,
+                           reset ? " (positions)" : "", s->name);
+                if (reset) dp_free(&pos);
+                dp_free(&qkv), dp_free(&table), free(hqkv), free(ht), free(back);
+            }
 }
 
 /* The cross-entropy chain, each backend on its own intermediate results.

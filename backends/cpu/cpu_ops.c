@@ -622,7 +622,7 @@ void mt_cpu_rope(mt_backend *be, mt_tensor qkv_, mt_tensor table_, const struct 
     for (int r = 0; r < nrows; r++) {
         const int b = r / Tq, t = a->t0 + r % Tq;
         float *row = qkv + ((size_t)b * a->T + t) * W;
-        const float *cs = table + (size_t)t * R, *sn = cs + hR;
+        const float *cs = table + (size_t)mt_rope_row(a, b, t) * R, *sn = cs + hR;
         for (int k = 0; k < nheads; k++) {
             float *x = row + (k < a->heads ? mt_q_offset(a, k) : mt_k_offset(a, k - a->heads));
             OMP(simd)
@@ -690,31 +690,33 @@ static void attn_fwd(float *out, float *att, float *lse, const float *qkv, const
             const float *base = qkv + (size_t)b * T * tok_stride;
             const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
-                const int t = t0 + i, jmax = mt_attn_last_key(a, b, t); /* it sees keys 0..jmax */
+                const int t = t0 + i, j0 = mt_attn_first_key(a, b, t), jmax = mt_attn_last_key(a, b, t);
                 const float *q = base + (size_t)t * tok_stride + qo;
                 float *arow = att ? att + ((size_t)bh * Tq + i) * T : row;
                 float mx = -INFINITY;
-                for (int j = 0; j <= jmax; j++) {
+                for (int j = j0; j <= jmax; j++) {
                     arow[j] = scale * dot_f(q, base + (size_t)j * tok_stride + ko, HS);
                     mx = arow[j] > mx ? arow[j] : mx;
                 }
                 float sum = 0.0f;
                 OMP(simd reduction(+ : sum))
-                for (int j = 0; j <= jmax; j++) {
+                for (int j = j0; j <= jmax; j++) {
                     arow[j] = fast_expf(arow[j] - mx);
                     sum += arow[j];
                 }
                 float inv = 1.0f / sum;
                 OMP(simd)
-                for (int j = 0; j <= jmax; j++) arow[j] *= inv;
-                if (att)
+                for (int j = j0; j <= jmax; j++) arow[j] *= inv;
+                if (att) {
+                    for (int j = 0; j < j0; j++) arow[j] = 0.0f;
                     for (int j = jmax + 1; j < T; j++) arow[j] = 0.0f;
+                }
                 else
                     lse[(size_t)bh * Tq + i] = mx + logf(sum);
                 if (drop) attn_factors(f, a, b, h, t, jmax, keep);
                 float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) o[d] = 0.0f;
-                for (int j = 0; j <= jmax; j++) {
+                for (int j = j0; j <= jmax; j++) {
                     const float *v = base + (size_t)j * tok_stride + vo;
                     float aj = drop ? arow[j] * f[j] : arow[j];
                     OMP(simd)
@@ -786,7 +788,7 @@ static void attn_bwd(float *dqkv, const float *dout, const float *qkv, const str
             for (int h = g * per; h < (g + 1) * per; h++) {
                 const int bh = b * NH + h, qo = mt_q_offset(a, h);
                 for (int i = 0; i < T; i++) {
-                    const int jmax = mt_attn_last_key(a, b, i);
+                    const int j0 = mt_attn_first_key(a, b, i), jmax = mt_attn_last_key(a, b, i);
                     const size_t r = (size_t)bh * T + i;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
                     const float *q = base + (size_t)i * tok_stride + qo;
@@ -795,14 +797,14 @@ static void attn_bwd(float *dqkv, const float *dout, const float *qkv, const str
                     float *da = flash ? rows + T : sv->datt + r * T;
                     if (flash) {
                         const float l = sv->lse[r];
-                        for (int j = 0; j <= jmax; j++)
+                        for (int j = j0; j <= jmax; j++)
                             arow[j] = scale * dot_f(q, base + (size_t)j * tok_stride + ko, HS);
                         OMP(simd)
-                        for (int j = 0; j <= jmax; j++) arow[j] = fast_expf(arow[j] - l);
+                        for (int j = j0; j <= jmax; j++) arow[j] = fast_expf(arow[j] - l);
                     }
                     if (drop) attn_factors(f, a, b, h, i, jmax, keep);
                     float row = 0.0f; /* D_i */
-                    for (int j = 0; j <= jmax; j++) {
+                    for (int j = j0; j <= jmax; j++) {
                         const float *v = base + (size_t)j * tok_stride + vo;
                         float *dv = dbase + (size_t)j * tok_stride + vo;
                         da[j] = dot_f(dout_i, v, HS);
@@ -813,9 +815,11 @@ static void attn_bwd(float *dqkv, const float *dout, const float *qkv, const str
                         for (int d = 0; d < HS; d++) dv[d] += aj * dout_i[d];
                     }
                     if (flash) row = dot_f(dout_i, sv->out + ((size_t)b * T + i) * NH * HS + (size_t)h * HS, HS);
-                    else
+                    else {
+                        for (int j = 0; j < j0; j++) da[j] = 0.0f;
                         for (int j = jmax + 1; j < T; j++) da[j] = 0.0f;
-                    for (int j = 0; j <= jmax; j++) {
+                    }
+                    for (int j = j0; j <= jmax; j++) {
                         const float *k = base + (size_t)j * tok_stride + ko;
                         float *dk = dbase + (size_t)j * tok_stride + ko;
                         float ds = scale * arow[j] * (da[j] - row);

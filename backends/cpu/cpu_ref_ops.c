@@ -427,7 +427,7 @@ void mt_cpu_ref_rope(mt_backend *be, mt_tensor qkv_, mt_tensor table_,
     for (int b = 0; b < a->B; b++)
         for (int t = a->t0; t < a->T; t++) {
             float *row = qkv + ((size_t)b * a->T + t) * W;
-            const float *cs = table + (size_t)t * R;
+            const float *cs = table + (size_t)mt_rope_row(a, b, t) * R;
             for (int h = 0; h < a->heads; h++) rotate_head(row + mt_q_offset(a, h), cs, R, inverse);
             for (int g = 0; g < a->groups; g++) rotate_head(row + mt_k_offset(a, g), cs, R, inverse);
         }
@@ -459,10 +459,10 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tens
             const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
                 int t = t0 + i; /* absolute position of the query */
-                const int jmax = mt_attn_last_key(a, b, t); /* it sees keys 0..jmax */
+                const int j0 = mt_attn_first_key(a, b, t), jmax = mt_attn_last_key(a, b, t); /* it sees keys j0..jmax */
                 const float *q = qkv + ((size_t)b * T + t) * W + qo;
                 double mx = -INFINITY;
-                for (int j = 0; j <= jmax; j++) {
+                for (int j = j0; j <= jmax; j++) {
                     const float *k = qkv + ((size_t)b * T + j) * W + ko;
                     double dot = 0.0;
                     for (int d = 0; d < HS; d++) dot += (double)q[d] * k[d];
@@ -470,16 +470,16 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tens
                     if (s[j] > mx) mx = s[j];
                 }
                 double sum = 0.0;
-                for (int j = 0; j <= jmax; j++) {
+                for (int j = j0; j <= jmax; j++) {
                     s[j] = exp(s[j] - mx);
                     sum += s[j];
                 }
                 float *arow = att + (((size_t)b * NH + h) * Tq + i) * T;
-                for (int j = 0; j < T; j++) arow[j] = j <= jmax ? (float)(s[j] / sum) : 0.0f;
+                for (int j = 0; j < T; j++) arow[j] = j >= j0 && j <= jmax ? (float)(s[j] / sum) : 0.0f;
                 float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) {
                     double acc = 0.0;
-                    for (int j = 0; j <= jmax; j++)
+                    for (int j = j0; j <= jmax; j++)
                         acc += s[j] / sum * attn_keep(a, b, h, t, j) *
                                qkv[((size_t)b * T + j) * W + vo + d];
                     o[d] = (float)acc;
@@ -520,14 +520,14 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_te
                 const int qo = mt_q_offset(a, h);
                 memset(dq, 0, th * sizeof *dq);
                 for (int i = 0; i < T; i++) {
-                    const int jmax = mt_attn_last_key(a, b, i);
+                    const int j0 = mt_attn_first_key(a, b, i), jmax = mt_attn_last_key(a, b, i);
                     const float *arow = att + (((size_t)b * NH + h) * T + i) * T;
                     float *da = datt + (((size_t)b * NH + h) * T + i) * T;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
                     const float *q = qkv + ((size_t)b * T + i) * W + qo;
                     double row = 0.0; /* sum_l att[i,l] datt[i,l] */
                     for (int j = 0; j < T; j++) {
-                        if (j > jmax) {
+                        if (j < j0 || j > jmax) {
                             da[j] = 0.0f;
                             continue;
                         }
@@ -541,7 +541,7 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_te
                         da[j] = (float)(dot * m);
                         row += (double)arow[j] * dot * m;
                     }
-                    for (int j = 0; j <= jmax; j++) {
+                    for (int j = j0; j <= jmax; j++) {
                         const float *k = qkv + ((size_t)b * T + j) * W + ko;
                         double ds = (double)arow[j] * ((double)da[j] - row);
                         for (int d = 0; d < HS; d++) {
@@ -584,22 +584,22 @@ void mt_cpu_ref_flash_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor lse_, m
         for (int h = 0; h < NH; h++) {
             const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
             for (int i = 0; i < Tq; i++) {
-                const int t = t0 + i, jmax = mt_attn_last_key(a, b, t);
+                const int t = t0 + i, j0 = mt_attn_first_key(a, b, t), jmax = mt_attn_last_key(a, b, t);
                 const float *q = qkv + ((size_t)b * T + t) * W + qo;
                 double mx = -INFINITY, sum = 0.0;
-                for (int j = 0; j <= jmax; j++) {
+                for (int j = j0; j <= jmax; j++) {
                     const float *k = qkv + ((size_t)b * T + j) * W + ko;
                     double dot = 0.0;
                     for (int d = 0; d < HS; d++) dot += (double)q[d] * k[d];
                     s[j] = dot * scale;
                     if (s[j] > mx) mx = s[j];
                 }
-                for (int j = 0; j <= jmax; j++) sum += s[j] = exp(s[j] - mx);
+                for (int j = j0; j <= jmax; j++) sum += s[j] = exp(s[j] - mx);
                 lse[((size_t)b * NH + h) * Tq + i] = (float)(mx + log(sum));
                 float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) {
                     double acc = 0.0;
-                    for (int j = 0; j <= jmax; j++)
+                    for (int j = j0; j <= jmax; j++)
                         acc += s[j] / sum * attn_keep(a, b, h, t, j) * qkv[((size_t)b * T + j) * W + vo + d];
                     o[d] = (float)acc;
                 }
@@ -632,7 +632,7 @@ void mt_cpu_ref_flash_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor rowdot
             for (int h = g * per; h < (g + 1) * per; h++) {
                 const int qo = mt_q_offset(a, h);
                 for (int i = 0; i < T; i++) {
-                    const int jmax = mt_attn_last_key(a, b, i);
+                    const int j0 = mt_attn_first_key(a, b, i), jmax = mt_attn_last_key(a, b, i);
                     const float *q = qkv + ((size_t)b * T + i) * W + qo;
                     const float *dout_i = dout + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
                     const float *out_i = out + ((size_t)b * T + i) * NH * HS + (size_t)h * HS;
@@ -640,7 +640,7 @@ void mt_cpu_ref_flash_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor rowdot
                     double D = 0.0;
                     for (int d = 0; d < HS; d++) D += (double)dout_i[d] * out_i[d];
                     memset(dq, 0, HS * sizeof *dq);
-                    for (int j = 0; j <= jmax; j++) {
+                    for (int j = j0; j <= jmax; j++) {
                         const float *k = qkv + ((size_t)b * T + j) * W + ko, *v = k + HS;
                         double qk = 0.0, dp = 0.0;
                         for (int d = 0; d < HS; d++) {

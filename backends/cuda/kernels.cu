@@ -497,8 +497,8 @@ void mt_cuda_dropout(mt_backend *be, mt_tensor x, const struct mt_dropout_args *
 /* ---- rotary embedding -------------------------------------------------------------- */
 
 /* One thread per (row of positions t0.., rotated head, pair i < R/2). */
-__global__ static void k_rope(float *qkv, const float *table, int R, int T, int t0, int heads,
-                              int groups, int head_dim, float sgn, size_t total)
+__global__ static void k_rope(float *qkv, const float *table, const int32_t *positions, int R, int T,
+                              int t0, int heads, int groups, int head_dim, float sgn, size_t total)
 {
     const int hR = R / 2, per = heads / groups, W = groups * (per + 2) * head_dim;
     const int nheads = heads + groups, Tq = T - t0;
@@ -512,7 +512,8 @@ __global__ static void k_rope(float *qkv, const float *table, int R, int T, int 
         int off = k < heads ? ((k / per) * (per + 2) + k % per) * head_dim
                             : ((k - heads) * (per + 2) + per) * head_dim;
         float *x = qkv + ((size_t)b * T + t) * W + off;
-        float c = table[(size_t)t * R + pair], s = sgn * table[(size_t)t * R + hR + pair];
+        const size_t row = positions ? (size_t)positions[(size_t)b * T + t] : (size_t)t;
+        float c = table[row * R + pair], s = sgn * table[row * R + hR + pair];
         float x1 = x[pair], x2 = x[hR + pair];
         x[pair] = x1 * c - x2 * s;
         x[hR + pair] = x2 * c + x1 * s;
@@ -525,7 +526,7 @@ void mt_cuda_rope(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct m
     const int R = (int)table.cols;
     size_t total = (size_t)a->B * (a->T - a->t0) * (a->heads + a->groups) * (R / 2);
     MT_LAUNCH(k_rope, grid_for(total), NT, 0, STREAM(be))
-        (mt_fp(qkv), mt_fp(table), R, a->T, a->t0, a->heads, a->groups, a->head_dim,
+        (mt_fp(qkv), mt_fp(table), a->positions, R, a->T, a->t0, a->heads, a->groups, a->head_dim,
          inverse ? -1.0f : 1.0f, total);
     CUDA_CHECK_LAUNCH();
 }
@@ -561,24 +562,23 @@ static void head_gemm(mt_backend *be, enum mt_trans ta, enum mt_trans tb, int m,
  * the scores over the keys j <= t0 + i (causal) or all keys, and below the
  * sequence's length; zeros beyond */
 __global__ static void k_softmax_rows(float *att, int T, int Tq, int t0, int causal, int heads,
-                                      const int32_t *lengths)
+                                      const int32_t *lengths, const int32_t *doc_start)
 {
     __shared__ double sh[NT];
-    int i = blockIdx.x % Tq, t = causal ? t0 + i : T - 1;
-    if (lengths) {
-        const int len = lengths[blockIdx.x / (Tq * heads)];
-        if (t >= len) t = len - 1;
-    }
+    const int i = blockIdx.x % Tq, b = blockIdx.x / (Tq * heads);
+    int t = causal ? t0 + i : T - 1;
+    if (lengths && t >= lengths[b]) t = lengths[b] - 1;
+    const int j0 = doc_start ? doc_start[(size_t)b * T + t0 + i] : 0; /* its document's first key */
     float *a = att + (size_t)blockIdx.x * T;
     double mx = -INFINITY;
-    for (int j = threadIdx.x; j <= t; j += NT)
+    for (int j = j0 + threadIdx.x; j <= t; j += NT)
         if (a[j] > mx) mx = a[j];
     mx = block_max(mx, sh);
     double sum = 0.0;
-    for (int j = threadIdx.x; j <= t; j += NT) sum += exp((double)a[j] - mx);
+    for (int j = j0 + threadIdx.x; j <= t; j += NT) sum += exp((double)a[j] - mx);
     sum = block_sum(sum, sh);
     for (int j = threadIdx.x; j < T; j += NT)
-        a[j] = j <= t ? (float)(exp((double)a[j] - mx) / sum) : 0.0f;
+        a[j] = j >= j0 && j <= t ? (float)(exp((double)a[j] - mx) / sum) : 0.0f;
 }
 
 /* y = x * f over rows of att: f = 1/(1-p) for kept entries, 0 for dropped;
@@ -629,7 +629,7 @@ void mt_cuda_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor 
                       gs, 0.0f, ab + (size_t)j * tt, T, (int64_t)per * tt, G);
     }
     MT_LAUNCH(k_softmax_rows, a->B * NH * Tq, NT, 0, STREAM(be))(att, T, Tq, t0, a->causal, NH,
-                                                               a->lengths);
+                                                               a->lengths, a->doc_start);
     CUDA_CHECK_LAUNCH();
     const float *p = att;
     if (a->dropout.p > 0.0f) {
@@ -733,7 +733,7 @@ void mt_cuda_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_tenso
 struct fa_params {
     int T, t0, Tq, NH, per, HS, ld, ldo; /* ld: qkv row width; ldo: heads * HS */
     int causal;
-    const int32_t *lengths;
+    const int32_t *lengths, *doc_start;
     float scale;                          /* 1/sqrt(HS) */
     struct mt_dropout_args drop;
     uint32_t thr;                         /* dropout threshold and factor; drop.p > 0 only */
@@ -746,6 +746,19 @@ __device__ static int fa_last_key(const struct fa_params &p, int b, int t)
     int jmax = p.causal ? t : p.T - 1;
     if (p.lengths && jmax >= p.lengths[b]) jmax = p.lengths[b] - 1;
     return jmax;
+}
+
+/* whether query position t of sequence b sees key j (mt_attn_first_key too) */
+__device__ static int fa_sees(const struct fa_params &p, int b, int t, int j)
+{
+    return j <= fa_last_key(p, b, t) && (!p.doc_start || j >= p.doc_start[(size_t)b * p.T + t]);
+}
+
+/* the first key tile a query tile from position t sees: the tile of its
+ * first row's document start (documents are contiguous) */
+__device__ static int fa_first_tile(const struct fa_params &p, int b, int t, int tile)
+{
+    return p.doc_start ? p.doc_start[(size_t)b * p.T + t] / tile * tile : 0;
 }
 
 /* the dropout factor of probability (b, h, query t, key j): 1 without dropout */
@@ -794,7 +807,7 @@ __global__ static void k_flash_fwd(float *out, float *lse, const float *qkv, str
     for (int e = threadIdx.x; e < TILE * HS; e += FA_NT) O[e] = 0.0f;
     for (int i = threadIdx.x; i < TILE; i += FA_NT) mrow[i] = -INFINITY, lrow[i] = 0.0f;
     const int jend = fa_last_key(p, b, p.t0 + i0 + nq - 1); /* the last key any row sees */
-    for (int j0 = 0; j0 <= jend; j0 += TILE) {
+    for (int j0 = fa_first_tile(p, b, p.t0 + i0, TILE); j0 <= jend; j0 += TILE) {
         __syncthreads(); /* the previous tile's readers are done */
         fa_load<TILE>(K, HP, base, p.ld, ko, j0, p.T, HS);
         fa_load<TILE>(V, HS, base, p.ld, vo, j0, p.T, HS);
@@ -802,7 +815,7 @@ __global__ static void k_flash_fwd(float *out, float *lse, const float *qkv, str
         for (int e = threadIdx.x; e < TILE * TILE; e += FA_NT) {
             const int i = e / TILE, r = e % TILE;
             float s = -INFINITY;
-            if (i < nq && j0 + r <= fa_last_key(p, b, p.t0 + i0 + i)) {
+            if (i < nq && fa_sees(p, b, p.t0 + i0 + i, j0 + r)) {
                 float acc = 0.0f;
                 for (int d = 0; d < HS; d++) acc += Q[i * HS + d] * K[r * HP + d];
                 s = acc * p.scale;
@@ -871,7 +884,7 @@ __device__ static void fa_probs(float *P, float *dS, const float *Q, const float
     for (int e = threadIdx.x; e < TILE * TILE; e += FA_NT) {
         const int i = e / TILE, r = e % TILE, t = i0 + i, j = j0 + r;
         float pr = 0.0f, ds = 0.0f;
-        if (t < p.T && j <= fa_last_key(p, b, t)) {
+        if (t < p.T && fa_sees(p, b, t, j)) {
             float qk = 0.0f, dp = 0.0f;
             for (int d = 0; d < HS; d++) {
                 qk += Q[i * HS + d] * K[r * HP + d];
@@ -907,6 +920,8 @@ __global__ static void k_flash_bwd_kv(float *dqkv, const float *dout, const floa
     for (int h = g * p.per; h < (g + 1) * p.per; h++) {
         const size_t row0 = (size_t)(b * p.NH + h) * p.T;
         for (int i0 = ibeg; i0 < p.T; i0 += TILE) {
+            /* the documents after these keys' last one see none of them */
+            if (p.doc_start && p.doc_start[(size_t)b * p.T + i0] > j0 + TILE - 1) break;
             __syncthreads();
             fa_load<TILE>(Q, HS, base, p.ld, fa_q_offset(p, h), i0, p.T, HS);
             fa_load<TILE>(dO, HS, dbase, p.ldo, h * HS, i0, p.T, HS);
@@ -961,7 +976,7 @@ __global__ static void k_flash_bwd_q(float *dqkv, const float *dout, const float
     }
     const int nq = p.T - i0 < TILE ? p.T - i0 : TILE;
     const int jend = fa_last_key(p, b, i0 + nq - 1);
-    for (int j0 = 0; j0 <= jend; j0 += TILE) {
+    for (int j0 = fa_first_tile(p, b, i0, TILE); j0 <= jend; j0 += TILE) {
         __syncthreads();
         fa_load<TILE>(K, HP, base, p.ld, ko, j0, p.T, HS);
         fa_load<TILE>(V, HP, base, p.ld, ko + HS, j0, p.T, HS);
@@ -987,7 +1002,7 @@ static struct fa_params fa_params_of(const struct mt_attn_args *a)
     struct fa_params p;
     p.T = a->T, p.t0 = a->t0, p.Tq = a->T - a->t0, p.NH = a->heads, p.per = a->heads / a->groups;
     p.HS = a->head_dim, p.ld = mt_qkv_width(a), p.ldo = a->heads * a->head_dim;
-    p.causal = a->causal, p.lengths = a->lengths;
+    p.causal = a->causal, p.lengths = a->lengths, p.doc_start = a->doc_start;
     p.scale = 1.0f / sqrtf((float)a->head_dim);
     p.drop = a->dropout;
     p.thr = a->dropout.p > 0.0f ? mt_dropout_threshold(a->dropout.p) : 0;

@@ -657,6 +657,7 @@ static void check_attn(mt_tensor qkv, const struct mt_attn_args *a)
     MT_ASSERT(a->heads > 0 && a->groups > 0 && a->heads % a->groups == 0 && a->head_dim > 0);
     MT_ASSERT(qkv.rows == (int64_t)a->B * a->T && qkv.cols == qkv_width(a));
     MT_ASSERT(a->dropout.p >= 0.0f && a->dropout.p < 1.0f);
+    MT_ASSERT((!a->doc_start && !a->positions) || a->t0 == 0);
 }
 
 static void rope(mt_backend *be, mt_tensor qkv, mt_tensor table, const struct mt_attn_args *a,

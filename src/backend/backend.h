@@ -187,6 +187,15 @@ struct mt_attn_args {
      * real keys, and its output reaches no loss) */
     const int32_t *lengths;
     struct mt_dropout_args dropout;
+    /* (B*T) i32 in the backend's memory, or NULL (0): the first key query
+     * position t of sequence b sees is doc_start[b*T + t], the start of its
+     * document (Megatron's --reset-attention-mask: no key of an earlier
+     * document in the packed sequence); t0 = 0 only. Documents are
+     * contiguous: doc_start[t] <= t and never decreases along t. */
+    const int32_t *doc_start;
+    /* (B*T) i32 in the backend's memory, or NULL (t): the table row rope
+     * rotates row t of sequence b by (--reset-position-ids); t0 = 0 only */
+    const int32_t *positions;
 };
 
 /* Element-wise activations (act_fwd / act_bwd):

@@ -113,6 +113,19 @@ static inline int mt_v_offset(const struct mt_attn_args *a, int g)
     return mt_k_offset(a, g) + a->head_dim;
 }
 
+/* the first key query position t of sequence b sees: its document's start
+ * (doc_start), else 0 */
+static inline int mt_attn_first_key(const struct mt_attn_args *a, int b, int t)
+{
+    return a->doc_start ? a->doc_start[(size_t)b * a->T + t] : 0;
+}
+
+/* the rope table row of position t of sequence b */
+static inline int mt_rope_row(const struct mt_attn_args *a, int b, int t)
+{
+    return a->positions ? a->positions[(size_t)b * a->T + t] : t;
+}
+
 /* the last key query position t of sequence b sees: t when causal, else
  * T-1, and never a padded key (lengths) */
 static inline int mt_attn_last_key(const struct mt_attn_args *a, int b, int t)

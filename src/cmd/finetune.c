@@ -208,7 +208,7 @@ static double train_epoch(struct run *r, int epoch, long *step, long total)
         for (int b = 0; b < nb; b++) ex[b] = &r->train.ex[order[i0 + (size_t)b]];
         mt_class_batch(&r->tok, ex, nb, T, r->bert, tokens, types, lengths, labels);
         const struct mt_batch batch = {nb, T, tokens, r->m.cfg.type_vocab_size ? types : NULL, lengths,
-                                       NULL, NULL, labels};
+                                       NULL, NULL, labels, NULL, NULL};
         const float lr = mt_lr_at(&r->sched, *step);
         const double loss = mt_model_forward_batch(&r->m, &batch, (int64_t)(epoch * (long)n + (long)i0));
         mt_model_backward(&r->m, 1.0f);

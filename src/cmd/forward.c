@@ -184,7 +184,8 @@ int mt_cmd_forward(int argc, char **argv)
     if (!host) mt_die("out of memory");
     for (int i = 0; i < nseq; i++) {
         const struct mt_batch b = {1, (int)seq[i].n, seq[i].ids, seq[i].types,
-                                   seq[i].length < (int32_t)seq[i].n ? &seq[i].length : NULL, NULL, NULL, NULL};
+                                   seq[i].length < (int32_t)seq[i].n ? &seq[i].length : NULL, NULL, NULL, NULL,
+                                   NULL, NULL};
         mt_model_forward_batch(&m, &b, 0);
         if (lm) {
             mt_tensor_download(be, host, m.logits);

@@ -103,6 +103,8 @@ static const struct mt_arg_spec SPECS[] = {
     {"attention-backend", MT_ARG_STRING, F(attention_backend), "S", "core attention: flash (or auto, fused) keeps a log-sum-exp per query and recomputes "
      "the probabilities | unfused (or local) keeps them (auto)"},
     {"eod-mask-loss", MT_ARG_BOOL, F(eod_mask_loss), NULL, "no loss at positions whose input token is the end of document"},
+    {"reset-attention-mask", MT_ARG_BOOL, F(reset_attention_mask), NULL, "a token attends only to its own document of the packed sequence (after each end of document)"},
+    {"reset-position-ids", MT_ARG_BOOL, F(reset_position_ids), NULL, "position ids restart at 0 after each end-of-document token"},
     MT_ARG_GROUP_("learning rate"),
     {"lr", MT_ARG_FLOAT, F(lr), "X", "peak learning rate (required with --data-path; teaching default 1e-3)"},
     {"min-lr", MT_ARG_FLOAT, F(min_lr), "X", "final learning rate (0; teaching default 1e-4)"},
@@ -572,6 +574,9 @@ static void validate(struct mt_train_args *a, const unsigned char *given)
         mt_user_error(NULL, "--mask-prob must lie in (0, 1) and --short-seq-prob in [0, 1]");
     if ((a->bert_no_binary_head || a->post_layernorm) && !bert)
         mt_user_error("add --model bert", "--bert-no-binary-head and --post-layernorm are BERT's");
+    if (bert && (a->reset_attention_mask || a->reset_position_ids || a->eod_mask_loss))
+        mt_user_error("drop it: a BERT sample is one or two sentences with its own padding mask",
+                      "--reset-attention-mask, --reset-position-ids and --eod-mask-loss are for GPT's packed documents");
     if (!(a->hidden_dropout >= 0 && a->hidden_dropout < 1) ||
         !(a->attention_dropout >= 0 && a->attention_dropout < 1))
         mt_user_error(NULL, "--hidden-dropout and --attention-dropout must lie in [0, 1)");
@@ -609,8 +614,6 @@ static const struct {
 } REFUSED[] = {
     {"rampup-batch-size", "a batch-size ramp-up is not implemented; give the final --global-batch-size"},
     {"step-batch-size-schedule", "a batch-size schedule is not implemented; give the final --global-batch-size"},
-    {"reset-attention-mask", "attention across document boundaries is not masked here (one causal mask per sequence)"},
-    {"reset-position-ids", "position ids are not restarted at document boundaries here"},
     {"fp8-format", "fp8 is not implemented; --bf16 is the closest"},
     {"apply-layernorm-1p", "the zero-centred LayerNorm weight (1 + w) is not implemented"},
     {"num-experts", "mixture-of-experts layers are not implemented"},

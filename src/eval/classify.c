@@ -22,7 +22,7 @@ void mt_classify_predict(struct mt_model *m, const struct mt_tokenizer *tok,
         for (int b = 0; b < nb; b++) ex[b] = &d->ex[i0 + (size_t)b];
         mt_class_batch(tok, ex, nb, T, bert, tokens, m->cfg.type_vocab_size ? types : NULL, lengths, labels);
         const struct mt_batch batch = {nb, T, tokens, m->cfg.type_vocab_size ? types : NULL, lengths,
-                                       NULL, NULL, NULL};
+                                       NULL, NULL, NULL, NULL, NULL};
         mt_model_forward_batch(m, &batch, 0);
         mt_tensor_download(m->be, logits, mt_model_seq_logits(m));
         for (int b = 0; b < nb; b++) {

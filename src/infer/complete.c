@@ -70,7 +70,7 @@ void mt_complete(struct mt_model *m, const struct mt_tokenizer *tok, const int32
     c->finish = MT_FINISH_LENGTH;
 
     if (p->score_prompt && nprompt > 1) {
-        const struct mt_batch b = {1, nprompt, prompt, NULL, NULL, NULL, NULL, NULL};
+        const struct mt_batch b = {1, nprompt, prompt, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         mt_model_forward_batch(m, &b, 0);
         float *all = xmalloc((size_t)nprompt * (size_t)V * sizeof *all);
         mt_tensor_download(m->be, all, m->logits);

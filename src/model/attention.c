@@ -18,6 +18,8 @@ static struct mt_attn_args attn_args(const struct mt_fwd *f, int layer)
     a.head_dim = f->cfg->kv_channels;
     a.causal = f->cfg->attn_mask_type == MT_ATTN_MASK_CAUSAL;
     a.lengths = f->lengths;
+    a.doc_start = f->doc_start;
+    a.positions = f->positions;
     a.dropout = mt_fwd_dropout(f, f->cfg->attention_dropout, layer, MT_DROP_ATTN_PROBS);
     a.dropout.col0 = f->tp->rank * f->heads; /* the global index of local head 0 */
     return a;

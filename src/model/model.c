@@ -36,6 +36,8 @@ static struct mt_fwd fwd_of(const struct mt_model *m, const struct mt_model_slot
     f.groups = m->cfg.num_query_groups / m->tp.size;
     f.rope = m->rope;
     f.lengths = s->has_lengths ? mt_ip(s->lengths) : NULL;
+    f.doc_start = s->has_docs && t0 == 0 ? mt_ip(s->doc_start) : NULL;
+    f.positions = s->has_positions && t0 == 0 ? mt_ip(s->positions) : NULL;
     f.dropout = s->dropout;
     f.seed = m->dropout_seed;
     f.sample0 = s->sample0;
@@ -94,6 +96,7 @@ static void slot_alloc(struct mt_model *m, struct mt_model_slot *s)
     s->tokens = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->targets = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->positions = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
+    s->doc_start = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     if (m->cfg.type_vocab_size > 0) s->types = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
     s->lengths = mt_tensor_alloc(be, MT_DTYPE_I32, m->B, 1);
     if (m->cfg.lm_head == MT_LM_HEAD_BERT) s->lm_rows = mt_tensor_alloc(be, MT_DTYPE_I32, N, 1);
@@ -115,7 +118,7 @@ static void slot_free(struct mt_model *m, struct mt_model_slot *s)
     mt_recompute_free_slot(m, s);
     if (m->stage.last) mt_layout_free_head_acts(be, &s->head);
     if (m->stage.first) mt_layout_free_embed_acts(be, &s->emb);
-    mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->types, &s->lengths,
+    mt_tensor *t[] = {&s->tokens, &s->targets, &s->positions, &s->doc_start, &s->types, &s->lengths,
                       &s->seq_rows, &s->labels, &s->lm_rows, &s->input};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) mt_tensor_free(be, t[i]);
     free(s->acts);
@@ -420,11 +423,15 @@ float mt_model_stage_forward_batch(struct mt_model *m, int slot, const struct mt
     s->dropout = m->training && (m->cfg.hidden_dropout > 0 || m->cfg.attention_dropout > 0);
     s->has_lengths = b->lengths != NULL;
     if (b->lengths) upload_ids(be, s->lengths, b->lengths, B);
+    s->has_docs = b->doc_start != NULL;
+    if (b->doc_start) upload_ids(be, s->doc_start, b->doc_start, N);
+    s->has_positions = b->positions != NULL;
+    if (b->positions) upload_ids(be, s->positions, b->positions, N);
     const struct mt_fwd f = fwd_of(m, s, B, T, 0);
     mt_tensor x = mt_rows(s->input, 0, N);
     if (m->stage.first) {
         upload_ids(be, s->tokens, b->tokens, N);
-        if (m->w.pos.data) upload_positions(m, s, B, T, 0);
+        if (m->w.pos.data && !b->positions) upload_positions(m, s, B, T, 0);
         if (m->w.tokentype.data) {
             if (b->types) {
                 upload_ids(be, s->types, b->types, N);
@@ -449,7 +456,7 @@ float mt_model_stage_forward_batch(struct mt_model *m, int slot, const struct mt
 float mt_model_stage_forward(struct mt_model *m, int slot, const int32_t *tokens,
                              const int32_t *targets, int B, int T, int64_t sample0)
 {
-    const struct mt_batch b = {B, T, tokens, NULL, NULL, targets, NULL, NULL};
+    const struct mt_batch b = {B, T, tokens, NULL, NULL, targets, NULL, NULL, NULL, NULL};
     return mt_model_stage_forward_batch(m, slot, &b, sample0);
 }
 
@@ -585,6 +592,20 @@ mt_tensor mt_model_decode_prefill(struct mt_model *m, const int32_t *tokens, int
     mt_model_forward(m, tokens, NULL, 1, n, 0);
     m->training = training;
     return mt_rows(m->logits, n - 1, 1);
+}
+
+void mt_batch_documents(const int32_t *tokens, int B, int T, int32_t eod, int32_t *doc_start,
+                        int32_t *positions)
+{
+    for (int b = 0; b < B; b++) {
+        int start = 0;
+        for (int t = 0; t < T; t++) {
+            const size_t i = (size_t)b * T + t;
+            if (doc_start) doc_start[i] = start;
+            if (positions) positions[i] = t - start;
+            if (tokens[i] == eod) start = t + 1; /* the next token begins a document */
+        }
+    }
 }
 
 mt_tensor mt_model_decode_step(struct mt_model *m, int32_t token, int pos)

@@ -92,19 +92,37 @@ struct mt_batch {
     const int32_t *targets; /* (B*T) the LM head's targets; NULL: no LM loss */
     const float *loss_mask; /* (B*T) weight of each target (Megatron's loss_mask); NULL: all 1 */
     const int32_t *labels;  /* (B) the sequence head's classes; NULL: no sequence loss */
+    /* Packed documents (Megatron's --reset-attention-mask and
+     * --reset-position-ids; mt_batch_documents makes them from the tokens),
+     * read by every stage: doc_start (B*T) the first position of each
+     * token's document, before which its attention sees no key; positions
+     * (B*T) each token's position id (the learned position embedding's row,
+     * RoPE's angle). NULL: one document; positions 0..T-1. */
+    const int32_t *doc_start;
+    const int32_t *positions;
 };
+
+/* Megatron's get_ltor_masks_and_position_ids for B sequences of T tokens:
+ * a document ends after each token equal to eod (the end-of-document token
+ * belongs to the document it ends). doc_start (B*T, or NULL) receives each
+ * token's document start; positions (B*T, or NULL) its position within the
+ * document. */
+void mt_batch_documents(const int32_t *tokens, int B, int T, int32_t eod, int32_t *doc_start,
+                        int32_t *positions);
 
 /* One micro-batch in flight: its inputs and the activations kept for the
  * backward pass. A pipeline stage keeps one per micro-batch in flight
  * (1F1B has at most stages - stage of them); otherwise one. */
 struct mt_model_slot {
     mt_tensor tokens, targets, positions, types; /* (N,1) i32 (types: with token types) */
+    mt_tensor doc_start;                  /* (N,1) i32: packed documents (struct mt_batch) */
     mt_tensor lengths, seq_rows, labels;  /* (B,1) i32: lengths, the sequence head's rows, classes */
     mt_tensor input;                      /* (N,C) the stage's input: embedding or received */
     struct mt_embed_acts emb;             /* first stage, post-norm layout */
     struct mt_layer_acts *acts;           /* the stage's layers */
     struct mt_head_acts head;             /* last stage */
     int B, T, has_targets, has_labels, has_lengths;
+    int has_docs, has_positions;          /* the batch gave doc_start, positions */
     float *dlosses_host;                  /* (N) the LM loss's weights mask / sum(mask) ... */
     int lm_masked;                        /* ... when it had a mask (else 1/N) */
     mt_tensor lm_rows;                    /* (N,1) i32 BERT: the rows the LM head ran on ... */

@@ -19,6 +19,8 @@ struct mt_fwd {
     uint64_t seed;
     int64_t sample0;         /* the first sample's index in the training stream */
     int flash;               /* flash attention (enum mt_attn_impl) */
+    const int32_t *doc_start;  /* (B*T) device: packed documents' starts, or NULL */
+    const int32_t *positions;  /* (B*T) device: position ids for RoPE, or NULL (0..T-1) */
     int recompute_attn;      /* selective recompute: attention's backward recomputes its probabilities */
 };
 

@@ -127,6 +127,7 @@ struct run {
     unsigned char *is_cont;   /* the tokenizer's "##" pieces, for whole-word masking */
     int split;                /* the split being scheduled: 0 train, 1 valid */
     int32_t *types, *lengths, *labels;
+    int32_t *doc_start, *positions; /* --reset-attention-mask, --reset-position-ids */
     float *loss_mask;
     double lm_sum, sop_sum;   /* the last stage's loss parts over the scheduled micro-batches */
     struct mt_model_desc desc;
@@ -565,7 +566,7 @@ static void bert_batch(struct run *r, uint64_t at, struct mt_batch *b)
         r->labels[i] = s.is_random;
     }
     *b = (struct mt_batch){B, T, r->tokens, r->types, r->lengths, r->targets, r->loss_mask,
-                           r->a->bert_no_binary_head ? NULL : r->labels};
+                           r->a->bert_no_binary_head ? NULL : r->labels, NULL, NULL};
 }
 
 /* what the loss is multiplied by before the backward pass */
@@ -584,17 +585,27 @@ static double pp_forward(void *u, int slot, int micro)
         r->sop_sum += m->slots[slot].seq_loss;
         return loss;
     }
-    /* the first stage needs the tokens, the last the targets; middle stages neither */
+    /* the first stage needs the tokens, the last the targets; middle stages
+     * neither, unless every layer needs the documents */
     const int B = r->a->micro_batch_size, T = r->a->seq_length;
-    if (m->stage.first || m->stage.last) mt_loader_batch(r->loader, at, B, r->tokens, r->targets);
-    if (r->a->eod_mask_loss && m->stage.last) {
-        /* Megatron's get_ltor_masks_and_position_ids: no loss where the
-         * input token is the end of document */
+    const int docs = r->a->reset_attention_mask || r->a->reset_position_ids;
+    if (m->stage.first || m->stage.last || docs) mt_loader_batch(r->loader, at, B, r->tokens, r->targets);
+    if (!docs && !(r->a->eod_mask_loss && m->stage.last))
+        return mt_model_stage_forward(m, slot, r->tokens, r->targets, B, T, (int64_t)at);
+    /* Megatron's get_ltor_masks_and_position_ids: no loss where the input
+     * token is the end of document; documents end after it */
+    struct mt_batch b = {B, T, r->tokens, NULL, NULL, r->targets, NULL, NULL, NULL, NULL};
+    if (r->a->eod_mask_loss) {
         for (size_t i = 0; i < (size_t)B * T; i++) r->loss_mask[i] = r->tokens[i] == r->tok.eod ? 0.0f : 1.0f;
-        const struct mt_batch b = {B, T, r->tokens, NULL, NULL, r->targets, r->loss_mask, NULL};
-        return mt_model_stage_forward_batch(m, slot, &b, (int64_t)at);
+        b.loss_mask = r->loss_mask;
     }
-    return mt_model_stage_forward(m, slot, r->tokens, r->targets, B, T, (int64_t)at);
+    if (docs) {
+        mt_batch_documents(r->tokens, B, T, r->tok.eod, r->a->reset_attention_mask ? r->doc_start : NULL,
+                           r->a->reset_position_ids ? r->positions : NULL);
+        if (r->a->reset_attention_mask) b.doc_start = r->doc_start;
+        if (r->a->reset_position_ids) b.positions = r->positions;
+    }
+    return mt_model_stage_forward_batch(m, slot, &b, (int64_t)at);
 }
 
 static void pp_backward(void *u, int slot, int micro)
@@ -1202,9 +1213,12 @@ int mt_train_run(struct mt_train_args *a)
     r->targets = malloc(N * sizeof(int32_t));
     r->types = malloc(N * sizeof(int32_t));
     r->loss_mask = malloc(N * sizeof(float));
+    r->doc_start = malloc(N * sizeof(int32_t));
+    r->positions = malloc(N * sizeof(int32_t));
     r->lengths = malloc((size_t)a->micro_batch_size * sizeof(int32_t));
     r->labels = malloc((size_t)a->micro_batch_size * sizeof(int32_t));
-    if (!r->tokens || !r->targets || !r->types || !r->loss_mask || !r->lengths || !r->labels)
+    if (!r->tokens || !r->targets || !r->types || !r->loss_mask || !r->doc_start || !r->positions || !r->lengths ||
+        !r->labels)
         mt_die("out of memory");
     banner(r);
     r->prog.on = r->printer && !a->no_progress && isatty(2) && getenv("TERM") &&
@@ -1221,6 +1235,8 @@ int mt_train_run(struct mt_train_args *a)
     free(r->targets);
     free(r->types);
     free(r->loss_mask);
+    free(r->doc_start);
+    free(r->positions);
     free(r->lengths);
     free(r->labels);
     free(r->is_cont);

@@ -39,6 +39,7 @@ struct mt_train_args {
     long exit_interval;
     float exit_duration_in_mins;       /* 0: none */
     int log_params_norm, log_throughput, eod_mask_loss;
+    int reset_attention_mask, reset_position_ids; /* packed documents (Megatron's) */
     const char *tensorboard_dir;
     long tensorboard_log_interval;
     int log_validation_ppl_to_tensorboard, no_log_loss_scale_to_tensorboard, log_batch_size_to_tensorboard;
