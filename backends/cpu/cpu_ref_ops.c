@@ -443,15 +443,13 @@ static double attn_keep(const struct mt_attn_args *a, int b, int h, int t, int j
     return keep ? (double)mt_dropout_scale(d->p) : 0.0;
 }
 
-/* out (B*(T-t0), heads*HS), att (B*heads*(T-t0), T), qkv (B*T, width) */
-void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tensor qkv_,
-                         const struct mt_attn_args *a)
+/* Both forms' forward: out (B*(T-t0), heads*HS); att (B*heads*(T-t0), T)
+ * receives the probabilities (unfused), or att is NULL and lse
+ * (B*heads*(T-t0)) each row's log-sum-exp (flash); qkv (B*T, width) */
+static void attn_fwd(float *out, float *att, float *lse, const float *qkv, const struct mt_attn_args *a)
 {
-    (void)be;
     const int B = a->B, T = a->T, t0 = a->t0, NH = a->heads, HS = a->head_dim;
     const int Tq = T - t0, W = mt_qkv_width(a), per = a->heads / a->groups;
-    const float *qkv = mt_fp(qkv_);
-    float *out = mt_fp(out_), *att = mt_fp(att_);
     double scale = 1.0 / sqrt((double)HS);
     double *s = xcalloc((size_t)T, sizeof *s); /* one row of scores (T) */
     for (int b = 0; b < B; b++) {
@@ -474,8 +472,11 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tens
                     s[j] = exp(s[j] - mx);
                     sum += s[j];
                 }
-                float *arow = att + (((size_t)b * NH + h) * Tq + i) * T;
-                for (int j = 0; j < T; j++) arow[j] = j >= j0 && j <= jmax ? (float)(s[j] / sum) : 0.0f;
+                const size_t row = ((size_t)b * NH + h) * Tq + i;
+                if (att)
+                    for (int j = 0; j < T; j++) att[row * T + j] = j >= j0 && j <= jmax ? (float)(s[j] / sum) : 0.0f;
+                else
+                    lse[row] = (float)(mx + log(sum));
                 float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) {
                     double acc = 0.0;
@@ -488,6 +489,13 @@ void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor att_, mt_tens
         }
     }
     free(s);
+}
+
+void mt_cpu_ref_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor att, mt_tensor qkv,
+                         const struct mt_attn_args *a)
+{
+    (void)be;
+    attn_fwd(mt_fp(out), mt_fp(att), NULL, mt_fp(qkv), a);
 }
 
 /* dqkv (B*T, width) overwritten, datt (B*heads*T, T) scratch, dout (B*T, heads*HS),
@@ -566,46 +574,15 @@ void mt_cpu_ref_attn_bwd(mt_backend *be, mt_tensor dqkv_, mt_tensor datt_, mt_te
     free(dv);
 }
 
-/* Flash attention's maps as plain loops: the forward as attn_fwd with the
- * row's log-sum-exp saved instead of its probabilities; the backward takes
+/* Flash attention's maps as plain loops: the forward is attn_fwd's, with
+ * the row's log-sum-exp saved instead of its probabilities; the backward takes
  * them back as exp(s - lse) from the saved (float) lse, the row sum D from
  * dout . out, all in double. out (B*(T-t0), heads*HS), lse (B*heads*(T-t0)) */
-void mt_cpu_ref_flash_attn_fwd(mt_backend *be, mt_tensor out_, mt_tensor lse_, mt_tensor qkv_,
+void mt_cpu_ref_flash_attn_fwd(mt_backend *be, mt_tensor out, mt_tensor lse, mt_tensor qkv,
                                const struct mt_attn_args *a)
 {
     (void)be;
-    const int B = a->B, T = a->T, t0 = a->t0, NH = a->heads, HS = a->head_dim;
-    const int Tq = T - t0, W = mt_qkv_width(a), per = a->heads / a->groups;
-    const float *qkv = mt_fp(qkv_);
-    float *out = mt_fp(out_), *lse = mt_fp(lse_);
-    double scale = 1.0 / sqrt((double)HS);
-    double *s = xcalloc((size_t)T, sizeof *s);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const int qo = mt_q_offset(a, h), ko = mt_k_offset(a, h / per), vo = ko + HS;
-            for (int i = 0; i < Tq; i++) {
-                const int t = t0 + i, j0 = mt_attn_first_key(a, b, t), jmax = mt_attn_last_key(a, b, t);
-                const float *q = qkv + ((size_t)b * T + t) * W + qo;
-                double mx = -INFINITY, sum = 0.0;
-                for (int j = j0; j <= jmax; j++) {
-                    const float *k = qkv + ((size_t)b * T + j) * W + ko;
-                    double dot = 0.0;
-                    for (int d = 0; d < HS; d++) dot += (double)q[d] * k[d];
-                    s[j] = dot * scale;
-                    if (s[j] > mx) mx = s[j];
-                }
-                for (int j = j0; j <= jmax; j++) sum += s[j] = exp(s[j] - mx);
-                lse[((size_t)b * NH + h) * Tq + i] = (float)(mx + log(sum));
-                float *o = out + ((size_t)b * Tq + i) * NH * HS + (size_t)h * HS;
-                for (int d = 0; d < HS; d++) {
-                    double acc = 0.0;
-                    for (int j = j0; j <= jmax; j++)
-                        acc += s[j] / sum * attn_keep(a, b, h, t, j) * qkv[((size_t)b * T + j) * W + vo + d];
-                    o[d] = (float)acc;
-                }
-            }
-        }
-    free(s);
+    attn_fwd(mt_fp(out), NULL, mt_fp(lse), mt_fp(qkv), a);
 }
 
 /* dqkv (B*T, width) overwritten; rowdot unused (D is a double here) */
